@@ -1,0 +1,143 @@
+"""The layer interface every built-in and plugin layer implements.
+
+Shapes are per-sample tuples (the batch axis excluded). A mask has the data's shape minus the
+last axis (per sample: ``shape[:-1]``); at plan time only its presence travels, as a bool.
+
+A layer's life:
+1. plan  (pure, no arrays): ``output_shape``, ``output_mask``, ``param_shapes``;
+2. build: ``init_params`` draws weights from an explicit ``np.random.Generator``;
+3. run:   ``forward(x, mask, ctx) -> (y, mask, cache)``;
+          ``backward(dy, cache, ctx) -> (dx, grads)`` never changes ``self.params``.
+Multi-input layers (``multi_input = True``) take lists of shapes, arrays and masks instead.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+Shape = tuple[int, ...]
+
+# Nested lists of numbers, as YAML writes arrays.
+InlineArray = list[Any]
+
+
+class FileRef(BaseModel):
+    """An array stored in a file: .npy, .npz (with ``key``) or .csv. Never unpickled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="File path; relative paths resolve against the directory "
+                      "the runner was started from.")
+    key: str | None = Field(default=None, description="Array name inside a .npz file.")
+
+
+def _file_or_inline(value: Any) -> str:
+    return "file" if isinstance(value, dict) else "inline"
+
+
+WeightValue = Annotated[
+    Annotated[FileRef, Tag("file")] | Annotated[InlineArray, Tag("inline")],
+    Discriminator(_file_or_inline),
+]
+
+
+def _weights_kind(value: Any) -> str:
+    return "file" if isinstance(value, dict) and "path" in value else "params"
+
+
+Weights = Annotated[
+    Annotated[FileRef, Tag("file")] | Annotated[dict[str, WeightValue], Tag("params")],
+    Discriminator(_weights_kind),
+]
+
+
+class PlanError(ValueError):
+    """A layer cannot accept what feeds it; the planner adds the config path."""
+
+
+class SpecBase(BaseModel):
+    """Fields every layer spec shares. Specs are strict (unknown keys fail) and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: list[str] | None = Field(
+        default=None,
+        description="Names of model inputs or earlier layers this layer reads. "
+        "Default: the previous layer (the first layer reads the only model input).",
+    )
+    weights: Weights | None = Field(
+        default=None,
+        description="Weights by parameter name (inline nested lists or {path, key}), or one "
+        "{path: file.npz} keyed by parameter name; else drawn by `init` with the run's seed.",
+    )
+
+
+@dataclass
+class Context:
+    """Everything a forward pass may depend on besides its inputs: passed, never global."""
+
+    training: bool = False
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
+    keep_cache: bool = False  # only fit needs caches; predict frees activations early
+    penalties: dict[str, float] = field(default_factory=dict)  # "layer/activity" -> value
+
+    def add_penalty(self, key: str, value: float) -> None:
+        self.penalties[key] = self.penalties.get(key, 0.0) + float(value)
+
+
+class Layer(ABC):
+    """Base of every layer. Subclasses set ``Spec`` and read parameters from ``self.spec``."""
+
+    Spec: ClassVar[type[SpecBase]]
+    multi_input: ClassVar[bool] = False
+    passes_mask: ClassVar[bool] = False  # legacy MaskedLayer: forwards its input mask unchanged
+    differentiable: ClassVar[bool] = True  # has a checked backward; fit refuses layers without
+
+    def __init__(self, spec: SpecBase, name: str) -> None:
+        self.spec = spec
+        self.name = name
+        self.params: dict[str, np.ndarray] = {}
+
+    # ---- plan (pure) -------------------------------------------------------------------
+    @abstractmethod
+    def output_shape(self, input_shape: Any) -> Shape: ...
+
+    def output_mask(self, input_shape: Any, has_mask: Any) -> bool:
+        """Whether the output carries a mask. Layers that cannot use a mask refuse it here."""
+        if self.multi_input:
+            return False
+        if has_mask and not self.passes_mask:
+            raise PlanError(
+                f"{type(self).__name__} cannot take a masked input: it would silently compute on "
+                "masked timesteps"
+            )
+        return bool(has_mask)
+
+    def param_shapes(self, input_shape: Any) -> dict[str, Shape]:
+        return {}
+
+    # ---- build ---------------------------------------------------------------------------
+    def init_params(self, input_shape: Any, rng: np.random.Generator, dtype: np.dtype) -> None:
+        """Draw every parameter (subclasses with weights override)."""
+        self.params = {}
+
+    def named_params(self) -> dict[str, np.ndarray]:
+        """Parameters keyed relative to this layer (composites prefix their children's)."""
+        return self.params
+
+    def weight_penalty(self) -> float:
+        """W/b regularizer penalty of this layer (added to the training loss)."""
+        return 0.0
+
+    # ---- run -----------------------------------------------------------------------------
+    @abstractmethod
+    def forward(self, x: Any, mask: Any, ctx: Context) -> tuple[Any, Any, Any]: ...
+
+    def backward(self, dy: np.ndarray, cache: Any, ctx: Context) -> tuple[Any, dict[str, np.ndarray]]:
+        raise NotImplementedError(f"{type(self).__name__} has no backward pass")

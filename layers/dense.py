@@ -1,0 +1,87 @@
+"""Dense: ``y = activation(x @ W + b)`` on 2D input, W laid out (input_dim, output_dim)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from layers import activations, regularizers
+from layers.activations import ActivationName
+from layers.base import Context, Layer, PlanError, Shape, SpecBase
+from layers.initializers import InitName, initialize
+from layers.regularizers import Regularizer
+from layers.registry import register
+
+
+class DenseSpec(SpecBase):
+    """Fully connected layer. Input shape (input_dim,); output shape (output_dim,)."""
+
+    type: Literal["Dense"] = "Dense"
+    output_dim: PositiveInt = Field(description="Number of output units.")
+    init: InitName = Field(default="glorot_uniform", description="Initializer of W (b is zeros).")
+    activation: ActivationName = Field(default="linear", description="Applied after x @ W + b.")
+    W_regularizer: Regularizer | None = Field(default=None, description="l1/l2 penalty on W.")
+    b_regularizer: Regularizer | None = Field(default=None, description="l1/l2 penalty on b.")
+    activity_regularizer: Regularizer | None = Field(
+        default=None, description="l1/l2 penalty on the output, divided by the batch size."
+    )
+
+
+class AffineLayer(Layer):
+    """Shared math of Dense and TimeDistributedDense: the last axis goes through x @ W + b."""
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"W": (input_shape[-1], self.spec.output_dim), "b": (self.spec.output_dim,)}
+
+    def init_params(self, input_shape, rng, dtype) -> None:
+        shapes = self.param_shapes(input_shape)
+        self.params = {
+            "W": initialize(self.spec.init, shapes["W"], rng, dtype),
+            "b": np.zeros(shapes["b"], dtype=dtype),  # legacy Keras: biases always start at 0
+        }
+
+    def weight_penalty(self) -> float:
+        return regularizers.weight_penalty(
+            self.spec.W_regularizer, self.params["W"]
+        ) + regularizers.weight_penalty(self.spec.b_regularizer, self.params["b"])
+
+    def forward(self, x, mask, ctx: Context):
+        w, b = self.params["W"], self.params["b"]
+        z = x @ w  # (..., output_dim); matmul broadcasts over the time axis of 3D input
+        z += b
+        act = activations.get(self.spec.activation)
+        y = act.forward(z)
+        if self.spec.activity_regularizer is not None:
+            ctx.add_penalty(f"{self.name}/activity",
+                            regularizers.activity_penalty(self.spec.activity_regularizer, y))
+        cache = (x, z, y) if ctx.keep_cache else None
+        return y, mask, cache
+
+    def backward(self, dy, cache, ctx: Context):
+        x, z, y = cache
+        dy = dy + regularizers.activity_penalty_grad(self.spec.activity_regularizer, y)
+        dz = activations.get(self.spec.activation).backward(z, y, dy)
+        w = self.params["W"]
+        x2 = x.reshape(-1, x.shape[-1])  # (batch * steps, input_dim)
+        dz2 = dz.reshape(-1, dz.shape[-1])  # (batch * steps, output_dim)
+        grads = {
+            "W": x2.T @ dz2 + regularizers.weight_penalty_grad(self.spec.W_regularizer, w),
+            "b": dz2.sum(axis=0) + regularizers.weight_penalty_grad(
+                self.spec.b_regularizer, self.params["b"]),
+        }
+        return dz @ w.T, grads
+
+
+@register
+class Dense(AffineLayer):
+    Spec = DenseSpec
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise PlanError(
+                f"Dense expects 2D input (batch, features), got per-sample shape {input_shape}: "
+                "use TimeDistributedDense for sequences, or Flatten first"
+            )
+        return (self.spec.output_dim,)

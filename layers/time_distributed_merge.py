@@ -1,0 +1,69 @@
+"""TimeDistributedMerge: sum, mul or ave over the time axis; masked steps are left out.
+
+Extension of the legacy layer (as modern Keras pooling): with a mask, masked steps do not
+contribute, and ``ave`` divides by the number of kept steps (0 when none is kept).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from layers.base import Context, Layer, PlanError, Shape, SpecBase
+from layers.registry import register
+
+
+class TimeDistributedMergeSpec(SpecBase):
+    """Input shape (steps, features); output shape (features,). Consumes a mask."""
+
+    type: Literal["TimeDistributedMerge"] = "TimeDistributedMerge"
+    mode: Literal["sum", "mul", "ave"] = Field(default="sum", description="Reduction over time.")
+
+
+@register
+class TimeDistributedMerge(Layer):
+    Spec = TimeDistributedMergeSpec
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 2:
+            raise PlanError(f"TimeDistributedMerge expects 3D input (batch, steps, features), "
+                            f"got per-sample shape {input_shape}")
+        return (input_shape[1],)
+
+    def output_mask(self, input_shape, has_mask) -> bool:
+        return False  # consumes the mask
+
+    def forward(self, x, mask, ctx: Context):
+        mode = self.spec.mode
+        if mask is not None:
+            keep = mask[..., None]  # (batch, steps, 1)
+            # Masked steps become the neutral element of the reduction.
+            x = np.where(keep, x, x.dtype.type(1 if mode == "mul" else 0))
+        if mode == "mul":
+            y = x.prod(axis=1)
+        else:
+            y = x.sum(axis=1)
+            if mode == "ave":
+                count = x.shape[1] if mask is None else mask.sum(axis=1, keepdims=True)
+                y = y / np.maximum(count, 1).astype(x.dtype)
+        return y, None, ((x, y, mask) if ctx.keep_cache else None)
+
+    def backward(self, dy, cache, ctx):
+        x, y, mask = cache
+        mode = self.spec.mode
+        steps = x.shape[1]
+        if mode == "sum":
+            dx = np.repeat(dy[:, None, :], steps, axis=1)
+        elif mode == "ave":
+            count = steps if mask is None else mask.sum(axis=1, keepdims=True)
+            dx = np.repeat((dy / np.maximum(count, 1).astype(dy.dtype))[:, None, :], steps, axis=1)
+        else:  # product rule, without dividing (zeros in x are fine)
+            dx = np.empty_like(x)
+            for t in range(steps):
+                others = np.delete(x, t, axis=1).prod(axis=1)
+                dx[:, t] = dy * others
+        if mask is not None:
+            dx = dx * mask[..., None]
+        return dx, {}

@@ -1,0 +1,41 @@
+"""Build: give every layer its parameters (config/file weights, else its seeded initializer)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from runner.plan import Plan
+
+log = logging.getLogger(__name__)
+
+
+def init_rng(seed: int) -> np.random.Generator:
+    """The weight-initialization stream (separate from dropout's, so they never shift each other)."""
+    return np.random.default_rng([seed, 0])
+
+
+def build(plan: Plan) -> Plan:
+    """Draw or set every parameter, in config order, W before b; returns the same plan."""
+    rng = init_rng(plan.spec.seed)
+    dtype = plan.dtype
+    for node in plan.nodes.values():
+        in_shape = ([plan.shape_of(r) for r in node.inputs] if node.layer.multi_input
+                    else plan.shape_of(node.inputs[0]))
+        node.layer.init_params(in_shape, rng, dtype)
+        params = node.layer.named_params()
+        for pname, array in node.given.items():
+            params[pname][...] = array  # cast into the layer's own float array
+        log.debug("built %s (%s) -> %s, %d params", node.path, node.layer.spec.type,
+                  node.shape, node.n_params)
+    return plan
+
+
+def named_weights(plan: Plan) -> dict[str, np.ndarray]:
+    """Every parameter keyed 'layer/param' (composites: 'layer/child/.../param')."""
+    out: dict[str, np.ndarray] = {}
+    for node in plan.nodes.values():
+        for pname, array in node.layer.named_params().items():
+            out[f"{node.name}/{pname}"] = array
+    return out

@@ -1,0 +1,55 @@
+"""What the Hydra task does: turn the composed config into a run and report it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+log = logging.getLogger("runner")
+
+
+def run_job(cfg: DictConfig) -> tuple[int, float | None]:
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    cwd = Path(hydra_cfg.runtime.cwd)
+    overrides = list(hydra_cfg.overrides.task)
+    from runner import artifacts
+    from runner.run import run
+
+    if "model" not in cfg:
+        log.error("no model chosen: pass +model=NAME, for example\n"
+                  "  python -m runner +model=dense_example\nshipped models: %s",
+                  ", ".join(shipped_models()))
+        artifacts.write_result(output_dir / "result.json", {
+            "status": "error", "error": {"kind": "ConfigError", "message": "no model chosen"}})
+        return 2, None
+    try:
+        config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "(config)"
+        message = str(exc).splitlines()[0]
+        log.error("invalid config: 1 problem\n  %s: cannot resolve: %s", key, message)
+        artifacts.write_result(output_dir / "result.json", {
+            "status": "error", "error": {"kind": "ConfigError",
+                                         "problems": [{"path": key, "message": message}]}})
+        return 2, None
+    outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides})
+    log.info("run folder: %s", output_dir)
+    return outcome.exit_code, outcome.metric
+
+
+def shipped_models() -> list[str]:
+    from runner.__main__ import config_dir
+
+    where = config_dir()
+    if where.startswith("pkg://"):
+        from importlib import resources
+
+        files = resources.files("runner.conf").joinpath("model").iterdir()
+        return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+    return sorted(p.stem for p in (Path(where) / "model").glob("*.yaml"))

@@ -1,0 +1,345 @@
+"""Plan before compute: wiring, shapes, masks, parameters and memory, from the config alone.
+
+Every problem is reported with the config path of the layer at fault (and of the layer that
+fed it); independent problems are all collected before failing. No layer array is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from layers import registry
+from layers.base import FileRef, Layer, PlanError
+from layers.initializers import check_init
+from runner import sources
+from runner.errors import ConfigError, Problem
+from runner.schema import RandomSource
+
+
+@dataclass
+class InputNode:
+    name: str
+    path: str
+    shape: tuple[int, ...]
+    rows: int
+    array: np.ndarray | None  # loaded (or memory-mapped) data; None for random inputs
+    spec: Any
+
+
+@dataclass
+class Node:
+    name: str
+    path: str
+    layer: Layer
+    inputs: list[str]
+    shape: tuple[int, ...]
+    masked: bool
+    param_shapes: dict[str, tuple[int, ...]]
+    given: dict[str, np.ndarray] = field(default_factory=dict)  # weights from config or file
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(s) for s in self.param_shapes.values())
+
+
+@dataclass
+class Plan:
+    spec: BaseModel
+    cwd: Path
+    inputs: dict[str, InputNode]
+    nodes: dict[str, Node]
+    outputs: list[str]
+    rows: int
+    memory_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.spec.floatx)
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return self.inputs[name].shape if name in self.inputs else self.nodes[name].shape
+
+
+def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
+    cwd = Path.cwd() if cwd is None else cwd
+    problems: list[Problem] = []
+    model = spec.model
+    inputs = _plan_inputs(model, cwd, problems)
+    nodes: dict[str, Node] = {}
+    known: dict[str, tuple[tuple[int, ...], bool] | None] = {
+        n: ((i.shape, False) if i is not None else None) for n, i in inputs.items()}
+    order = list(model.layers)
+    previous: str | None = None
+    for name, layer_spec in model.layers.items():
+        path = f"model.layers.{name}"
+        if name in model.inputs:
+            problems.append(Problem(path, f"name {name!r} is already a model input; rename one"))
+        wired = _wiring(name, layer_spec, previous, model, order, path, problems)
+        previous = name
+        node = _plan_layer(name, path, layer_spec, wired, known, nodes, problems)
+        known[name] = (node.shape, node.masked) if node else None
+        if node:
+            nodes[name] = node
+    outputs = _plan_outputs(model, order, nodes, inputs, problems)
+    _check_unused_inputs(model, inputs, problems)
+    _load_model_weights(spec, cwd, nodes, problems)
+    rows = max((i.rows for i in inputs.values() if i is not None), default=0)
+    if problems:
+        raise ConfigError(problems)
+    plan = Plan(spec, cwd, inputs, nodes, outputs, rows, 0)  # type: ignore[arg-type]
+    plan.memory_bytes = estimate_memory(plan)
+    limit = spec.max_memory_mb * 2**20
+    if plan.memory_bytes > limit:
+        raise ConfigError.one(
+            "max_memory_mb",
+            f"this model needs about {plan.memory_bytes / 2**20:,.0f} MB (parameters plus "
+            f"activations of one batch), above the limit of {spec.max_memory_mb:,.0f} MB: "
+            "make layers smaller, set batch_size, or raise max_memory_mb")
+    return plan
+
+
+def _plan_inputs(model, cwd: Path, problems: list[Problem]) -> dict[str, InputNode | None]:
+    out: dict[str, InputNode | None] = {}
+    for name, ispec in model.inputs.items():
+        path = f"model.inputs.{name}"
+        try:
+            out[name] = _plan_input(name, path, ispec, cwd)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            out[name] = None
+    return out
+
+
+def _plan_input(name: str, path: str, ispec: Any, cwd: Path) -> InputNode:
+    data = ispec.data
+    if isinstance(data, RandomSource):
+        return InputNode(name, path, tuple(ispec.shape), data.random.rows, None, ispec)
+    if isinstance(data, FileRef):
+        array = sources.load_file(data, cwd, f"{path}.data")
+        file = data.path
+    else:
+        file = None
+        try:
+            array = np.asarray(data, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise ConfigError.one(f"{path}.data", "inline data must be a rectangular nested list "
+                                  "of numbers (rows of equal length)") from None
+    if array.dtype.kind not in "biuf":
+        raise ConfigError.one(f"{path}.data", f"expected numbers, found dtype {array.dtype}", file)
+    if array.ndim < 2 and ispec.shape is None:
+        raise ConfigError.one(f"{path}.data", f"expected rows of samples (at least 2D, batch "
+                              f"first), found shape {array.shape}; set 'shape' or nest the rows",
+                              file)
+    if array.shape[0] == 0 or array.size == 0:
+        raise ConfigError.one(f"{path}.data", f"the data is empty (shape {array.shape})", file)
+    shape = tuple(array.shape[1:])
+    if ispec.shape is not None:
+        declared = tuple(ispec.shape)
+        if math.prod(declared) * array.shape[0] != array.size and shape != declared:
+            raise ConfigError.one(f"{path}.shape", f"declared per-sample shape {declared}, but "
+                                  f"the data has shape {array.shape} (batch first)", file)
+        if shape != declared:
+            array = array.reshape((array.shape[0], *declared))
+        shape = declared
+    return InputNode(name, path, shape, array.shape[0], array, ispec)
+
+
+def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[str] | None:
+    if layer_spec.inputs is None:
+        if previous is not None:
+            return [previous]
+        if len(model.inputs) == 1:
+            return [next(iter(model.inputs))]
+        problems.append(Problem(f"{path}.inputs", "the model has several inputs "
+                                f"{list(model.inputs)}: say which this layer reads, e.g. inputs: "
+                                f"[{next(iter(model.inputs))}]"))
+        return None
+    ok = True
+    position = order.index(name)
+    for ref in layer_spec.inputs:
+        if ref in model.inputs or ref in order[:position]:
+            continue
+        ok = False
+        if ref == name:
+            msg = "a layer cannot read its own output"
+        elif ref in order:
+            msg = (f"{ref!r} is defined after this layer; layers may only read inputs and "
+                   "earlier layers (move it up)")
+        else:
+            candidates = list(model.inputs) + order[:position]
+            msg = f"unknown name {ref!r}{registry.did_you_mean(ref, candidates)}; known: {candidates}"
+        problems.append(Problem(f"{path}.inputs", msg))
+    return list(layer_spec.inputs) if ok else None
+
+
+def _plan_layer(name, path, layer_spec, wired, known, nodes, problems) -> Node | None:
+    layer = registry.layer_class(layer_spec.type)(layer_spec, name)
+    if wired is None:
+        return None
+    if any(known.get(ref) is None for ref in wired):
+        return None  # an upstream problem was already reported
+    shapes = [known[ref][0] for ref in wired]
+    masks = [known[ref][1] for ref in wired]
+    if not layer.multi_input and len(wired) != 1:
+        problems.append(Problem(f"{path}.inputs", f"{layer_spec.type} takes exactly one input, "
+                                f"got {len(wired)}: {wired}; merge them first with a Merge layer"))
+        return None
+    in_shape = shapes if layer.multi_input else shapes[0]
+    in_mask = masks if layer.multi_input else masks[0]
+    try:
+        shape = tuple(layer.output_shape(in_shape))
+        masked = layer.output_mask(in_shape, in_mask)
+        param_shapes = layer.param_shapes(in_shape)
+    except PlanError as exc:
+        problems.append(Problem(path, f"{exc} {_fed_by(wired, known, nodes, masks)}".strip()))
+        return None
+    node = Node(name, path, layer, wired, shape, masked, param_shapes)
+    _check_inline_weights(node, problems)
+    return node
+
+
+def _fed_by(wired, known, nodes, masks) -> str:
+    parts = []
+    for ref, masked in zip(wired, masks):
+        origin = nodes.get(ref)
+        kind = origin.layer.spec.type if origin else "input"
+        where = origin.path if origin else f"model.inputs.{ref}"
+        mask_note = ", masked" if masked else ""
+        parts.append(f"{where} ({kind}, per-sample shape {known[ref][0]}{mask_note})")
+    text = f"(fed by {', '.join(parts)})"
+    if any(masks):
+        text += ("; to use a mask, insert a TimeDistributedMerge before this layer, or remove "
+                 "the Masking layer")
+    return text
+
+
+def _check_inline_weights(node: Node, problems: list[Problem]) -> None:
+    weights = node.layer.spec.weights
+    if weights is None:
+        init = getattr(node.layer.spec, "init", None)
+        for pname, shape in node.param_shapes.items():
+            issue = check_init(init, shape) if init and pname == "W" else None
+            if issue:
+                problems.append(Problem(f"{node.path}.init", issue))
+        return
+    where = f"{node.path}.weights"
+    if isinstance(weights, FileRef):
+        return  # loaded with the model-level file in _load_model_weights
+    for pname, value in weights.items():
+        if pname not in node.param_shapes:
+            problems.append(Problem(f"{where}.{pname}", f"{node.layer.spec.type} has no "
+                                    f"parameter {pname!r}{registry.did_you_mean(pname, node.param_shapes)}; "
+                                    f"it has {list(node.param_shapes)}"))
+            continue
+        try:
+            array = (sources.load_file(value, Path.cwd(), f"{where}.{pname}")
+                     if isinstance(value, FileRef) else np.asarray(value, dtype=np.float64))
+        except ValueError:
+            problems.append(Problem(f"{where}.{pname}", "must be a rectangular nested list of numbers"))
+            continue
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        _accept_weight(node, pname, array, f"{where}.{pname}", None, problems)
+
+
+def _accept_weight(node, pname, array, path, file, problems) -> None:
+    expected = node.param_shapes[pname]
+    if array.dtype.kind not in "biuf":
+        problems.append(Problem(path, f"expected numbers, found dtype {array.dtype}", file))
+    elif tuple(array.shape) != expected:
+        problems.append(Problem(path, f"expected shape {expected} (from the input size and the "
+                                "layer's settings), found {tuple(array.shape)}", file))
+    elif not np.isfinite(array).all():
+        problems.append(Problem(path, "contains NaN or Inf", file))
+    else:
+        node.given[pname] = array
+
+
+def _load_model_weights(spec, cwd, nodes: dict[str, Node], problems) -> None:
+    """Weights from .npz files: per layer ({path}) and the model-level file ('layer/param')."""
+    for node in nodes.values():
+        ref = node.layer.spec.weights
+        if isinstance(ref, FileRef):
+            _weights_from_npz(cwd, ref.path, f"{node.path}.weights", {node.name: node}, problems,
+                              prefix_optional=True, strict=True)
+    model_weights = spec.model.weights
+    if model_weights is not None:
+        _weights_from_npz(cwd, model_weights.path, "model.weights", nodes, problems,
+                          prefix_optional=False, strict=model_weights.strict)
+
+
+def _weights_from_npz(cwd, file, path, nodes, problems, *, prefix_optional, strict) -> None:
+    full = sources.resolve_path(file, cwd)
+    if not full.is_file():
+        problems.append(Problem(f"{path}.path", "file not found", file))
+        return
+    try:
+        with np.load(full, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError) as exc:
+        problems.append(Problem(f"{path}.path", f"cannot read .npz: {str(exc).splitlines()[0]}", file))
+        return
+    for node in nodes.values():
+        for key, pshape in _flat_param_keys(node):
+            for candidate in ([f"{node.name}/{key}", key] if prefix_optional else [f"{node.name}/{key}"]):
+                if candidate in arrays:
+                    _accept_weight(node, key, arrays.pop(candidate), f"{path}[{candidate}]", file,
+                                   problems)
+                    break
+            else:
+                if strict and key not in node.given:
+                    problems.append(Problem(f"{path}.path", f"no array {node.name}/{key} "
+                                            f"(shape {pshape}) in the file", file))
+    if strict and arrays:
+        problems.append(Problem(f"{path}.path", f"arrays match no layer parameter: {sorted(arrays)}",
+                                file))
+
+
+def _flat_param_keys(node: Node):
+    return list(node.param_shapes.items())
+
+
+def _plan_outputs(model, order, nodes, inputs, problems) -> list[str]:
+    outputs = model.outputs if model.outputs is not None else [order[-1]]
+    for ref in outputs:
+        if ref not in nodes and ref not in order and ref not in inputs:
+            problems.append(Problem("model.outputs", f"unknown name {ref!r}"
+                                    f"{registry.did_you_mean(ref, order)}; known: {order}"))
+    for ref in model.expect:
+        if ref not in order and ref not in inputs:
+            problems.append(Problem(f"model.expect.{ref}", f"unknown name {ref!r}"
+                                    f"{registry.did_you_mean(ref, order)}; known: {order}"))
+    return list(outputs)
+
+
+def _check_unused_inputs(model, inputs, problems) -> None:
+    read: set[str] = set()
+    previous = None
+    for name, spec in model.layers.items():
+        read |= set(spec.inputs) if spec.inputs is not None else {previous} if previous else set(
+            list(model.inputs)[:1])
+        previous = name
+    for name in model.inputs:
+        if name not in read and name not in (model.outputs or []):
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "model.inputs.%s: no layer reads this input (it is ignored)", name)
+
+
+def estimate_memory(plan: Plan) -> int:
+    """Bytes for parameters plus every activation of one batch (a safe upper bound)."""
+    itemsize = plan.dtype.itemsize
+    batch = plan.spec.batch_size or max(plan.rows, 1)
+    params = sum(n.n_params for n in plan.nodes.values())
+    per_sample = sum(math.prod(n.shape) for n in plan.nodes.values())
+    per_sample += sum(math.prod(i.shape) for i in plan.inputs.values())
+    return (params + batch * per_sample) * itemsize

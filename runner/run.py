@@ -1,0 +1,161 @@
+"""One run, start to finish: validate -> plan -> build -> execute -> artifacts.
+
+Works without Hydra: ``run(config_dict, output_dir)``. Every outcome, including an invalid
+config, ends with ``result.json`` (written last, atomically) and an exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runner import artifacts
+from runner.build import build, named_weights
+from runner.errors import RunFailed, UserError
+from runner.execute import predict
+from runner.expect import run_checks
+from runner.plan import Plan, make_plan
+from runner.plugins import load_plugins
+from runner.summary import summary_text
+from runner.validate import validate
+
+log = logging.getLogger("runner")
+
+SMALL_OUTPUT = 1000  # outputs up to this many elements are also written into result.json
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    result: dict[str, Any]
+    plan: Plan | None = None
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> float | None:
+        """The number handed back to Hydra sweepers (fit: the monitored score)."""
+        value = self.result.get("metrics", {}).get("objective")
+        return float(value) if value is not None else None
+
+
+def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None = None,
+        extra_result: dict[str, Any] | None = None) -> Outcome:
+    output_dir = Path(output_dir)
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if (output_dir / "result.json").exists():
+        raise FileExistsError(f"{output_dir} already holds a finished run; never overwritten")
+    start = time.perf_counter()
+    result: dict[str, Any] = {"status": "running", "task": config.get("task", "predict"),
+                              "seed": config.get("seed"), **(extra_result or {})}
+    timings: dict[str, float] = {}
+    outcome = Outcome(0, result)
+    try:
+        t = time.perf_counter()
+        load_plugins(config)
+        spec = validate(config)
+        timings["validate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        plan = make_plan(spec, cwd)
+        outcome.plan = plan
+        timings["plan"] = time.perf_counter() - t
+        artifacts.write_yaml(output_dir / "config.yaml", spec.model_dump(mode="json"))
+        summary = summary_text(plan)
+        artifacts.write_text(output_dir / "summary.txt", summary + "\n")
+        log.info("%s", summary)
+        result["shapes"] = {n: [None, *node.shape] for n, node in plan.nodes.items()}
+        result["plan"] = {"rows": plan.rows, "params": sum(n.n_params for n in plan.nodes.values()),
+                          "memory_mb": round(plan.memory_bytes / 2**20, 3),
+                          "warnings": plan.warnings}
+        if spec.task == "validate":
+            log.info("config is valid")
+        elif spec.task == "predict":
+            _predict(spec, plan, output_dir, result, timings, outcome)
+        else:
+            from runner.fit import fit_task  # training lives in its own module
+
+            fit_task(spec, plan, output_dir, result, timings, outcome)
+        result["status"] = "ok" if outcome.exit_code == 0 else "failed"
+    except UserError as exc:
+        outcome.exit_code = exc.exit_code
+        result["status"] = "error" if exc.exit_code == 2 else "failed"
+        result["error"] = {"kind": type(exc).__name__,
+                           "problems": [vars(p) for p in exc.problems], "message": str(exc)}
+        log.error("%s", _error_text(exc))
+    except Exception as exc:  # our bug, not the user's: say so, keep the traceback in the log
+        outcome.exit_code = 1
+        result["status"] = "error"
+        result["error"] = {"kind": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+        log.error("internal error: %s: %s (please report it; the traceback is in the run log)",
+                  type(exc).__name__, exc)
+        log.debug("%s", traceback.format_exc())
+    timings["total"] = time.perf_counter() - start
+    result["timings"] = {k: round(v, 6) for k, v in timings.items()}
+    result["versions"] = artifacts.versions()
+    result["output_dir"] = str(output_dir)
+    artifacts.write_result(output_dir / "result.json", result)
+    return outcome
+
+
+def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outcome) -> None:
+    t = time.perf_counter()
+    build(plan)
+    timings["build"] = time.perf_counter() - t
+    training = _phase(spec)
+    keep = set(plan.outputs) | set(spec.model.expect)
+    progress = spec.progress if spec.progress is not None else False
+    prediction = predict(plan, training, keep, progress=progress)
+    timings["execute"] = prediction.seconds
+    outcome.values = prediction.values
+    weights = named_weights(plan)
+    penalty = sum(prediction.penalties.values())
+    weight_penalty = sum(n.layer.weight_penalty() for n in plan.nodes.values())
+    metrics: dict[str, Any] = {"activity_penalty": penalty, "weight_penalty": weight_penalty}
+    metrics.update({f"penalty/{k}": v for k, v in prediction.penalties.items()})
+    for name in plan.outputs:
+        y = prediction.values[name]
+        metrics[f"{name}/mean"] = float(np.mean(y, dtype=np.float64))
+        metrics[f"{name}/zero_fraction"] = float(np.mean(y == 0))
+    result["phase"] = "train" if training else "test"
+    result["metrics"] = metrics
+    saved = {n: prediction.values[n] for n in plan.outputs}
+    saved.update({f"{n}/mask": prediction.masks[n] for n in plan.outputs if n in prediction.masks})
+    artifacts.write_npz(output_dir / "outputs.npz", saved)
+    artifacts.write_npz(output_dir / "weights.npz", weights)
+    result["outputs"] = {
+        name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": artifacts.array_digest(a),
+               **({"values": a.tolist()} if a.size <= SMALL_OUTPUT else {})}
+        for name, a in saved.items()}
+    for name in plan.outputs:
+        log.info("%s =\n%s", name, np.array2string(prediction.values[name], threshold=50))
+    checks = run_checks(spec.model.expect, prediction.values, prediction.masks,
+                        prediction.penalties)
+    result["expect"] = [c.as_dict() for c in checks]
+    if checks:
+        passed = sum(c.ok for c in checks)
+        metrics["expect_passed"] = passed
+        log.info("expect: %d of %d checks passed", passed, len(checks))
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        from runner.errors import Problem
+
+        raise RunFailed([Problem(f"model.expect.{c.name}", c.detail) for c in failed])
+
+
+def _phase(spec) -> bool:
+    if spec.training is not None:
+        return spec.training
+    return bool(spec.model.training)
+
+
+def _error_text(exc: UserError) -> str:
+    kind = "invalid config" if exc.exit_code == 2 else "run failed"
+    n = len(exc.problems)
+    head = f"{kind}: {n} problem{'s' if n != 1 else ''}"
+    return head + "\n" + "\n".join(f"  {p}" for p in exc.problems)

@@ -1,0 +1,135 @@
+"""The run config schema: run settings plus the model (inputs, layers, wiring, expectations).
+
+Layer specs come from the layer registry (built-ins and plugins alike), joined into one
+union discriminated on ``type``. ``run_spec_class()`` builds the top-level model for the
+layers registered right now and caches it until the registry changes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, PositiveInt, Tag, create_model,
+    model_validator,
+)
+
+from layers import registry
+from layers.base import FileRef, InlineArray
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RandomSpec(Strict):
+    distribution: Literal["uniform", "normal", "integers", "bernoulli"] = "uniform"
+    rows: PositiveInt = Field(description="Number of samples (batch rows) to draw.")
+    low: float = 0.0
+    high: float = 1.0
+    mean: float = 0.0
+    std: float = Field(default=1.0, ge=0)
+    p: float = Field(default=0.5, ge=0, le=1, description="Probability of 1 (bernoulli).")
+    seed: int | None = Field(default=None, description="Own seed; default: the run's seed.")
+
+    @model_validator(mode="after")
+    def _range(self) -> RandomSpec:
+        if self.distribution in ("uniform", "integers") and not self.low < self.high:
+            raise ValueError(f"low must be below high, got low={self.low}, high={self.high}")
+        return self
+
+
+class RandomSource(Strict):
+    random: RandomSpec
+
+
+def _source_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "random" if "random" in value else "file"
+    return "inline"
+
+
+DataSource = Annotated[
+    Annotated[InlineArray, Tag("inline")]
+    | Annotated[FileRef, Tag("file")]
+    | Annotated[RandomSource, Tag("random")],
+    Discriminator(_source_kind),
+]
+
+
+class InputSpec(Strict):
+    shape: list[PositiveInt] | None = Field(
+        default=None, description="Per-sample shape (batch axis excluded); default: from data.")
+    data: DataSource = Field(description="Inline rows, {path, key}, or {random: {...}}.")
+
+    @model_validator(mode="after")
+    def _random_needs_shape(self) -> InputSpec:
+        if isinstance(self.data, RandomSource) and self.shape is None:
+            raise ValueError("random data needs a 'shape' (per-sample, batch axis excluded)")
+        return self
+
+
+class Approx(Strict):
+    value: float
+    atol: float = Field(default=0.0, ge=0)
+    rtol: float = Field(default=1e-6, ge=0)
+
+
+class ExpectSpec(Strict):
+    """Checks on one layer's (or input's) computed values; a failed check fails the run."""
+
+    values: InlineArray | None = Field(default=None, description="Expected array.")
+    rtol: float = Field(default=1e-6, ge=0)
+    atol: float = Field(default=1e-7, ge=0)
+    shape: list[NonNegativeInt] | None = Field(default=None, description="Full shape, batch first.")
+    mask: InlineArray | None = Field(default=None, description="Expected mask (1 keep, 0 masked).")
+    one_of: list[InlineArray] | None = Field(
+        default=None, description="Each element equals the same element of one of these arrays.")
+    mean: Approx | None = None
+    zero_fraction: Approx | None = Field(default=None, description="Fraction of exact zeros.")
+    penalty: Approx | None = Field(default=None, description="This layer's activity penalty.")
+
+
+class ModelWeights(Strict):
+    path: str = Field(description=".npz keyed 'layer/param' (the weights.npz of a run folder).")
+    strict: bool = Field(default=True, description="Every parameter must be in the file.")
+
+
+def _model_spec_class(layer_union: Any) -> type[BaseModel]:
+    return create_model(
+        "ModelSpec",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        inputs=(dict[str, InputSpec], Field(min_length=1, description="Model inputs by name.")),
+        layers=(dict[str, layer_union], Field(min_length=1, description="Layers by name, in order.")),
+        outputs=(list[str] | None, Field(default=None, description="Default: the last layer.")),
+        training=(bool | None, Field(default=None, description="Default phase of this model.")),
+        plugins=(list[str], Field(default_factory=list, description="Modules that register layers.")),
+        weights=(ModelWeights | None, Field(default=None, description="Weights for every layer.")),
+        expect=(dict[str, ExpectSpec], Field(default_factory=dict)),
+        targets=(dict[str, DataSource], Field(default_factory=dict,
+                                              description="Data each output is fitted to.")),
+    )
+
+
+_cache: dict[int, type[BaseModel]] = {}
+
+
+def run_spec_class() -> type[BaseModel]:
+    """The top-level schema for the layers registered right now."""
+    version = registry.version()
+    if version not in _cache:
+        model_spec = _model_spec_class(registry.spec_union())
+        _cache[version] = create_model(
+            "RunSpec",
+            __config__=ConfigDict(extra="forbid", frozen=True),
+            task=(Literal["predict", "validate", "fit"], "predict"),
+            training=(bool | None, Field(default=None, description="Forward phase; null = model's.")),
+            seed=(int, 0),
+            floatx=(Literal["float32", "float64"], "float32"),
+            batch_size=(PositiveInt | None, None),
+            max_memory_mb=(float, Field(default=4096, gt=0, description="Plan-time memory limit.")),
+            progress=(bool | None, Field(default=None, description="Progress bar; null = on a tty.")),
+            fit=(dict[str, Any], Field(default_factory=dict)),
+            model=(model_spec, ...),
+        )
+    return _cache[version]

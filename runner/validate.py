@@ -1,0 +1,97 @@
+"""Plain config dict -> validated RunSpec, or every problem as ``path: message``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from layers import registry
+from runner.errors import ConfigError, Problem
+from runner.schema import run_spec_class
+
+
+def validate(config: dict[str, Any]) -> BaseModel:
+    """Validate a composed config (``OmegaConf.to_container(cfg, resolve=True)``)."""
+    cls = run_spec_class()
+    try:
+        return cls.model_validate(config)
+    except ValidationError as exc:
+        raise ConfigError([_problem(err, config) for err in exc.errors()]) from None
+
+
+def _problem(err: dict[str, Any], data: Any) -> Problem:
+    path, node, parent = _walk(err["loc"], data)
+    kind = err["type"]
+    found = err.get("input")
+    if kind == "extra_forbidden":
+        key = path.rsplit(".", 1)[-1]
+        return Problem(path, f"unknown key {key!r}{_suggest(key, parent)}")
+    if kind == "missing":
+        return Problem(path, "required key is missing")
+    if kind == "union_tag_invalid":
+        tag = err["ctx"]["tag"]
+        known = ", ".join(sorted(registry.registered()))
+        return Problem(path, f"unknown layer type {tag!r}{registry.did_you_mean(tag, registry.registered())}; "
+                             f"known types: {known}")
+    if kind == "union_tag_not_found":
+        return Problem(path, "every layer needs a 'type' (for example type: Dense)")
+    message = err["msg"]
+    if kind == "literal_error" and isinstance(found, str):
+        choices = [c.strip(" '") for c in err["ctx"]["expected"].replace(" or ", ", ").split(",")]
+        message += registry.did_you_mean(found, choices)
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    elif message.startswith("Input should be "):
+        message = "expected " + message[len("Input should be "):]
+    return Problem(path, f"{message}; found {_short(found)}")
+
+
+def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
+    """Turn a Pydantic loc into a config path, skipping union tags (hydra.md section 7)."""
+    parts: list[str] = []
+    node, parent = data, None
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            parent, node = node, node[part]
+            parts.append(str(part))
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            parent, node = node, node[part]
+            parts.append(f"[{part}]")
+        elif isinstance(node, dict) and (part == node.get("type") or part in
+                                         ("inline", "file", "random", "params")):
+            continue  # discriminator tag, not a key
+        elif isinstance(part, str) and not isinstance(node, (dict, list)):
+            continue  # tag of a non-dict branch ("inline", "file"), or a function name
+        else:
+            parent = node if isinstance(node, dict) else None
+            node = None
+            parts.append(str(part))
+    path = ".".join(parts).replace(".[", "[")
+    return path or "(config)", node, parent
+
+
+def _suggest(key: str, container: Any) -> str:
+    fields: set[str] = set()
+    if isinstance(container, dict) and isinstance(container.get("type"), str):
+        try:
+            fields = set(registry.layer_class(container["type"]).Spec.model_fields)
+        except ValueError:
+            fields = set()
+    if not fields:
+        fields = _all_field_names()
+    return registry.did_you_mean(key, sorted(fields - {"type"}))
+
+
+def _all_field_names() -> set[str]:
+    schema = run_spec_class().model_json_schema()
+    names = set(schema.get("properties", {}))
+    for definition in schema.get("$defs", {}).values():
+        names |= set(definition.get("properties", {}))
+    return names
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
