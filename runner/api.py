@@ -1,0 +1,101 @@
+"""The Python API, for notebooks, tests and benchmarks: no Hydra CLI involved.
+
+    from runner.api import compose, Model
+    model = Model.from_config(compose("dense_example"))
+    model.predict()                      # {"dense": array([[ 6., 12., 30.]], dtype=float32)}
+    model.predict({"x": my_array})       # other rows, same per-sample shape
+
+``compose`` uses Hydra's compose API on ``conf/`` (so defaults and interpolations behave as on
+the command line); ``load_model_file`` reads any model YAML with OmegaConf alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from layers.base import Context
+from runner.build import build, named_weights
+from runner.errors import DataError
+from runner.execute import dropout_rng, forward, predict
+from runner.plan import Plan, make_plan
+from runner.plugins import load_plugins
+from runner.run import Outcome, run
+from runner.validate import validate
+
+__all__ = ["Model", "compose", "load_model_file", "run", "validate"]
+
+
+def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The config ``python -m runner +model=MODEL [overrides]`` would run, as a plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runner.__main__ import config_dir
+
+    where = config_dir()
+    GlobalHydra.instance().clear()
+    if where.startswith("pkg://"):
+        from hydra import initialize_config_module
+
+        context = initialize_config_module("runner.conf", version_base="1.3")
+    else:
+        context = initialize_config_dir(where, version_base="1.3")
+    with context:
+        cfg = hydra_compose("config", overrides=[f"+model={model}", *(overrides or [])])
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def load_model_file(path: str | Path, **settings: Any) -> dict[str, Any]:
+    """A config from a model YAML file alone (run settings as keyword arguments)."""
+    model = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    return {**settings, "model": model}
+
+
+class Model:
+    """A validated, planned and built model."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], cwd: str | Path | None = None) -> Model:
+        load_plugins(config)
+        spec = validate(config)
+        return cls(build(make_plan(spec, Path(cwd) if cwd else None)))
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.plan.outputs)
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        return named_weights(self.plan)
+
+    def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool = False,
+                keep: set[str] | None = None) -> dict[str, np.ndarray]:
+        """Outputs by name. Without ``inputs``, the config's own data (in its batches)."""
+        keep = set(self.plan.outputs) if keep is None else set(keep)
+        if inputs is None:
+            return predict(self.plan, training, keep).values
+        feeds = {}
+        for name, node in self.plan.inputs.items():
+            if name not in inputs:
+                raise DataError.one(f"model.inputs.{name}", "no array given for this input")
+            a = np.asarray(inputs[name], dtype=self.plan.dtype)
+            if a.shape[1:] != node.shape:
+                raise DataError.one(f"model.inputs.{name}", f"expected per-sample shape "
+                                    f"{node.shape}, got array of shape {a.shape}")
+            feeds[name] = a
+        ctx = Context(training=training, rng=dropout_rng(self.plan.spec.seed), dtype=self.plan.dtype)
+        values, _, _ = forward(self.plan, feeds, ctx, keep)
+        return values
+
+
+def run_to_folder(config: dict[str, Any], output_dir: str | Path) -> Outcome:
+    """Run a config and write its run folder (what the CLI does, without Hydra)."""
+    return run(config, Path(output_dir))
