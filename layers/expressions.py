@@ -176,8 +176,8 @@ def _walk(node: Node) -> Iterator[Node]:
 _AST_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _AST_COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
                 ast.NotEq: "!="}
-_BAD_BINOPS = {ast.FloorDiv: "floor division //", ast.Mod: "modulo %",
-               ast.MatMult: "matrix multiply @"}
+_BAD_BINOPS = {ast.FloorDiv: "floor division // is", ast.Mod: "modulo % is",
+               ast.MatMult: "matrix multiply @ is"}
 _FORBIDDEN: dict[type | tuple[type, ...], str] = {
     ast.Attribute: "attribute access is not allowed",
     ast.Lambda: "lambda is not allowed",
@@ -293,16 +293,15 @@ class _Builder:
             return Pow(text, base.uses_x, base, float(exponent))
         op = _AST_BINOPS.get(type(node.op))
         if op is None:
-            what = _BAD_BINOPS.get(type(node.op), "bit operations")
-            self.fail(node, f"{what} is not allowed (the language is kept small)")
+            what = _BAD_BINOPS.get(type(node.op), "bit operations are")
+            self.fail(node, f"{what} not allowed (the language is kept small)")
         left, right = self.build(node.left), self.build(node.right)
         return BinOp(text, left.uses_x or right.uses_x, op, left, right)
 
     def call(self, node: ast.Call, text: str) -> Node:
         func = node.func
-        if isinstance(func, ast.Attribute):
-            self.fail(func, "attribute access is not allowed")
         if not isinstance(func, ast.Name):
+            self.build(func)  # reports lambda, attribute access, ... with their own reason
             self.fail(func, "calling an expression is not allowed; only named functions")
         name = func.id
         if name not in FUNCTIONS and name not in self.plugins:
@@ -358,8 +357,9 @@ class _Builder:
                 continue
             if item.step is not None:
                 self.fail(item, "slice steps are not supported")
-            out.append(tuple(None if b is None else int(self.literal(b, "a slice bound", node, True))
-                             for b in (item.lower, item.upper)))
+            out.append(tuple(None if bound is None else
+                             int(self.literal(bound, "a slice bound", node, integer=True))
+                             for bound in (item.lower, item.upper)))
         return Index(text, True, tuple(out))
 
 
@@ -380,8 +380,8 @@ def parse(text: str, extra_functions: Mapping[str, ExprFunction] | None = None) 
     try:
         tree = ast.parse(body, mode="eval")
     except SyntaxError as e:
-        raise ExpressionError(f"invalid syntax at column {e.offset} of {body[:80]!r}: "
-                              f"{e.msg}") from None
+        where = f" at column {e.offset}" if e.offset else ""
+        raise ExpressionError(f"invalid syntax{where} in {body[:80]!r}: {e.msg}") from None
     except (ValueError, RecursionError, MemoryError) as e:
         raise ExpressionError(f"cannot parse {body[:80]!r}: {e}") from None
     if not isinstance(tree, ast.Expression):  # e.g. NUL bytes make Python 3.11 return None
@@ -508,9 +508,13 @@ def _vjp(node: Node, g: np.ndarray, args: list[np.ndarray], y: np.ndarray) -> li
         return [g * hit / np.maximum(hit.sum(axis=k, keepdims=True), 1).astype(g.dtype)]
     if isinstance(node, BinOp):
         left, right = a
-        return {"+": lambda: [g, g], "-": lambda: [g, -g], "*": lambda: [g * right, g * left],
-                "/": lambda: [g / right, -g * left / (right * right)]}.get(
-            node.op, lambda: [None, None])()
+        if node.op in _COMPARE:
+            return [None, None]
+        if node.op in "+-":
+            return [g, g if node.op == "+" else -g]
+        if node.op == "*":
+            return [g * right, g * left]
+        return [g / right, -g * left / (right * right)]
     if node.plugin is not None:
         grads = node.plugin.grad(g, *a)
         grads = [grads] if node.plugin.n_args == 1 and not isinstance(grads, (list, tuple)) \
