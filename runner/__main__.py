@@ -36,8 +36,28 @@ def _task(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    _task()
+    # Errors raised while Hydra composes the config (malformed YAML, an unknown config name, a
+    # bad override) reach us instead of Hydra's traceback printer, so they get one clear
+    # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
+    wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _task()
+    except Exception as exc:
+        if wants_traceback:
+            raise
+        sys.stderr.write(f"invalid config: {_describe(exc)}\n")
+        sys.exit(2)
     sys.exit(max(_exit_codes, default=0))
+
+
+def _describe(exc: BaseException) -> str:
+    """The message of a composition error and of its cause, without Python frames."""
+    parts = [str(exc).strip()]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause).strip() not in parts[0]:
+        parts.append(str(cause).strip())
+    return "\n".join(p for p in parts if p)
 
 
 if __name__ == "__main__":

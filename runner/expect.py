@@ -27,8 +27,7 @@ def run_checks(expect: dict[str, Any], values: dict[str, np.ndarray],
             checks.append(Check(f"{name}.shape", tuple(y.shape) == tuple(spec.shape),
                                 f"expected {tuple(spec.shape)}, got {y.shape}"))
         if spec.values is not None:
-            checks.append(_close(f"{name}.values", y, np.asarray(spec.values, np.float64),
-                                 spec.rtol, spec.atol))
+            checks.append(_close(f"{name}.values", y, _as(spec.values, y), spec.rtol, spec.atol))
         if spec.mask is not None:
             got = masks.get(name)
             want = np.asarray(spec.mask, dtype=bool)
@@ -37,7 +36,7 @@ def run_checks(expect: dict[str, Any], values: dict[str, np.ndarray],
             checks.append(Check(f"{name}.mask", ok, f"expected {want.astype(int).tolist()}, "
                                 f"got {shown}"))
         if spec.one_of is not None:
-            choices = [np.asarray(c, np.float64) for c in spec.one_of]
+            choices = [_as(c, y) for c in spec.one_of]
             hit = np.zeros(y.shape, dtype=bool)
             for c in choices:
                 if c.shape != y.shape:
@@ -59,11 +58,16 @@ def run_checks(expect: dict[str, Any], values: dict[str, np.ndarray],
     return checks
 
 
+def _as(values: Any, like: np.ndarray) -> np.ndarray:
+    """Expected numbers rounded to the output's dtype: printed float32 values compare exactly."""
+    return np.asarray(values, dtype=np.float64).astype(like.dtype)
+
+
 def _close(name: str, got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> Check:
     if got.shape != want.shape:
         return Check(name, False, f"expected shape {want.shape}, got {got.shape}")
     ok = bool(np.allclose(got, want, rtol=rtol, atol=atol))
-    worst = float(np.max(np.abs(got - want))) if got.size else 0.0
+    worst = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
     detail = f"max abs difference {worst:.3g} (rtol={rtol:g}, atol={atol:g})"
     if not ok and got.size <= 20:
         detail += f"; expected {want.tolist()}, got {got.tolist()}"
