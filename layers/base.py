@@ -37,7 +37,8 @@ class FileRef(BaseModel):
 
 
 def _file_or_inline(value: Any) -> str:
-    return "file" if isinstance(value, dict) else "inline"
+    # Called on raw config data when validating and on the models when serializing.
+    return "file" if isinstance(value, (dict, FileRef)) else "inline"
 
 
 WeightValue = Annotated[
@@ -47,7 +48,8 @@ WeightValue = Annotated[
 
 
 def _weights_kind(value: Any) -> str:
-    return "file" if isinstance(value, dict) and "path" in value else "params"
+    return "file" if isinstance(value, FileRef) or (isinstance(value, dict) and "path" in value) \
+        else "params"
 
 
 Weights = Annotated[

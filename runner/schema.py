@@ -44,8 +44,11 @@ class RandomSource(Strict):
 
 
 def _source_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "random" if "random" in value else "file"
+    # Called on raw config data when validating and on the models when serializing.
+    if isinstance(value, RandomSource) or (isinstance(value, dict) and "random" in value):
+        return "random"
+    if isinstance(value, (dict, FileRef)):
+        return "file"
     return "inline"
 
 

@@ -1,0 +1,35 @@
+"""The explicit spec union and the registry list the same layer types."""
+
+from __future__ import annotations
+
+import typing
+
+import layers
+from layers import registry
+
+
+def union_members(annotated) -> set[type]:
+    union = typing.get_args(annotated)[0]
+    return set(typing.get_args(union))
+
+
+def test_union_equals_builtin_registry():
+    from_union = {registry.spec_tag(s) for s in union_members(layers.LayerSpec)}
+    builtin = {tag for tag, cls in registry.registered().items()
+               if cls.__module__.startswith("layers.")}
+    assert from_union == builtin
+
+
+def test_tag_equals_class_name_and_spec_name():
+    for tag, cls in registry.registered().items():
+        assert cls.__name__ == tag
+        assert cls.Spec.__name__ == f"{tag}Spec"
+
+
+def test_unknown_type_lists_known_ones():
+    try:
+        registry.layer_class("Dence")
+    except ValueError as exc:
+        assert "did you mean 'Dense'" in str(exc)
+    else:
+        raise AssertionError("unknown type accepted")
