@@ -7,6 +7,7 @@ fed it); independent problems are all collected before failing. No layer array i
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
             problems.append(Problem(path, f"name {name!r} is already a model input; rename one"))
         wired = _wiring(name, layer_spec, previous, model, order, path, problems)
         previous = name
-        node = _plan_layer(name, path, layer_spec, wired, known, nodes, problems)
+        node = _plan_layer(name, path, layer_spec, wired, known, nodes, problems, cwd)
         known[name] = (node.shape, node.masked) if node else None
         if node:
             nodes[name] = node
@@ -91,6 +92,10 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     _check_unused_inputs(model, inputs, problems)
     _load_model_weights(spec, cwd, nodes, problems)
     rows = max((i.rows for i in inputs.values() if i is not None), default=0)
+    counts = {n: i.rows for n, i in inputs.items() if i is not None}
+    if len(set(counts.values())) > 1:
+        problems.append(Problem("model.inputs", "every input needs the same number of rows "
+                                f"(samples, the first axis); found {counts}"))
     if problems:
         raise ConfigError(problems)
     plan = Plan(spec, cwd, inputs, nodes, outputs, rows, 0)  # type: ignore[arg-type]
@@ -100,8 +105,8 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
         raise ConfigError.one(
             "max_memory_mb",
             f"this model needs about {plan.memory_bytes / 2**20:,.0f} MB (parameters plus "
-            f"activations of one batch), above the limit of {spec.max_memory_mb:,.0f} MB: "
-            "make layers smaller, set batch_size, or raise max_memory_mb")
+            f"activations of one batch), above the limit of {spec.max_memory_mb:,.0f} MB"
+            f"{_largest(plan)}: make layers smaller, set batch_size, or raise max_memory_mb")
     return plan
 
 
@@ -126,11 +131,7 @@ def _plan_input(name: str, path: str, ispec: Any, cwd: Path) -> InputNode:
         file = data.path
     else:
         file = None
-        try:
-            array = np.asarray(data, dtype=np.float64)
-        except (ValueError, TypeError):
-            raise ConfigError.one(f"{path}.data", "inline data must be a rectangular nested list "
-                                  "of numbers (rows of equal length)") from None
+        array = sources.inline_array(data, f"{path}.data")
     if array.dtype.kind not in "biuf":
         raise ConfigError.one(f"{path}.data", f"expected numbers, found dtype {array.dtype}", file)
     if array.ndim < 2 and ispec.shape is None:
@@ -179,7 +180,8 @@ def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[st
     return list(layer_spec.inputs) if ok else None
 
 
-def _plan_layer(name, path, layer_spec, wired, known, nodes, problems) -> Node | None:
+def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
+                cwd: Path | None = None) -> Node | None:
     layer = registry.layer_class(layer_spec.type)(layer_spec, name)
     if wired is None:
         return None
@@ -201,7 +203,7 @@ def _plan_layer(name, path, layer_spec, wired, known, nodes, problems) -> Node |
         problems.append(Problem(path, f"{exc} {_fed_by(wired, known, nodes, masks)}".strip()))
         return None
     node = Node(name, path, layer, wired, shape, masked, param_shapes)
-    _check_inline_weights(node, problems)
+    _check_inline_weights(node, problems, Path.cwd() if cwd is None else cwd)
     return node
 
 
@@ -220,7 +222,7 @@ def _fed_by(wired, known, nodes, masks) -> str:
     return text
 
 
-def _check_inline_weights(node: Node, problems: list[Problem]) -> None:
+def _check_inline_weights(node: Node, problems: list[Problem], cwd: Path) -> None:
     weights = node.layer.spec.weights
     if weights is None:
         init = getattr(node.layer.spec, "init", None)
@@ -239,15 +241,14 @@ def _check_inline_weights(node: Node, problems: list[Problem]) -> None:
                                     f"it has {list(node.param_shapes)}"))
             continue
         try:
-            array = (sources.load_file(value, Path.cwd(), f"{where}.{pname}")
-                     if isinstance(value, FileRef) else np.asarray(value, dtype=np.float64))
-        except ValueError:
-            problems.append(Problem(f"{where}.{pname}", "must be a rectangular nested list of numbers"))
-            continue
+            array = (sources.load_file(value, cwd, f"{where}.{pname}")
+                     if isinstance(value, FileRef)
+                     else sources.inline_array(value, f"{where}.{pname}", "weights"))
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        _accept_weight(node, pname, array, f"{where}.{pname}", None, problems)
+        _accept_weight(node, pname, array, f"{where}.{pname}",
+                       value.path if isinstance(value, FileRef) else None, problems)
 
 
 def _accept_weight(node, pname, array, path, file, problems) -> None:
@@ -256,7 +257,7 @@ def _accept_weight(node, pname, array, path, file, problems) -> None:
         problems.append(Problem(path, f"expected numbers, found dtype {array.dtype}", file))
     elif tuple(array.shape) != expected:
         problems.append(Problem(path, f"expected shape {expected} (from the input size and the "
-                                "layer's settings), found {tuple(array.shape)}", file))
+                                f"layer's settings), found {tuple(array.shape)}", file))
     elif not np.isfinite(array).all():
         problems.append(Problem(path, "contains NaN or Inf", file))
     else:
@@ -282,10 +283,13 @@ def _weights_from_npz(cwd, file, path, nodes, problems, *, prefix_optional, stri
         problems.append(Problem(f"{path}.path", "file not found", file))
         return
     try:
+        if not zipfile.is_zipfile(full):
+            raise ValueError("not a .npz file (not a zip archive)")
         with np.load(full, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError) as exc:
-        problems.append(Problem(f"{path}.path", f"cannot read .npz: {str(exc).splitlines()[0]}", file))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        problems.append(Problem(f"{path}.path", f"cannot read .npz: "
+                                f"{sources.explain_read_error(exc)}", file))
         return
     for node in nodes.values():
         for key, pshape in _flat_param_keys(node):
@@ -333,6 +337,18 @@ def _check_unused_inputs(model, inputs, problems) -> None:
 
             logging.getLogger(__name__).warning(
                 "model.inputs.%s: no layer reads this input (it is ignored)", name)
+
+
+def _largest(plan: Plan) -> str:
+    """Where most of the estimated memory goes, for the max_memory_mb message."""
+    batch = plan.spec.batch_size or max(plan.rows, 1)
+    sizes = {n.path: (n.n_params + batch * math.prod(n.shape), n) for n in plan.nodes.values()}
+    if not sizes:
+        return ""
+    path, (size, node) = max(sizes.items(), key=lambda kv: kv[1][0])
+    mb = size * plan.dtype.itemsize / 2**20
+    return (f"; the largest is {path} ({node.layer.spec.type}, output {node.shape}, "
+            f"{node.n_params:,} parameters, about {mb:,.0f} MB)")
 
 
 def estimate_memory(plan: Plan) -> int:

@@ -33,6 +33,7 @@ def load_file(ref: Any, cwd: Path, config_path: str) -> np.ndarray:
                               **where)
     try:
         if suffix == ".npy":
+            _check_npy_header(path)
             return np.load(path, mmap_mode="r", allow_pickle=False)
         if suffix == ".npz":
             return _load_npz_key(path, ref.key, where)
@@ -41,14 +42,69 @@ def load_file(ref: Any, cwd: Path, config_path: str) -> np.ndarray:
     except ConfigError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ConfigError.one(message=f"cannot read {suffix} file: {_first_line(exc)}",
+        raise ConfigError.one(message=f"cannot read {suffix} file: {explain_read_error(exc)}",
                               **where) from None
     raise ConfigError.one(
         message=f"unsupported file type {suffix!r}: expected .npy, .npz or .csv", **where
     )
 
 
+def inline_array(value: Any, config_path: str, what: str = "data") -> np.ndarray:
+    """A nested list of numbers from a config as a float64 array, or a ConfigError saying
+    what was found instead (a ragged row, a non-number, a number too large for a float)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        found = _inline_problem(value, "")
+    raise ConfigError.one(config_path, f"inline {what} must be a rectangular nested list of "
+                          f"numbers (rows of equal length); found {found}")
+
+
+def _inline_problem(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (list, tuple, int, float)):
+        return f"{type(value).__name__} {str(value)[:40]!r} at {where or 'the top'}"
+    if isinstance(value, (int, float)):
+        if isinstance(value, int) and abs(value) > 1.7e308:
+            return f"a number too large for a float ({len(str(abs(value)))} digits) at " \
+                   f"{where or 'the top'}"
+        return "an unreadable value"
+    lengths = {len(v) if isinstance(v, (list, tuple)) else None for v in value}
+    if len(lengths) > 1:
+        shown = [len(v) if isinstance(v, (list, tuple)) else "a number" for v in value]
+        return f"rows of different lengths {shown[:8]} at {where or 'the top'}"
+    for i, v in enumerate(value):
+        try:
+            np.asarray(v, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            return _inline_problem(v, f"{where}[{i}]")
+    return "an unreadable value"
+
+
+def explain_read_error(exc: BaseException) -> str:
+    """numpy's load errors in our words: pickled data is refused, never 'load it unsafely'."""
+    text = _first_line(exc)
+    if "pickle" in text or "Object arrays" in text or "Python objects" in text:
+        return ("the file holds pickled Python objects (dtype=object), which are never loaded "
+                "(files are read with allow_pickle=False): save a numeric array instead")
+    return text
+
+
+def _check_npy_header(path: Path) -> None:
+    """Refuse a .npy that is not one, or that holds Python objects, before memory-mapping it."""
+    with path.open("rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            header = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0(f))
+        except ValueError:
+            raise ValueError("not a .npy file (no NumPy header)") from None
+    if header[2].hasobject:
+        raise ValueError("pickled data")
+
+
 def _load_npz_key(path: Path, key: str | None, where: dict) -> np.ndarray:
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a .npz file (not a zip archive)")
     with np.load(path, allow_pickle=False) as npz:
         names = list(npz.files)
         if key is None:

@@ -27,7 +27,15 @@ def _problem(err: dict[str, Any], data: Any) -> Problem:
     found = err.get("input")
     if kind == "extra_forbidden":
         key = path.rsplit(".", 1)[-1]
+        if key in _INSTANTIATE_KEYS:
+            return Problem(path, f"{key!r} is not accepted: a config cannot name code to import "
+                           "or call; custom layers come from modules listed under model.plugins")
         return Problem(path, f"unknown key {key!r}{_suggest(key, parent)}")
+    if kind in ("too_short", "too_long") and "ctx" in err:
+        bound = ("at least", "min_length") if kind == "too_short" else ("at most", "max_length")
+        n = err["ctx"].get(bound[1])
+        return Problem(path, f"expected {bound[0]} {n} entr{'y' if n == 1 else 'ies'}; found "
+                       f"{err['ctx'].get('actual_length')}: {_short(found)}")
     if kind == "missing":
         return Problem(path, "required key is missing")
     if kind == "union_tag_invalid":
@@ -52,7 +60,9 @@ def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
     """Turn a Pydantic loc into a config path, skipping union tags (hydra.md section 7)."""
     parts: list[str] = []
     node, parent = data, None
-    for part in loc:
+    for i, part in enumerate(loc):
+        if _is_tag_step(part, node, loc[i + 1:]):
+            continue  # a tag that is also a key of this dict ({path, random} given together)
         if isinstance(node, dict) and part in node:
             parent, node = node, node[part]
             parts.append(str(part))
@@ -72,6 +82,18 @@ def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
     return path or "(config)", node, parent
 
 
+# Hydra's instantiate keys: a model config never names code.
+_INSTANTIATE_KEYS = frozenset(["_target_", "_args_", "_partial_", "_convert_", "_recursive_"])
+_SOURCE_TAGS = ("inline", "file", "random", "params")
+
+
+def _is_tag_step(part: Any, node: Any, rest: tuple) -> bool:
+    if part not in _SOURCE_TAGS or not isinstance(node, dict) or part not in node or not rest:
+        return False
+    child = node[part]
+    return rest[0] in node and not (isinstance(child, dict) and rest[0] in child)
+
+
 def _suggest(key: str, container: Any) -> str:
     fields: set[str] = set()
     if isinstance(container, dict) and isinstance(container.get("type"), str):
@@ -79,9 +101,10 @@ def _suggest(key: str, container: Any) -> str:
             fields = set(registry.layer_class(container["type"]).Spec.model_fields)
         except ValueError:
             fields = set()
-    if not fields:
-        fields = _all_field_names()
-    return registry.did_you_mean(key, sorted(fields - {"type"}))
+    if fields:  # a layer: suggest, else list what this layer type accepts
+        hint = registry.did_you_mean(key, sorted(fields - {"type", key}))
+        return hint or f"; {container['type']} accepts: {', '.join(sorted(fields - {'type'}))}"
+    return registry.did_you_mean(key, sorted(_all_field_names() - {"type", key}))
 
 
 def _all_field_names() -> set[str]:
