@@ -48,7 +48,9 @@ def main() -> None:
             raise
         sys.stderr.write(f"invalid config: {_describe(exc)}\n")
         sys.exit(2)
-    sys.exit(max(_exit_codes, default=0))
+    from runner.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
+
+    sys.exit(max([*_exit_codes, sweep_exit_code()]))
 
 
 def _describe(exc: BaseException) -> str:

@@ -38,9 +38,28 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
             "status": "error", "error": {"kind": "ConfigError",
                                          "problems": [{"path": key, "message": message}]}})
         return 2, None
+    from runner.callbacks import reuse_finished, sweep_settings
+    from runner.run import config_hash
+
+    sweep = sweep_settings()
+    if sweep.get("resume_from"):
+        reused = reuse_finished(cwd / str(sweep["resume_from"]), config_hash(config), output_dir,
+                                overrides)
+        if reused is not None:
+            log.info("resumed: an identical config finished ok in %s; not run again",
+                     reused["resumed_from"])
+            return 0, _sweep_metric(reused, sweep.get("metric"))
     outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides})
     log.info("run folder: %s", output_dir)
+    if sweep.get("metric") and outcome.exit_code == 0:
+        return outcome.exit_code, _sweep_metric(outcome.result, sweep["metric"])
     return outcome.exit_code, outcome.metric
+
+
+def _sweep_metric(result: dict[str, Any], name: str | None) -> float | None:
+    """The number handed back to sweepers: hydra.callbacks.sweep.metric, else the objective."""
+    value = result.get("metrics", {}).get(name or "objective")
+    return float(value) if value is not None else None
 
 
 def shipped_models() -> list[str]:

@@ -53,7 +53,8 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         raise FileExistsError(f"{output_dir} already holds a finished run; never overwritten")
     start = time.perf_counter()
     result: dict[str, Any] = {"status": "running", "task": config.get("task", "predict"),
-                              "seed": config.get("seed"), **(extra_result or {})}
+                              "seed": config.get("seed"), "config_hash": config_hash(config),
+                              **(extra_result or {})}
     timings: dict[str, float] = {}
     outcome = Outcome(0, result)
     try:
@@ -101,6 +102,15 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
     result["output_dir"] = str(output_dir)
     artifacts.write_result(output_dir / "result.json", result)
     return outcome
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the resolved config (canonical JSON): equal hashes mean identical runs."""
+    import hashlib
+    import json
+
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outcome) -> None:
