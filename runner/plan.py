@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from layers import registry
 from layers.base import FileRef, Layer, PlanError
 from layers.initializers import check_init
-from runner import sources
+from runner import datasets, sources
+from runner.datasets import DatasetSource
 from runner.errors import ConfigError, Problem
 from runner.schema import RandomSource
 
@@ -43,6 +44,10 @@ class Node:
     masked: bool
     param_shapes: dict[str, tuple[int, ...]]
     given: dict[str, np.ndarray] = field(default_factory=dict)  # weights from config or file
+    # A layer with several outputs (Siamese merge_mode none) has ``heads`` of them, each of
+    # per-sample ``shape``, read by later layers as "<name>.0", "<name>.1", ...
+    heads: int = 0
+    head_masks: list[bool] = field(default_factory=list)
 
     @property
     def n_params(self) -> int:
@@ -65,7 +70,16 @@ class Plan:
         return np.dtype(self.spec.floatx)
 
     def shape_of(self, name: str) -> tuple[int, ...]:
-        return self.inputs[name].shape if name in self.inputs else self.nodes[name].shape
+        if name in self.inputs:
+            return self.inputs[name].shape
+        node = self.nodes.get(name)
+        return node.shape if node is not None else self.nodes[head_base(name)].shape
+
+
+def head_base(ref: str) -> str:
+    """'siam.1' -> 'siam' (one output of a multi-output layer); other names unchanged."""
+    base, dot, index = ref.rpartition(".")
+    return base if dot and index.isdigit() else ref
 
 
 def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
@@ -88,8 +102,10 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
         known[name] = (node.shape, node.masked) if node else None
         if node:
             nodes[name] = node
+            for i, head_mask in enumerate(node.head_masks):
+                known[f"{name}.{i}"] = (node.shape, head_mask)
     outputs = _plan_outputs(model, order, nodes, inputs, problems)
-    _check_unused_inputs(model, inputs, problems)
+    warnings = _check_unused_inputs(model, inputs, problems)
     _load_model_weights(spec, cwd, nodes, problems)
     rows = max((i.rows for i in inputs.values() if i is not None), default=0)
     counts = {n: i.rows for n, i in inputs.items() if i is not None}
@@ -98,14 +114,14 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
                                 f"(samples, the first axis); found {counts}"))
     if problems:
         raise ConfigError(problems)
-    plan = Plan(spec, cwd, inputs, nodes, outputs, rows, 0)  # type: ignore[arg-type]
+    plan = Plan(spec, cwd, inputs, nodes, outputs, rows, 0, warnings)  # type: ignore[arg-type]
     plan.memory_bytes = estimate_memory(plan)
     limit = spec.max_memory_mb * 2**20
     if plan.memory_bytes > limit:
         raise ConfigError.one(
             "max_memory_mb",
-            f"this model needs about {plan.memory_bytes / 2**20:,.0f} MB (parameters plus "
-            f"activations of one batch), above the limit of {spec.max_memory_mb:,.0f} MB"
+            f"this model needs about {_mb(plan.memory_bytes)} MB (parameters plus "
+            f"activations of one batch), above the limit of {_mb(spec.max_memory_mb * 2**20)} MB"
             f"{_largest(plan)}: make layers smaller, set batch_size, or raise max_memory_mb")
     return plan
 
@@ -129,17 +145,20 @@ def _plan_input(name: str, path: str, ispec: Any, cwd: Path) -> InputNode:
     if isinstance(data, FileRef):
         array = sources.load_file(data, cwd, f"{path}.data")
         file = data.path
+    elif isinstance(data, DatasetSource):
+        array, file = datasets.load(data.dataset, f"{path}.data"), None
     else:
         file = None
         array = sources.inline_array(data, f"{path}.data")
     if array.dtype.kind not in "biuf":
         raise ConfigError.one(f"{path}.data", f"expected numbers, found dtype {array.dtype}", file)
+    if array.size == 0:
+        raise ConfigError.one(f"{path}.data", f"the data is empty (shape {array.shape}): "
+                              "expected at least one row", file)
     if array.ndim < 2 and ispec.shape is None:
         raise ConfigError.one(f"{path}.data", f"expected rows of samples (at least 2D, batch "
                               f"first), found shape {array.shape}; set 'shape' or nest the rows",
                               file)
-    if array.shape[0] == 0 or array.size == 0:
-        raise ConfigError.one(f"{path}.data", f"the data is empty (shape {array.shape})", file)
     shape = tuple(array.shape[1:])
     if ispec.shape is not None:
         declared = tuple(ispec.shape)
@@ -165,8 +184,8 @@ def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[st
     ok = True
     position = order.index(name)
     for ref in layer_spec.inputs:
-        if ref in model.inputs or ref in order[:position]:
-            continue
+        if ref in model.inputs or ref in order[:position] or head_base(ref) in order[:position]:
+            continue  # "<layer>.<i>" (one output of a multi-output layer) is checked later
         ok = False
         if ref == name:
             msg = "a layer cannot read its own output"
@@ -185,6 +204,13 @@ def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
     layer = registry.layer_class(layer_spec.type)(layer_spec, name)
     if wired is None:
         return None
+    arity_error = getattr(layer, "arity_error", None)
+    message = arity_error(len(wired)) if arity_error else None
+    if message:
+        problems.append(Problem(f"{path}.inputs", f"{message} (reads {wired})"))
+        return None
+    if not _heads_ok(wired, known, nodes, path, problems):
+        return None
     if any(known.get(ref) is None for ref in wired):
         return None  # an upstream problem was already reported
     shapes = [known[ref][0] for ref in wired]
@@ -202,15 +228,38 @@ def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
     except PlanError as exc:
         problems.append(Problem(path, f"{exc} {_fed_by(wired, known, nodes, masks)}".strip()))
         return None
-    node = Node(name, path, layer, wired, shape, masked, param_shapes)
+    heads = getattr(layer, "heads", 0)
+    head_masks = list(masked) if heads else []
+    node = Node(name, path, layer, wired, shape, any(head_masks) if heads else bool(masked),
+                param_shapes, heads=heads, head_masks=head_masks)
     _check_inline_weights(node, problems, Path.cwd() if cwd is None else cwd)
     return node
+
+
+def _heads_ok(wired, known, nodes, path, problems) -> bool:
+    """A multi-output layer is read one output at a time: '<name>.<i>'."""
+    ok = True
+    for ref in wired:
+        node = nodes.get(ref) or nodes.get(head_base(ref))
+        if node is None or ref in known and (ref != node.name or not node.heads):
+            continue
+        heads = [f"{node.name}.{i}" for i in range(node.heads)]
+        if ref == node.name:
+            msg = (f"{ref!r} has {node.heads} outputs ({node.layer.spec.type} with merge_mode "
+                   f"none): read one of {heads}")
+        elif node.heads:
+            msg = f"{node.name!r} has no output {ref!r}; its outputs are {heads}"
+        else:
+            msg = f"{node.name!r} has a single output: read it as {node.name!r}, not {ref!r}"
+        problems.append(Problem(f"{path}.inputs", msg))
+        ok = False
+    return ok
 
 
 def _fed_by(wired, known, nodes, masks) -> str:
     parts = []
     for ref, masked in zip(wired, masks):
-        origin = nodes.get(ref)
+        origin = nodes.get(head_base(ref))
         kind = origin.layer.spec.type if origin else "input"
         where = origin.path if origin else f"model.inputs.{ref}"
         mask_note = ", masked" if masked else ""
@@ -222,23 +271,34 @@ def _fed_by(wired, known, nodes, masks) -> str:
     return text
 
 
-def _check_inline_weights(node: Node, problems: list[Problem], cwd: Path) -> None:
-    weights = node.layer.spec.weights
+def _check_inline_weights(node: Node, problems: list[Problem], cwd: Path,
+                          layer: Layer | None = None, prefix: str = "", path: str = "") -> None:
+    """Weights and init of ``node``'s layer, and of the layers inside a composite (their
+    parameters are the node's, keyed ``<prefix><param>``, e.g. ``encoder/enc/W``)."""
+    layer, path = (node.layer, node.path) if layer is None else (layer, path)
+    for sub_prefix, child, sub_path in getattr(layer, "children", list)():
+        _check_inline_weights(node, problems, cwd, child, prefix + sub_prefix, f"{path}.{sub_path}")
+    shapes = {k[len(prefix):]: v for k, v in node.param_shapes.items() if k.startswith(prefix)}
+    weights = layer.spec.weights
     if weights is None:
-        init = getattr(node.layer.spec, "init", None)
-        for pname, shape in node.param_shapes.items():
+        init = getattr(layer.spec, "init", None)
+        for pname, shape in shapes.items():
             issue = check_init(init, shape) if init and pname == "W" else None
             if issue:
-                problems.append(Problem(f"{node.path}.init", issue))
+                problems.append(Problem(f"{path}.init", issue))
         return
-    where = f"{node.path}.weights"
+    where = f"{path}.weights"
     if isinstance(weights, FileRef):
+        if prefix:
+            problems.append(Problem(where, "a weights file for a layer inside a composite is not "
+                                    f"supported: give {node.name}.weights a file keyed "
+                                    f"'{prefix}<param>', or use the model-level weights file"))
         return  # loaded with the model-level file in _load_model_weights
     for pname, value in weights.items():
-        if pname not in node.param_shapes:
-            problems.append(Problem(f"{where}.{pname}", f"{node.layer.spec.type} has no "
-                                    f"parameter {pname!r}{registry.did_you_mean(pname, node.param_shapes)}; "
-                                    f"it has {list(node.param_shapes)}"))
+        if pname not in shapes:
+            problems.append(Problem(f"{where}.{pname}", f"{layer.spec.type} has no "
+                                    f"parameter {pname!r}{registry.did_you_mean(pname, shapes)}; "
+                                    f"it has {list(shapes)}"))
             continue
         try:
             array = (sources.load_file(value, cwd, f"{where}.{pname}")
@@ -247,7 +307,7 @@ def _check_inline_weights(node: Node, problems: list[Problem], cwd: Path) -> Non
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        _accept_weight(node, pname, array, f"{where}.{pname}",
+        _accept_weight(node, prefix + pname, array, f"{where}.{pname}",
                        value.path if isinstance(value, FileRef) else None, problems)
 
 
@@ -313,18 +373,30 @@ def _flat_param_keys(node: Node):
 
 def _plan_outputs(model, order, nodes, inputs, problems) -> list[str]:
     outputs = model.outputs if model.outputs is not None else [order[-1]]
-    for ref in outputs:
-        if ref not in nodes and ref not in order and ref not in inputs:
+    expanded: list[str] = []
+    for ref in outputs:  # a multi-output layer stands for all its outputs
+        node = nodes.get(ref)
+        expanded += [f"{ref}.{i}" for i in range(node.heads)] if node and node.heads else [ref]
+    heads = [f"{n.name}.{i}" for n in nodes.values() for i in range(n.heads)]
+    for ref in expanded:
+        if ref not in nodes and ref not in order and ref not in inputs and ref not in heads:
             problems.append(Problem("model.outputs", f"unknown name {ref!r}"
                                     f"{registry.did_you_mean(ref, order)}; known: {order}"))
     for ref in model.expect:
-        if ref not in order and ref not in inputs:
+        node = nodes.get(ref)
+        if node is not None and node.heads:
+            problems.append(Problem(f"model.expect.{ref}", f"{ref!r} has {node.heads} outputs: "
+                                    f"expect each of {[f'{ref}.{i}' for i in range(node.heads)]}"))
+        elif ref not in order and ref not in inputs and ref not in heads and (
+                head_base(ref) not in order or head_base(ref) in nodes):
             problems.append(Problem(f"model.expect.{ref}", f"unknown name {ref!r}"
-                                    f"{registry.did_you_mean(ref, order)}; known: {order}"))
-    return list(outputs)
+                                    f"{registry.did_you_mean(ref, order + heads)}; known: "
+                                    f"{order + heads}"))
+    return expanded
 
 
-def _check_unused_inputs(model, inputs, problems) -> None:
+def _check_unused_inputs(model, inputs, problems) -> list[str]:
+    warnings: list[str] = []
     read: set[str] = set()
     previous = None
     for name, spec in model.layers.items():
@@ -335,8 +407,9 @@ def _check_unused_inputs(model, inputs, problems) -> None:
         if name not in read and name not in (model.outputs or []):
             import logging
 
-            logging.getLogger(__name__).warning(
-                "model.inputs.%s: no layer reads this input (it is ignored)", name)
+            warnings.append(f"model.inputs.{name}: no layer reads this input (it is ignored)")
+            logging.getLogger(__name__).warning("%s", warnings[-1])
+    return warnings
 
 
 def _largest(plan: Plan) -> str:
@@ -348,7 +421,12 @@ def _largest(plan: Plan) -> str:
     path, (size, node) = max(sizes.items(), key=lambda kv: kv[1][0])
     mb = size * plan.dtype.itemsize / 2**20
     return (f"; the largest is {path} ({node.layer.spec.type}, output {node.shape}, "
-            f"{node.n_params:,} parameters, about {mb:,.0f} MB)")
+            f"{node.n_params:,} parameters, about {_mb(mb * 2**20)} MB)")
+
+
+def _mb(n_bytes: float) -> str:
+    mb = n_bytes / 2**20
+    return f"{mb:,.0f}" if mb >= 10 else f"{mb:.3g}"
 
 
 def estimate_memory(plan: Plan) -> int:
@@ -356,6 +434,6 @@ def estimate_memory(plan: Plan) -> int:
     itemsize = plan.dtype.itemsize
     batch = plan.spec.batch_size or max(plan.rows, 1)
     params = sum(n.n_params for n in plan.nodes.values())
-    per_sample = sum(math.prod(n.shape) for n in plan.nodes.values())
+    per_sample = sum(math.prod(n.shape) * max(n.heads, 1) for n in plan.nodes.values())
     per_sample += sum(math.prod(i.shape) for i in plan.inputs.values())
     return (params + batch * per_sample) * itemsize

@@ -37,7 +37,8 @@ def _problem(err: dict[str, Any], data: Any) -> Problem:
         return Problem(path, f"expected {bound[0]} {n} entr{'y' if n == 1 else 'ies'}; found "
                        f"{err['ctx'].get('actual_length')}: {_short(found)}")
     if kind == "missing":
-        return Problem(path, "required key is missing")
+        key = path.rsplit(".", 1)[-1]
+        return Problem(path, f"required key {key!r} is missing{_describe_field(key, parent)}")
     if kind == "union_tag_invalid":
         tag = err["ctx"]["tag"]
         known = ", ".join(sorted(registry.registered()))
@@ -105,6 +106,18 @@ def _suggest(key: str, container: Any) -> str:
         hint = registry.did_you_mean(key, sorted(fields - {"type", key}))
         return hint or f"; {container['type']} accepts: {', '.join(sorted(fields - {'type'}))}"
     return registry.did_you_mean(key, sorted(_all_field_names() - {"type", key}))
+
+
+def _describe_field(key: str, container: Any) -> str:
+    """' (Dense: Number of output units.)' for a layer's field, else ''."""
+    if not (isinstance(container, dict) and isinstance(container.get("type"), str)):
+        return ""
+    try:
+        field = registry.layer_class(container["type"]).Spec.model_fields.get(key)
+    except ValueError:
+        return ""
+    text = field.description if field is not None and field.description else ""
+    return f" ({container['type']} needs it: {text})" if text else ""
 
 
 def _all_field_names() -> set[str]:
