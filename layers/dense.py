@@ -49,10 +49,14 @@ class AffineLayer(Layer):
 
     def forward(self, x, mask, ctx: Context):
         w, b = self.params["W"], self.params["b"]
-        z = x @ w  # (..., output_dim); matmul broadcasts over the time axis of 3D input
-        z += b
-        act = activations.get(self.spec.activation)
-        y = act.forward(z)
+        # One 2D GEMM whatever the rank, (batch * steps, input_dim) @ W: a 3D matmul would
+        # run one small GEMM per sample.
+        z = (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[1])
+        if ctx.keep_cache:  # fit: backward reads z and y, so both are kept
+            z += b
+            y = activations.get(self.spec.activation).forward(z)
+        else:  # predict: bias and activation in place in z, the fresh array this layer owns
+            y = activations.apply_(self.spec.activation, z, b)
         if self.spec.activity_regularizer is not None:
             ctx.add_penalty(f"{self.name}/activity",
                             regularizers.activity_penalty(self.spec.activity_regularizer, y))

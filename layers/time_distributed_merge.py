@@ -37,17 +37,21 @@ class TimeDistributedMerge(Layer):
 
     def forward(self, x, mask, ctx: Context):
         mode = self.spec.mode
-        if mask is not None:
+        if mask is not None and (mode == "mul" or ctx.keep_cache):
             keep = mask[..., None]  # (batch, steps, 1)
             # Masked steps become the neutral element of the reduction.
             x = np.where(keep, x, x.dtype.type(1 if mode == "mul" else 0))
         if mode == "mul":
             y = x.prod(axis=1)
+        elif mask is not None and not ctx.keep_cache:
+            # Masked sum as a batched (1, steps) @ (steps, features) product: no masked copy
+            # of x is made (np.where over all of x costs more than the reduction itself).
+            y = (mask[:, None, :].astype(x.dtype) @ x)[:, 0]  # (batch, features)
         else:
             y = x.sum(axis=1)
-            if mode == "ave":
-                count = x.shape[1] if mask is None else mask.sum(axis=1, keepdims=True)
-                y = y / np.maximum(count, 1).astype(x.dtype)
+        if mode == "ave":
+            count = x.shape[1] if mask is None else mask.sum(axis=1, keepdims=True)
+            y = y / np.maximum(count, 1).astype(x.dtype)
         return y, None, ((x, y, mask) if ctx.keep_cache else None)
 
     def backward(self, dy, cache, ctx):

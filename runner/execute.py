@@ -10,6 +10,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,12 +86,30 @@ def input_arrays(plan: Plan) -> dict[str, np.ndarray]:
     return out
 
 
-def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False) -> Prediction:
-    """Run every row through the graph, in batches of ``spec.batch_size`` (all at once if null)."""
+DISK_OUTPUT_BYTES = 64 * 2**20  # automatic outputs_to_disk: batched runs with larger outputs
+
+
+def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False,
+            out_dir: Path | None = None, outputs_to_disk: bool | None = None) -> Prediction:
+    """Run every row through the graph, in batches of ``spec.batch_size`` (all at once if null).
+
+    With ``out_dir``, outputs can go into memory-mapped ``<name>.npy`` files there instead of
+    RAM (``outputs_to_disk``: True always, False never, None when ``batch_size`` is set and
+    the outputs add up to more than ``DISK_OUTPUT_BYTES``). Rows of memory-mapped inputs and
+    outputs already processed are dropped from this process's resident memory after each
+    batch (the page cache keeps them), so memory stays flat however large the files are.
+    """
     start = time.perf_counter()
     arrays = input_arrays(plan)
     rows = _common_rows(plan, arrays)
     batch = plan.spec.batch_size or rows
+    if outputs_to_disk is None:
+        per_row = sum(math.prod(plan.shape_of(n)) for n in keep if n in plan.inputs
+                      or n in plan.nodes) * plan.dtype.itemsize
+        outputs_to_disk = bool(plan.spec.batch_size) and per_row * rows > DISK_OUTPUT_BYTES
+    disk = out_dir if outputs_to_disk else None
+    if outputs_to_disk and out_dir is None:
+        raise ValueError("outputs_to_disk needs out_dir, the folder of the .npy files")
     dtype = plan.dtype
     ctx = Context(training=training, rng=dropout_rng(plan.spec.seed), dtype=dtype)
     results: dict[str, np.ndarray] = {}
@@ -105,13 +124,17 @@ def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False) 
         for name, v in values.items():
             out = results.get(name)
             if out is None:
-                out = results[name] = np.empty((rows, *v.shape[1:]), dtype=v.dtype)
+                out = results[name] = _allocate(disk, name, (rows, *v.shape[1:]), v.dtype)
             out[lo:hi] = v
         for name, m in masks.items():
             out = result_masks.get(name)
             if out is None:
-                out = result_masks[name] = np.empty((rows, *m.shape[1:]), dtype=bool)
+                out = result_masks[name] = _allocate(disk, f"{name}.mask", (rows, *m.shape[1:]),
+                                                     np.dtype(bool))
             out[lo:hi] = m
+        if n_batches > 1:
+            for a in (*arrays.values(), *results.values(), *result_masks.values()):
+                release_rows(a, lo, hi)
         for key, value in ctx.penalties.items():  # per-batch means -> mean over all rows
             penalties[key] = penalties.get(key, 0.0) + value * (hi - lo) / rows
         if progress:
@@ -119,6 +142,37 @@ def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False) 
     if progress:
         sys.stderr.write("\n")
     return Prediction(results, result_masks, penalties, time.perf_counter() - start, n_batches)
+
+
+def _allocate(disk: Path | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    if disk is None:
+        return np.empty(shape, dtype=dtype)
+    disk.mkdir(parents=True, exist_ok=True)
+    safe = name.replace("/", "__")
+    return np.lib.format.open_memmap(disk / f"{safe}.npy", mode="w+", dtype=dtype, shape=shape)
+
+
+def release_rows(a: np.ndarray, lo: int, hi: int) -> None:
+    """Drop rows ``[lo, hi)`` of a memory-mapped array from this process's resident memory.
+
+    Only for read-only or shared (written-back) maps: the kernel keeps their pages in the page
+    cache (dirty ones are still written to the file), so nothing is lost, while a map read
+    from end to end no longer counts fully in the process's RSS. Anything else: no-op.
+    """
+    mm = getattr(a, "_mmap", None)
+    if (mm is None or getattr(a, "mode", None) not in ("r", "r+", "w+")
+            or not hasattr(mm, "madvise") or not a.flags.c_contiguous or a.ndim == 0):
+        return
+    import mmap
+
+    row_bytes = a.nbytes // max(a.shape[0], 1)
+    offset = a.ctypes.data - np.frombuffer(mm, dtype=np.uint8).ctypes.data  # a's place in map
+    start = offset + lo * row_bytes
+    end = min(offset + hi * row_bytes, len(mm))
+    start -= start % mmap.PAGESIZE  # whole pages; the partial last one goes with the next batch
+    end -= end % mmap.PAGESIZE
+    if end > start:
+        mm.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 def _common_rows(plan: Plan, arrays: dict[str, np.ndarray]) -> int:
