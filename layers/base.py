@@ -88,6 +88,9 @@ class Context:
     dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
     keep_cache: bool = False  # only fit needs caches; predict frees activations early
     penalties: dict[str, float] = field(default_factory=dict)  # "layer/activity" -> value
+    # Backprop sets False on a layer whose input gradient nobody reads (it reads a model
+    # input); a layer may then return None for dx and skip that work. Default: compute it.
+    need_input_grad: bool = True
 
     def add_penalty(self, key: str, value: float) -> None:
         self.penalties[key] = self.penalties.get(key, 0.0) + float(value)

@@ -65,7 +65,8 @@ class AffineLayer(Layer):
 
     def backward(self, dy, cache, ctx: Context):
         x, z, y = cache
-        dy = dy + regularizers.activity_penalty_grad(self.spec.activity_regularizer, y)
+        if self.spec.activity_regularizer is not None:
+            dy = dy + regularizers.activity_penalty_grad(self.spec.activity_regularizer, y)
         dz = activations.get(self.spec.activation).backward(z, y, dy)
         w = self.params["W"]
         x2 = x.reshape(-1, x.shape[-1])  # (batch * steps, input_dim)
@@ -75,7 +76,7 @@ class AffineLayer(Layer):
             "b": dz2.sum(axis=0) + regularizers.weight_penalty_grad(
                 self.spec.b_regularizer, self.params["b"]),
         }
-        return dz @ w.T, grads
+        return (dz @ w.T if ctx.need_input_grad else None), grads
 
 
 @register

@@ -16,6 +16,8 @@ from pydantic import (
 
 from layers import registry
 from layers.base import FileRef, InlineArray
+from runner.datasets import DatasetSource
+from runner.losses import LossName
 
 
 class Strict(BaseModel):
@@ -47,6 +49,8 @@ def _source_kind(value: Any) -> str:
     # Called on raw config data when validating and on the models when serializing.
     if isinstance(value, RandomSource) or (isinstance(value, dict) and "random" in value):
         return "random"
+    if isinstance(value, DatasetSource) or (isinstance(value, dict) and "dataset" in value):
+        return "dataset"
     if isinstance(value, (dict, FileRef)):
         return "file"
     return "inline"
@@ -55,7 +59,8 @@ def _source_kind(value: Any) -> str:
 DataSource = Annotated[
     Annotated[InlineArray, Tag("inline")]
     | Annotated[FileRef, Tag("file")]
-    | Annotated[RandomSource, Tag("random")],
+    | Annotated[RandomSource, Tag("random")]
+    | Annotated[DatasetSource, Tag("dataset")],
     Discriminator(_source_kind),
 ]
 
@@ -98,6 +103,65 @@ class ModelWeights(Strict):
     strict: bool = Field(default=True, description="Every parameter must be in the file.")
 
 
+class OptimizerSpec(Strict):
+    """An optimizer and its settings; null = the legacy Keras default (see runner/optim.py)."""
+
+    name: Literal["sgd", "rmsprop", "adagrad", "adam"] | None = Field(
+        default=None, description="sgd | rmsprop | adagrad | adam (default adam).")
+    lr: float | None = Field(default=None, gt=0, description="Learning rate (sgd 0.01, "
+                             "rmsprop 0.001, adagrad 0.01, adam 0.001).")
+    momentum: float | None = Field(default=None, ge=0, description="sgd: momentum (0).")
+    nesterov: bool | None = Field(default=None, description="sgd: Nesterov momentum (false).")
+    decay: float | None = Field(default=None, ge=0, description="sgd: lr decay per update (0).")
+    rho: float | None = Field(default=None, ge=0, lt=1, description="rmsprop: decay (0.9).")
+    beta_1: float | None = Field(default=None, ge=0, lt=1, description="adam: beta_1 (0.9).")
+    beta_2: float | None = Field(default=None, ge=0, lt=1, description="adam: beta_2 (0.999).")
+    epsilon: float | None = Field(default=None, gt=0, description="Fuzz factor (rmsprop, "
+                                  "adagrad 1e-6; adam 1e-8).")
+    clipnorm: float | None = Field(default=None, gt=0, description="Rescale gradients whose "
+                                   "global L2 norm exceeds this.")
+    clipvalue: float | None = Field(default=None, gt=0, description="Clip gradient elements "
+                                    "to +-clipvalue.")
+
+
+class ValidationData(Strict):
+    inputs: dict[str, DataSource] = Field(min_length=1, description="Every model input.")
+    targets: dict[str, DataSource] = Field(default_factory=dict, description="By output name "
+                                           "(an AutoEncoder's default: its input).")
+
+
+FitMetric = Literal["loss", "accuracy"]
+Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy"]
+
+
+class FitSpec(Strict):
+    """Training settings. Every null inherits: top-level ``fit`` > the model's ``fit`` >
+    the default named in each description (resolved in runner/fit.py)."""
+
+    epochs: PositiveInt | None = Field(default=None, description="Passes over the data (10).")
+    batch_size: PositiveInt | None = Field(default=None, description="Rows per step (32).")
+    shuffle: bool | None = Field(default=None, description="Reshuffle rows every epoch, "
+                                 "seeded by the run's seed (true).")
+    validation_split: float | None = Field(default=None, ge=0, lt=1, description="Fraction "
+                                           "of rows, taken from the end, held out (0).")
+    validation_data: ValidationData | None = Field(default=None, description="Separate "
+                                                   "validation inputs and targets.")
+    loss: LossName | dict[str, LossName] | None = Field(default=None, description="One loss "
+                                                       "for every output, or one per output (mse).")
+    optimizer: OptimizerSpec | None = Field(default=None, description="Optimizer (adam).")
+    metrics: list[FitMetric] | None = Field(default=None, description="loss, accuracy ([loss]).")
+    monitor: Monitor | None = Field(default=None, description="Score for early stopping, "
+                                    "restore_best and sweepers (val_loss with validation "
+                                    "data, else loss); accuracy is maximised, loss minimised.")
+    patience: NonNegativeInt | None = Field(default=None, description="Early stopping: stop "
+                                            "after this many epochs without improvement "
+                                            "(null: never stop early).")
+    min_delta: float | None = Field(default=None, ge=0, description="Smallest change that "
+                                    "counts as an improvement (0).")
+    restore_best: bool | None = Field(default=None, description="End with the weights of the "
+                                      "best monitored epoch (false: the last epoch's).")
+
+
 def _model_spec_class(layer_union: Any) -> type[BaseModel]:
     return create_model(
         "ModelSpec",
@@ -111,6 +175,8 @@ def _model_spec_class(layer_union: Any) -> type[BaseModel]:
         expect=(dict[str, ExpectSpec], Field(default_factory=dict)),
         targets=(dict[str, DataSource], Field(default_factory=dict,
                                               description="Data each output is fitted to.")),
+        fit=(FitSpec | None, Field(default=None, description="This model's fit settings; "
+                                   "top-level fit settings override them.")),
     )
 
 
@@ -132,7 +198,7 @@ def run_spec_class() -> type[BaseModel]:
             batch_size=(PositiveInt | None, None),
             max_memory_mb=(float, Field(default=4096, gt=0, description="Plan-time memory limit.")),
             progress=(bool | None, Field(default=None, description="Progress bar; null = on a tty.")),
-            fit=(dict[str, Any], Field(default_factory=dict)),
+            fit=(FitSpec, Field(default_factory=FitSpec, description="task=fit settings.")),
             model=(model_spec, ...),
         )
     return _cache[version]

@@ -1,0 +1,57 @@
+"""Graph backward: replay the caches of one forward pass in reverse.
+
+``runner.execute.forward`` with ``Context(keep_cache=True)`` leaves one cache per layer.
+Walking the layers from last to first, each layer turns the gradient of its output into
+gradients of its inputs and of its own parameters. Where a value feeds several layers (or
+one layer twice), the gradients reaching it add up (``+``, never assignment), as in
+micrograd; layers that reach no output get no gradient. Nothing here changes a parameter:
+only ``runner.optim`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from layers.base import Context
+from layers.dense import AffineLayer
+from runner.plan import Plan
+
+
+def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndarray],
+             ctx: Context, input_grads: bool = False
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Gradients of the loss whose output gradients are ``output_grads``.
+
+    Returns (parameter gradients keyed ``layer/param``, gradients of the model inputs; the
+    latter only when ``input_grads`` is true, else empty).
+    """
+    pending: dict[str, np.ndarray] = {}
+    for name, dy in output_grads.items():
+        _accumulate(pending, name, dy)
+    grads: dict[str, np.ndarray] = {}
+    for node in reversed(list(plan.nodes.values())):
+        dy = pending.pop(node.name, None)
+        if dy is None:
+            continue  # reaches no output
+        layer = node.layer
+        internal = [ref for ref in node.inputs if ref not in plan.inputs]
+        # Only Dense-like layers are told to skip dx (composites pass ctx to their children).
+        ctx.need_input_grad = bool(internal) or input_grads or not isinstance(layer, AffineLayer)
+        dx, layer_grads = layer.backward(dy, caches[node.name], ctx)
+        ctx.need_input_grad = True
+        for pname, g in layer_grads.items():
+            grads[f"{node.name}/{pname}"] = g
+        if dx is None:
+            continue
+        for ref, d in zip(node.inputs, dx if layer.multi_input else [dx]):
+            if d is not None and (input_grads or ref not in plan.inputs):
+                _accumulate(pending, ref, d)
+    inputs = {name: pending[name] for name in plan.inputs if name in pending}
+    return grads, inputs
+
+
+def _accumulate(pending: dict[str, np.ndarray], name: str, d: np.ndarray) -> None:
+    previous = pending.get(name)
+    pending[name] = d if previous is None else previous + d  # a new array: no aliasing

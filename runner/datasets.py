@@ -1,0 +1,111 @@
+"""Named datasets a config can use as data: ``{dataset: {name: digits, part: x}}``.
+
+- ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 samples, 10 classes),
+  read from the copy the package ships (nothing is downloaded). Needs the ``digits`` extra:
+  ``pip install -e ".[digits]"``. Pixels are scaled from 0..16 to 0..1.
+- ``blobs``: seeded synthetic classification data (Gaussian clusters around random centres),
+  for fast tests and examples; the same settings always give the same arrays.
+
+Parts: ``x`` (one feature row per sample: 64 pixels for digits), ``images`` (digits only,
+(8, 8) per sample), ``labels`` (integer class per sample), ``onehot`` (one row of 0/1 per
+sample). ``shuffle`` reorders the rows by a permutation drawn from ``seed`` (every part the
+same way); ``rows`` then keeps the first rows only.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from runner.errors import ConfigError
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["digits", "blobs"] = Field(description="digits (scikit-learn's bundled "
+                                             "8x8 digits) or blobs (seeded synthetic).")
+    part: Literal["x", "images", "labels", "onehot"] = Field(
+        default="x", description="x: feature rows; images: (8, 8) digits; labels: integer "
+        "classes; onehot: 0/1 class rows.")
+    rows: PositiveInt | None = Field(default=None, description="Keep the first rows only "
+                                     "(blobs: how many to draw, default 600).")
+    features: PositiveInt = Field(default=2, description="blobs: features per sample.")
+    classes: PositiveInt = Field(default=3, description="blobs: number of clusters.")
+    spread: float = Field(default=1.0, gt=0, description="blobs: std of each cluster.")
+    shuffle: bool = Field(default=False, description="Reorder the rows by a permutation "
+                          "drawn from `seed` (the same for every part), so that the last rows "
+                          "a validation_split holds out are a random sample.")
+    seed: int = Field(default=0, description="The data's own seed (blobs draws, shuffle); "
+                      "not the run's.")
+
+    @model_validator(mode="after")
+    def _fits(self) -> DatasetSpec:
+        if self.name == "blobs" and self.part == "images":
+            raise ValueError("part 'images' is for digits only; blobs has x, labels, onehot")
+        return self
+
+
+class DatasetSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: DatasetSpec
+
+
+def load(spec: DatasetSpec, config_path: str) -> np.ndarray:
+    """The requested part as a read-only array, batch first (labels: int64)."""
+    if spec.name == "digits":
+        images, labels = _digits(config_path)
+        classes = 10
+    else:
+        images, labels = _blobs(spec.rows or 600, spec.features, spec.classes, spec.spread,
+                                spec.seed)
+        classes = spec.classes
+    if spec.shuffle:
+        order = np.random.default_rng([spec.seed, 4051]).permutation(len(labels))
+        images, labels = images[order], labels[order]
+    if spec.rows is not None:
+        if spec.rows > len(labels):
+            raise ConfigError.one(f"{config_path}.dataset.rows", f"{spec.name} has "
+                                  f"{len(labels)} rows, asked for {spec.rows}")
+        images, labels = images[:spec.rows], labels[:spec.rows]
+    if spec.part == "labels":
+        out = labels
+    elif spec.part == "onehot":
+        out = np.eye(classes)[labels]
+    elif spec.part == "images":
+        out = images
+    else:
+        out = images.reshape(len(images), -1)
+    out = np.array(out)
+    out.flags.writeable = False
+    return out
+
+
+def _digits(config_path: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return _load_digits()
+    except ImportError:
+        raise ConfigError.one(f"{config_path}.dataset.name", "the digits dataset is read from "
+                              "scikit-learn's bundled copy, and scikit-learn is not installed: "
+                              "pip install -e \".[digits]\"") from None
+
+
+@functools.cache
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.images / 16.0, bunch.target.astype(np.int64)
+
+
+def _blobs(rows: int, features: int, classes: int, spread: float,
+           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed, 4049])
+    centres = rng.uniform(-4.0, 4.0, size=(classes, features))
+    labels = rng.integers(0, classes, size=rows)
+    points = centres[labels] + rng.normal(0.0, spread, size=(rows, features))
+    return points, labels.astype(np.int64)
