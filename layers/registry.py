@@ -8,9 +8,9 @@ validates exactly like a built-in one.
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args
 
-from pydantic import Field
+from pydantic import Field, PydanticUndefinedAnnotation
 
 if TYPE_CHECKING:
     from layers.base import Layer, SpecBase
@@ -55,9 +55,55 @@ def version() -> int:
 
 
 def spec_union() -> Any:
-    """The discriminated union of every registered spec (rebuilt when plugins register)."""
+    """The discriminated union of every registered spec (rebuilt when plugins register).
+
+    Composite specs (AutoEncoder, Siamese, ...) hold layers typed ``AnyLayerSpec``; they are
+    re-resolved here whenever the registry changed, so their children see plugin layers too.
+    """
     specs = tuple(cls.Spec for cls in _LAYERS.values())
-    return Annotated[Union[specs], Field(discriminator="type")]  # noqa: UP007
+    union = Annotated[Union[specs], Field(discriminator="type")]  # noqa: UP007
+    resolve_composites(union)
+    return union
+
+
+_resolving: Any = None  # the union that AnyLayerSpec stands for while composites rebuild
+_resolved_key: tuple = ()
+
+
+class AnyLayerSpec:
+    """Annotation for a field holding any layer spec of the union (composites use it).
+
+    It resolves only inside ``resolve_composites(union)``: there every composite is first
+    invalidated, then rebuilt, so no composite keeps a stale copy of another's schema.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        if _resolving is None:
+            raise PydanticUndefinedAnnotation("AnyLayerSpec", "the layer union is resolved by "
+                                              "layers.registry.spec_union()")
+        return handler.generate_schema(_resolving)
+
+
+def resolve_composites(union: Any) -> None:
+    """Make the layers inside composite specs validate against ``union`` (a no-op when they
+    already do). ``spec_union()`` calls it with every registered layer; a caller that needs
+    another union (the JSON Schema export: built-ins only) passes its own."""
+    global _resolving, _resolved_key
+    members = get_args(get_args(union)[0]) or (get_args(union)[0],)
+    composites = tuple(c.Spec for c in _LAYERS.values() if getattr(c.Spec, "nested_layers", False))
+    key = (members, composites)
+    if key == _resolved_key:
+        return
+    for spec_cls in composites:  # invalidate all first: none may embed another's old schema
+        spec_cls.model_rebuild(force=True, raise_errors=False)
+    _resolving = union
+    try:
+        for spec_cls in composites:
+            spec_cls.model_rebuild(force=True)
+    finally:
+        _resolving = None
+    _resolved_key = key
 
 
 def did_you_mean(word: str, choices: Any) -> str:

@@ -51,9 +51,12 @@ def forward(plan: Plan, feeds: dict[str, np.ndarray], ctx: Context, keep: set[st
             x = values[node.inputs[0]]
             m = masks.get(node.inputs[0])
         y, mask, cache = layer.forward(x, m, ctx)
-        values[node.name] = y
-        if mask is not None:
-            masks[node.name] = mask
+        outs = ([(f"{node.name}.{i}", yi, mi) for i, (yi, mi) in enumerate(zip(y, mask))]
+                if node.heads else [(node.name, y, mask)])  # several outputs: "<name>.<i>"
+        for out_name, value, out_mask in outs:
+            values[out_name] = value
+            if out_mask is not None:
+                masks[out_name] = out_mask
         if ctx.keep_cache:
             caches[node.name] = cache
         else:

@@ -22,6 +22,7 @@ from runner.execute import predict
 from runner.expect import run_checks
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
+from runner.diagram import mermaid
 from runner.summary import summary_text
 from runner.validate import validate
 
@@ -69,6 +70,7 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         artifacts.write_yaml(output_dir / "config.yaml", spec.model_dump(mode="json"))
         summary = summary_text(plan)
         artifacts.write_text(output_dir / "summary.txt", summary + "\n")
+        artifacts.write_text(output_dir / "graph.mmd", mermaid(plan))
         log.info("%s", summary)
         result["shapes"] = {n: [None, *node.shape] for n, node in plan.nodes.items()}
         result["plan"] = {"rows": plan.rows, "params": sum(n.n_params for n in plan.nodes.values()),

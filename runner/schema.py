@@ -163,6 +163,7 @@ class FitSpec(Strict):
 
 
 def _model_spec_class(layer_union: Any) -> type[BaseModel]:
+    registry.resolve_composites(layer_union)  # layers inside AutoEncoder/Siamese: same union
     return create_model(
         "ModelSpec",
         __config__=ConfigDict(extra="forbid", frozen=True),

@@ -10,9 +10,25 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str, str, str, str]]:
     for name, node in plan.inputs.items():
         rows.append((name, "Input", "", str((None, *node.shape)), "", "0"))
     for node in plan.nodes.values():
+        shape = str((None, *node.shape))
+        if node.heads:  # several outputs of the same shape: "<name>.0", "<name>.1", ...
+            shape = f"{node.heads} x {shape}"
         rows.append((node.name, node.layer.spec.type, ", ".join(node.inputs),
-                     str((None, *node.shape)), "yes" if node.masked else "", f"{node.n_params:,}"))
+                     shape, "yes" if node.masked else "", f"{node.n_params:,}"))
+        rows += _inner_rows(plan, node)
     return rows
+
+
+def _inner_rows(plan: Plan, node) -> list[tuple[str, str, str, str, str, str]]:
+    """Rows for the layers inside a composite (AutoEncoder, Siamese), indented under it;
+    their parameters are already counted in the composite's row."""
+    inner = getattr(node.layer, "summary_rows", None)
+    if inner is None:
+        return []
+    shapes = [plan.shape_of(r) for r in node.inputs]
+    rows = inner(shapes if node.layer.multi_input else shapes[0])
+    return [(f"  {node.name}/{key}", kind, reads, str((None, *shape)), "", f"({n:,})")
+            for key, kind, reads, shape, n in rows]
 
 
 def summary_text(plan: Plan) -> str:

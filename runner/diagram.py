@@ -1,0 +1,58 @@
+"""The model graph as a Mermaid flowchart (``graph.mmd`` in the run folder).
+
+Inputs are parallelograms, layers boxes labelled ``name: Type (None, ...)``, composites
+(AutoEncoder, Siamese) subgraphs holding their inner layers, outputs drawn with a thick border.
+An edge from one output of a multi-output layer is labelled with its index (``.0``).
+GitHub, GitLab and most Markdown viewers render the file; https://mermaid.live does too.
+"""
+
+from __future__ import annotations
+
+from runner.plan import Plan, head_base
+
+
+def _text(s: str) -> str:
+    """Mermaid label text: quotes and angle brackets as entities."""
+    return s.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _shape(shape: tuple, heads: int = 0) -> str:
+    text = str((None, *shape))
+    return f"{heads} x {text}" if heads else text
+
+
+def mermaid(plan: Plan) -> str:
+    lines = ["flowchart TD"]
+    ids: dict[str, str] = {}
+    for i, (name, node) in enumerate(plan.inputs.items()):
+        ids[name] = f"in{i}"
+        lines.append(f'  in{i}[/"{_text(name)}: Input {_shape(node.shape)}"/]')
+    for j, node in enumerate(plan.nodes.values()):
+        nid = ids[node.name] = f"n{j}"
+        label = f"{node.name}: {node.layer.spec.type} {_shape(node.shape, node.heads)}"
+        if node.masked:
+            label += " masked"
+        inner = getattr(node.layer, "summary_rows", None)
+        if inner is None:
+            lines.append(f'  {nid}["{_text(label)}"]')
+        else:
+            shapes = [plan.shape_of(r) for r in node.inputs]
+            rows = inner(shapes if node.layer.multi_input else shapes[0])
+            lines.append(f'  subgraph {nid}["{_text(label)}"]')
+            previous = None
+            for k, (key, kind, reads, shape, _) in enumerate(rows):
+                if "/" in key and key.rsplit("/", 1)[0] in {r[0] for r in rows[:k]}:
+                    continue  # a grandchild: its composite parent stands for it
+                lines.append(f'    {nid}_{k}["{_text(f"{key}: {kind} {_shape(shape)}")}"]')
+                if previous is not None and "(not run)" not in reads:
+                    lines.append(f"    {previous} --> {nid}_{k}")
+                previous = f"{nid}_{k}"
+            lines.append("  end")
+        for ref in node.inputs:
+            source = ids.get(ref) or ids[head_base(ref)]
+            arrow = f"-->|.{ref.rsplit('.', 1)[1]}|" if ref not in ids else "-->"
+            lines.append(f"  {source} {arrow} {nid}")
+    outputs = sorted({ids.get(o) or ids[head_base(o)] for o in plan.outputs})
+    lines.append("  classDef output stroke-width:3px")
+    lines.append(f"  class {','.join(outputs)} output")
+    return "\n".join(lines) + "\n"
