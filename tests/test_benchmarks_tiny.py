@@ -1,0 +1,74 @@
+"""The benchmark scripts run in tiny mode and print complete tables (never timed here).
+
+They are what the README's performance figures come from; running them once in CI keeps them
+from rotting. Only the shape of their output is asserted: every row, finite ratios.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Body rows of the Markdown tables in text, as cells."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+@pytest.mark.slow
+def test_run_tiny_prints_every_workload_with_finite_ratios():
+    out = run_script("run.py", "--tiny")
+    assert "float32 GEMM rate:" in out and "threads" in out
+    rows = table_rows(out)
+    header, body = rows[0], rows[1:]
+    ratio_col = header.index("ratio")
+    keys = [r[0].split()[0] for r in body]
+    assert keys == ["W1", "W2", "W3", "W4", "W5", "W6"]
+    measured = [r for r in body if not r[1].startswith("skipped")]
+    assert {"W1", "W2", "W3"} <= {r[0].split()[0] for r in measured}
+    for r in measured:
+        ratio = float(r[ratio_col])
+        assert math.isfinite(ratio) and ratio > 0, r
+        assert float(r[header.index("max abs diff")]) <= 1e-4  # runner == hand-written NumPy
+    for r in body:
+        if r[1].startswith("skipped"):
+            assert "needs" in r[1]  # a skipped workload says what it waits for
+
+
+@pytest.mark.slow
+def test_streaming_tiny_writes_a_memory_mapped_output():
+    out = run_script("streaming.py", "--tiny")
+    rows = {r[0]: r for r in table_rows(out)[1:]}
+    assert set(rows) == {"stream", "memory"}
+    assert rows["stream"][6].startswith("memory-mapped .npy (float32)")
+    assert rows["memory"][6].startswith("RAM (float32)")
+    assert rows["stream"][1] == rows["memory"][1]  # the tiny file fits in memory whole
+    ratio = float(re.search(r"throughput streaming / in memory: ([0-9.]+)", out).group(1))
+    assert math.isfinite(ratio) and ratio > 0
+    assert float(rows["stream"][5]) > 0  # peak RSS was read
+
+
+@pytest.mark.slow
+def test_startup_tiny_compares_with_the_bare_app():
+    out = run_script("startup.py", "--tiny")
+    ratio = float(re.search(r"runner / bare app: ([0-9.]+) \(medians\)", out).group(1))
+    assert math.isfinite(ratio) and ratio > 0
+    assert "`--help` imports none of" in out and "`--cfg job` imports none of" in out
