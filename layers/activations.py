@@ -92,10 +92,22 @@ def _gelu(x):
     return _c(x, 0.5) * x * (_c(x, 1) + erf(x * _c(x, 1 / np.sqrt(2))))
 
 
+def _erf_grad(x: np.ndarray) -> np.ndarray:
+    """The derivative of ``erf`` above (of the approximation itself, so that gelu's gradient
+    is exactly the slope of gelu's forward): exp(-x^2) * (2|x| P(t) + p t^2 P'(t))."""
+    t = _c(x, 1) / (_c(x, 1) + _c(x, 0.3275911) * np.abs(x))
+    poly = t * (_c(x, 0.254829592) + t * (_c(x, -0.284496736) + t * (
+        _c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))))
+    dpoly = _c(x, 0.254829592) + t * (_c(x, 2 * -0.284496736) + t * (
+        _c(x, 3 * 1.421413741) + t * (_c(x, 4 * -1.453152027) + t * _c(x, 5 * 1.061405429))))
+    a = np.minimum(np.abs(x), _c(x, 10))  # as in erf: x * x must not overflow
+    return np.exp(-a * a) * (_c(x, 2) * a * poly + _c(x, 0.3275911) * t * t * dpoly)
+
+
 def _gelu_grad(x, y, dy):
-    pdf = np.exp(_c(x, -0.5) * x * x) * _c(x, 1 / np.sqrt(2 * np.pi))
-    cdf = _c(x, 0.5) * (_c(x, 1) + erf(x * _c(x, 1 / np.sqrt(2))))
-    return dy * (cdf + x * pdf)
+    u = x * _c(x, 1 / np.sqrt(2))
+    cdf = _c(x, 0.5) * (_c(x, 1) + erf(u))
+    return dy * (cdf + x * _c(x, 0.5 / np.sqrt(2)) * _erf_grad(u))
 
 
 def _swish_grad(x, y, dy):

@@ -46,6 +46,7 @@ class SweepSummary(Callback):
         from runner.report import ReportError, console_lines, summarize
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        _stop_local_ray()
         try:
             summary = summarize(sweep_dir, self.metric, self.mode, plot=self.plot)
         except ReportError as exc:
@@ -54,6 +55,16 @@ class SweepSummary(Callback):
             return
         _sweep_exit_code = summary.exit_code
         print("\n".join(console_lines(summary)), flush=True)
+
+
+def _stop_local_ray() -> None:
+    """After a Ray-launched sweep: flush the workers' log lines and stop the local cluster now
+    (an existing cluster is only disconnected), so the summary lines are the console's last."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def sweep_settings() -> dict[str, Any]:
@@ -112,3 +123,28 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
               "overrides": overrides}
     artifacts.write_result(output_dir / "result.json", reused)
     return reused
+
+
+def set_aside_unfinished(output_dir: Path) -> str | None:
+    """Resuming in place: keep the record of an earlier attempt that did not finish ok.
+
+    Its result.json is renamed ``result.attempt-N.json`` so the job can run again in its folder.
+    A folder that holds a *different* finished run is never overwritten: the message says so.
+    """
+    import json
+
+    path = output_dir / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        status = json.loads(path.read_text()).get("status")
+    except (OSError, ValueError):
+        status = None
+    if status == "ok":
+        return (f"{output_dir} holds a finished run of another config; resume into a new sweep "
+                "folder (leave hydra.sweep.dir at its default)")
+    n = 1
+    while (output_dir / f"result.attempt-{n}.json").exists():
+        n += 1
+    path.rename(output_dir / f"result.attempt-{n}.json")
+    return None

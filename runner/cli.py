@@ -38,7 +38,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
             "status": "error", "error": {"kind": "ConfigError",
                                          "problems": [{"path": key, "message": message}]}})
         return 2, None
-    from runner.callbacks import reuse_finished, sweep_settings
+    from runner.callbacks import reuse_finished, set_aside_unfinished, sweep_settings
     from runner.run import config_hash
 
     sweep = sweep_settings()
@@ -47,8 +47,12 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
                                 overrides)
         if reused is not None:
             log.info("resumed: an identical config finished ok in %s; not run again",
-                     reused["resumed_from"])
+                     reused.get("resumed_from") or output_dir)
             return 0, _sweep_metric(reused, sweep.get("metric"))
+        refusal = set_aside_unfinished(output_dir)
+        if refusal:
+            log.error("cannot resume: %s", refusal)
+            return 2, None
     outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides})
     log.info("run folder: %s", output_dir)
     if sweep.get("metric") and outcome.exit_code == 0:

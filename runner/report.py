@@ -173,7 +173,7 @@ def override_value(job: Job, key: str) -> str | None:
 # ---------------------------------------------------------------- choosing the metric
 
 def configured(jobs: list[Job]) -> dict[str, Any]:
-    """``hydra.callbacks.sweep`` settings as the jobs saw them (metric, mode)."""
+    """``hydra.callbacks.sweep`` settings as the jobs saw them, and the Optuna direction."""
     for job in jobs:
         path = job.folder / ".hydra" / "hydra.yaml"
         if not path.is_file():
@@ -182,8 +182,12 @@ def configured(jobs: list[Job]) -> dict[str, Any]:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError:
             continue
-        settings = ((data.get("hydra") or {}).get("callbacks") or {}).get("sweep") or {}
-        return dict(settings)
+        hydra = data.get("hydra") or {}
+        settings = dict((hydra.get("callbacks") or {}).get("sweep") or {})
+        direction = (hydra.get("sweeper") or {}).get("direction")   # the Optuna sweeper's
+        if direction in ("minimize", "maximize"):
+            settings["direction"] = direction[:3]
+        return settings
     return {}
 
 
@@ -223,6 +227,8 @@ def choose_mode(jobs: list[Job], metric: str | None, mode: str | None = None,
     settings = settings or {}
     if settings.get("mode"):
         return str(settings["mode"])
+    if settings.get("direction") and metric == (settings.get("metric") or "objective"):
+        return str(settings["direction"])      # the metric the sweeper optimized, its way
     if metric == "objective":
         for job in jobs:
             stated = job.result.get("objective_mode")
