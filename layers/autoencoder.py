@@ -113,6 +113,12 @@ class AutoEncoder(Layer):
     def weight_penalty(self) -> float:
         return sum(child.weight_penalty() for _, child, _ in self._running())
 
+    def weight_penalty_grads(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for prefix, child, _ in self._running():
+            out.update(prefixed(prefix, child.weight_penalty_grads()))
+        return out
+
     def forward(self, x, mask, ctx: Context):
         caches = []
         for _, child, _ in self._running():

@@ -140,6 +140,11 @@ class Layer(ABC):
         """W/b regularizer penalty of this layer (added to the training loss)."""
         return 0.0
 
+    def weight_penalty_grads(self) -> dict[str, np.ndarray]:
+        """Gradient of ``weight_penalty()`` by parameter (already inside ``backward``'s grads;
+        a layer that runs a child several times uses it to count the penalty once)."""
+        return {}
+
     # ---- run -----------------------------------------------------------------------------
     @abstractmethod
     def forward(self, x: Any, mask: Any, ctx: Context) -> tuple[Any, Any, Any]: ...

@@ -47,6 +47,11 @@ class AffineLayer(Layer):
             self.spec.W_regularizer, self.params["W"]
         ) + regularizers.weight_penalty(self.spec.b_regularizer, self.params["b"])
 
+    def weight_penalty_grads(self) -> dict[str, np.ndarray]:
+        regs = {"W": self.spec.W_regularizer, "b": self.spec.b_regularizer}
+        return {k: regularizers.weight_penalty_grad(r, self.params[k]) for k, r in regs.items()
+                if r is not None}
+
     def forward(self, x, mask, ctx: Context):
         w, b = self.params["W"], self.params["b"]
         # One 2D GEMM whatever the rank, (batch * steps, input_dim) @ W: a 3D matmul would

@@ -164,6 +164,10 @@ class Siamese(Layer):
             dxi, gi = self.inner.backward(dyi, ci, ctx)
             dxs.append(dxi)
             add_grads(grads, prefixed(PREFIX, gi))  # shared weights: sum over heads
+        heads = sum(d is not None for d in dys)
+        if heads > 1:  # each head's backward added the penalty gradient; the penalty is counted once
+            for key, g in prefixed(PREFIX, self.inner.weight_penalty_grads()).items():
+                grads[key] = grads[key] - (heads - 1) * g
         for key, value in self.named_params().items():
             grads.setdefault(key, np.zeros_like(value))
         return dxs, grads

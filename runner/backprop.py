@@ -52,6 +52,17 @@ def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndar
     return grads, inputs
 
 
-def _accumulate(pending: dict[str, np.ndarray], name: str, d: np.ndarray) -> None:
-    previous = pending.get(name)
-    pending[name] = d if previous is None else previous + d  # a new array: no aliasing
+def _accumulate(pending: dict[str, Any], name: str, d: Any) -> None:
+    pending[name] = _sum(pending.get(name), d)
+
+
+def _sum(a: Any, b: Any) -> Any:
+    """a + b as a new array (never in place: a layer may hand back the array it was given);
+    lists (a layer with several heads) add up head by head, None meaning no gradient."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, list):
+        return [_sum(x, y) for x, y in zip(a, b)]
+    return a + b

@@ -502,7 +502,8 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
 
 
 def _metrics_text(record: dict[str, float]) -> str:
-    return " - ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
+    return " - ".join(f"{k} {v:.4f}" for k, v in record.items()
+                      if k != "epoch" and not (k.endswith("_penalty") and v == 0))
 
 
 def _progress_bar(epoch: int, epochs: int, done: int, total: int, start: float) -> None:
@@ -546,6 +547,7 @@ def fit_task(spec: Any, plan: Plan, output_dir: Path, result: dict[str, Any],
                       **optim.settings(settings.optimizer, settings.optimizer_options)},
         "metrics": settings.metrics,
     }
+    result["objective_mode"] = settings.mode  # sweep summaries rank jobs the right way round
     result["history"] = fitted.history
     write_history(output_dir, fitted.history)
     artifacts.write_npz(output_dir / "weights.npz", named_weights(plan))

@@ -52,7 +52,7 @@ def test_schema_covers_every_builtin_layer_and_model_key(validator):
                       if cls.__module__.startswith("layers."))
     assert layer_types["enum"] == builtins
     assert set(schema["properties"]) == {"inputs", "layers", "outputs", "training", "plugins",
-                                         "weights", "expect", "targets"}
+                                         "weights", "expect", "targets", "fit"}
     assert "_target_" not in json.dumps(schema)
 
 
