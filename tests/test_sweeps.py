@@ -270,3 +270,19 @@ def test_ray_launcher_runs_a_local_cluster_and_stops_it(serial, tmp_path):
         import shutil
 
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_console_script_completes_model_names(tmp_path):
+    script = Path(sys.executable).parent / "layer-runner"
+    assert script.is_file(), "pip install -e . installs the layer-runner console script"
+    env = {**os.environ, "COMP_LINE": "layer-runner +model="}
+    proc = subprocess.run([str(script), "-sc", "query=bash"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shipped = {p.stem for p in (REPO / "conf" / "model").glob("*.yaml")}
+    assert set(proc.stdout.split()) == {f"+model={name}" for name in shipped}
+    env["COMP_LINE"] = "layer-runner hydra/launcher="
+    proc = subprocess.run([str(script), "-sc", "query=bash"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert {"hydra/launcher=joblib", "hydra/launcher=ray",
+            "hydra/launcher=submitit_slurm"} <= set(proc.stdout.split())
