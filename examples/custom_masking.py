@@ -1,0 +1,58 @@
+"""CustomMasking: the reference custom layer, a worked example of a layer plugin.
+
+A timestep is masked when its *first* feature equals ``mask_value`` (the built-in Masking
+needs *every* feature to equal it). Masked steps are zeroed and the mask travels on, so a
+TimeDistributedMerge later leaves them out. The reference case: ``mask_value: 5`` on
+``[[[3, 4, 5], [5, 6, 7], [5, 5, 5]]]`` keeps only the first step (its 5 is not the first
+feature) and gives ``[[[3, 4, 5], [0, 0, 0], [0, 0, 0]]]`` with mask ``[[1, 0, 0]]``.
+
+Use it from a config::
+
+    plugins: [examples.custom_masking]
+    layers:
+      cm: {type: CustomMasking, mask_value: 5}
+
+Writing your own layer is the same four steps as here: a spec (a pydantic model with a
+``type`` literal equal to the class name, strict like every spec), a Layer subclass with
+``output_shape`` (and ``output_mask`` if it makes or passes masks), ``forward`` returning
+``(y, mask, cache)`` with the cache only when ``ctx.keep_cache``, a ``backward`` returning
+``(dx, grads)``, and ``@register`` on the class.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from layers.base import Context, Layer, PlanError, Shape, SpecBase
+from layers.registry import register
+
+
+class CustomMaskingSpec(SpecBase):
+    """Input shape (steps, features) or any rank >= 1; output the same, plus a mask."""
+
+    type: Literal["CustomMasking"] = "CustomMasking"
+    mask_value: float = Field(default=0.0, description="A step whose first feature equals "
+                              "this value is masked.")
+
+
+@register
+class CustomMasking(Layer):
+    Spec = CustomMaskingSpec
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) < 1:
+            raise PlanError("CustomMasking needs at least one feature axis")
+        return input_shape
+
+    def output_mask(self, input_shape: Shape, has_mask: bool) -> bool:
+        return True  # makes a mask (any incoming one is replaced, as Masking does)
+
+    def forward(self, x, mask, ctx: Context):
+        keep = x[..., 0] != x.dtype.type(self.spec.mask_value)  # (batch, steps)
+        y = x * keep[..., None]
+        return y, keep, (keep if ctx.keep_cache else None)
+
+    def backward(self, dy, keep, ctx: Context):
+        return dy * keep[..., None], {}
