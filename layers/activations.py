@@ -134,12 +134,15 @@ ACTIVATIONS: dict[str, Activation] = {
     "softmax": Activation(softmax, _softmax_grad),
     "softsign": Activation(
         lambda x: x / (_c(x, 1) + np.abs(x)),
-        lambda x, y, dy: dy / np.square(_c(x, 1) + np.abs(x)),
+        lambda x, y, dy: dy / (_c(x, 1) + np.abs(x)) / (_c(x, 1) + np.abs(x)),  # no x**2
     ),
-    "elu": Activation(_elu, lambda x, y, dy: dy * np.where(x > 0, _c(x, 1), y + _c(x, 1))),
+    # exp(x) below 0, not y + 1 (which rounds to 0 once expm1(x) rounds to -1)
+    "elu": Activation(_elu, lambda x, y, dy: dy * np.where(
+        x > 0, _c(x, 1), np.exp(np.minimum(x, _c(x, 0))))),
     "selu": Activation(
         _selu,
-        lambda x, y, dy: dy * np.where(x > 0, _c(x, _SELU_SCALE), y + _c(x, _SELU_SCALE * _SELU_ALPHA)),
+        lambda x, y, dy: dy * np.where(x > 0, _c(x, _SELU_SCALE), _c(
+            x, _SELU_SCALE * _SELU_ALPHA) * np.exp(np.minimum(x, _c(x, 0)))),
     ),
     "gelu": Activation(_gelu, _gelu_grad),
     "swish": Activation(lambda x: x * sigmoid(x), _swish_grad),
@@ -168,6 +171,16 @@ _IN_PLACE: dict[str, Callable[[np.ndarray], object]] = {
 _BLOCK = 1 << 16  # elements per block (256 KB of float32): a block stays in L2 between passes
 _PARALLEL_MIN = 1 << 18  # smaller arrays run on the calling thread (threads cost ~50 us)
 _pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    """After fork the child has no pool threads: start a new pool there on first use."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def threads() -> int:
