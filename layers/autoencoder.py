@@ -128,9 +128,12 @@ class AutoEncoder(Layer):
 
     def backward(self, dy, cache, ctx: Context):
         grads: dict[str, np.ndarray] = {}
-        for (prefix, child, _), c in reversed(list(zip(self._running(), cache))):
+        need_dx = ctx.need_input_grad  # only the first child's input gradient may be skipped
+        for i, ((prefix, child, _), c) in reversed(list(enumerate(zip(self._running(), cache)))):
+            ctx.need_input_grad = need_dx or i > 0
             dy, g = child.backward(dy, c, ctx)
             add_grads(grads, prefixed(prefix, g))
+        ctx.need_input_grad = need_dx
         # A decoder left out of the output is frozen: zero gradients (legacy: not trainable).
         for key, value in self.named_params().items():
             if key not in grads:

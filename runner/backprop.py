@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from layers.base import Context
-from layers.dense import AffineLayer
 from runner.plan import Plan
 
 
@@ -36,9 +35,8 @@ def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndar
         if dy is None:
             continue  # reaches no output
         layer = node.layer
-        internal = [ref for ref in node.inputs if ref not in plan.inputs]
-        # Only Dense-like layers are told to skip dx (composites pass ctx to their children).
-        ctx.need_input_grad = bool(internal) or input_grads or not isinstance(layer, AffineLayer)
+        # A layer reading only model inputs may skip its input gradient (Dense saves a GEMM).
+        ctx.need_input_grad = input_grads or any(ref not in plan.inputs for ref in node.inputs)
         dx, layer_grads = layer.backward(dy, caches[node.name], ctx)
         ctx.need_input_grad = True
         for pname, g in layer_grads.items():
