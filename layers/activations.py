@@ -84,7 +84,8 @@ def erf(x: np.ndarray) -> np.ndarray:
     t = _c(x, 1) / (_c(x, 1) + _c(x, 0.3275911) * np.abs(x))
     poly = t * (_c(x, 0.254829592) + t * (_c(x, -0.284496736) + t * (
         _c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))))
-    return np.sign(x) * (_c(x, 1) - poly * np.exp(-x * x))
+    a = np.minimum(np.abs(x), _c(x, 10))  # erf(10) is 1 in float64: x * x must not overflow
+    return np.sign(x) * (_c(x, 1) - poly * np.exp(-a * a))
 
 
 def _gelu(x):
@@ -110,6 +111,20 @@ def _gelu_grad(x, y, dy):
     return dy * (cdf + x * _c(x, 0.5 / np.sqrt(2)) * _erf_grad(u))
 
 
+def _sigmoid_grad(x, y, dy):
+    # e / (1 + e)^2 with e = exp(-|x|): y * (1 - y) would round to 0 once y rounds to 1.
+    e = np.exp(-np.abs(x))
+    d = _c(x, 1) + e
+    return dy * (e / d / d)
+
+
+def _tanh_grad(x, y, dy):
+    # sech^2 = 4e / (1 + e)^2 with e = exp(-2|x|): 1 - y*y would round to 0 for |x| > 9.
+    e = np.exp(_c(x, -2) * np.abs(x))
+    d = _c(x, 1) + e
+    return dy * (_c(x, 4) * e / d / d)
+
+
 def _swish_grad(x, y, dy):
     s = sigmoid(x)
     return dy * (s + x * s * (_c(x, 1) - s))
@@ -123,8 +138,8 @@ class Activation:
 
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(lambda x: x, lambda x, y, dy: dy),
-    "tanh": Activation(np.tanh, lambda x, y, dy: dy * (_c(y, 1) - y * y)),
-    "sigmoid": Activation(sigmoid, lambda x, y, dy: dy * y * (_c(y, 1) - y)),
+    "tanh": Activation(np.tanh, _tanh_grad),
+    "sigmoid": Activation(sigmoid, _sigmoid_grad),
     "hard_sigmoid": Activation(
         _hard_sigmoid,
         lambda x, y, dy: dy * np.where((x > -2.5) & (x < 2.5), _c(x, 0.2), _c(x, 0)),

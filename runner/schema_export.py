@@ -29,11 +29,15 @@ SCHEMA_LINE = "# yaml-language-server: $schema=../../schema/model.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def builtin_specs() -> list[type]:
+    """The specs of the built-in layers only (sorted by tag: a stable export)."""
+    registry.spec_union()  # composites resolve their nested layer union here
+    return sorted((cls.Spec for cls in registry.registered().values()
+                   if cls.__module__.split(".")[0] == "layers"), key=registry.spec_tag)
+
+
 def builtin_layer_union() -> Any:
-    """The discriminated union of the built-in layers only (sorted by tag: a stable export)."""
-    specs = sorted((cls.Spec for cls in registry.registered().values()
-                    if cls.__module__.split(".")[0] == "layers"), key=registry.spec_tag)
-    return Annotated[Union[tuple(specs)], Field(discriminator="type")]  # noqa: UP007
+    return Annotated[Union[tuple(builtin_specs())], Field(discriminator="type")]  # noqa: UP007
 
 
 def model_schema() -> dict[str, Any]:
@@ -42,6 +46,7 @@ def model_schema() -> dict[str, Any]:
     schema.pop("title", None)
     schema = allow_interpolations(if_then_unions(schema))
     schema.setdefault("$defs", {})["Interpolation"] = INTERPOLATION
+    schema.update(plugins_or_builtin_types([registry.spec_tag(s) for s in builtin_specs()]))
     return {
         "$schema": DIALECT,
         "title": "Model config (conf/model/*.yaml)",
@@ -91,11 +96,24 @@ def if_then_unions(node: Any) -> Any:
         node.pop("oneOf")
         node.update({
             "type": "object", "required": [key],
-            "properties": {key: {"enum": list(mapping), "description": "The layer type."}},
+            # a plugin may add types, so any name passes here; plugins_or_builtin_types()
+            # narrows top-level layers to the built-ins when the model names no plugins
+            "properties": {key: {"type": "string", "examples": list(mapping),
+                                 "description": "The layer type: a built-in (see examples) "
+                                 "or one registered by a module under `plugins`."}},
             "allOf": [{"if": {"properties": {key: {"const": tag}}, "required": [key]},
                        "then": {"$ref": ref}} for tag, ref in mapping.items()],
         })
     return node
+
+
+def plugins_or_builtin_types(tags: list[str]) -> dict[str, Any]:
+    """Without plugins (absent or empty), every layer's ``type`` must be a built-in one."""
+    return {
+        "if": {"properties": {"plugins": {"maxItems": 0}}},
+        "then": {"properties": {"layers": {"additionalProperties": {
+            "properties": {"type": {"enum": tags}}}}}},
+    }
 
 
 def schema_text() -> str:

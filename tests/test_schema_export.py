@@ -45,7 +45,8 @@ def test_check_flag_and_path_argument(tmp_path, capsys):
 
 def test_schema_covers_every_builtin_layer_and_model_key(validator):
     schema = validator.schema
-    layer_types = schema["properties"]["layers"]["additionalProperties"]["properties"]["type"]
+    layer_types = schema["then"]["properties"]["layers"]["additionalProperties"]["properties"][
+        "type"]
     from layers import registry
 
     builtins = sorted(t for t, cls in registry.registered().items()
