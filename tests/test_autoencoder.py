@@ -119,7 +119,8 @@ def test_summary_rows_and_graph_show_inner_layers(run_config):
 
 
 def test_autoencoder_inside_siamese_keys_and_values():
-    inputs = {"a": {"shape": [5], "data": X[:3].tolist()}, "b": {"shape": [5], "data": X[3:].tolist()}}
+    inputs = {"a": {"shape": [5], "data": X[:3].tolist()},
+              "b": {"shape": [5], "data": X[3:].tolist()}}
     layers_ = {"s": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "none",
                      "layer": ae_layer(True)}}
     model = Model.from_config(model_config(layers_, inputs))

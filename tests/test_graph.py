@@ -32,7 +32,8 @@ def problems(config) -> list[str]:
      "earlier layers (move it up)"),
     ({"p": {**DENSE, "inputs": ["q"]}, "q": {**DENSE, "inputs": ["p"]}},  # a cycle
      "model.layers.p.inputs: 'q' is defined after this layer"),
-    ({"d": {**DENSE, "inputs": ["d"]}}, "model.layers.d.inputs: a layer cannot read its own output"),
+    ({"d": {**DENSE, "inputs": ["d"]}},
+     "model.layers.d.inputs: a layer cannot read its own output"),
     ({"a": {**DENSE, "inputs": ["b"]}},
      "model.layers.a: name 'a' is already a model input; rename one"),
     ({"d": DENSE}, "model.layers.d.inputs: the model has several inputs ['a', 'b']: say which "
@@ -47,7 +48,8 @@ def problems(config) -> list[str]:
      "'a'])"),
     ({"m": {"type": "Merge", "mode": "cos", "inputs": ["a"]}},
      "model.layers.m.inputs: Merge mode 'cos' takes exactly 2 inputs, got 1"),
-    ({"d": {**DENSE, "output_dim": 3, "inputs": ["a"]}, "m": {"type": "Merge", "inputs": ["d", "b"]}},
+    ({"d": {**DENSE, "output_dim": 3, "inputs": ["a"]},
+      "m": {"type": "Merge", "inputs": ["d", "b"]}},
      "model.layers.m: only inputs of the same shape can be merged with mode 'sum'; per-sample "
      "shapes: [(3,), (2,)] (fed by model.layers.d (Dense, per-sample shape (3,)), model.inputs.b "
      "(input, per-sample shape (2,)))"),
@@ -148,7 +150,8 @@ def test_a_mask_reaching_a_layer_that_cannot_use_it(consumer, fix):
     layers_ = {"m": {"type": "Masking"}, "t": TDD, "bad": consumer}
     found = problems(model_config(layers_, SEQ_IN))
     assert len(found) == 1 and found[0].startswith("model.layers.bad: ") and fix in found[0]
-    assert "fed by model.layers.t (TimeDistributedDense, per-sample shape (3, 3), masked)" in found[0]
+    fed = "fed by model.layers.t (TimeDistributedDense, per-sample shape (3, 3), masked)"
+    assert fed in found[0]
 
 
 # ---- plugins --------------------------------------------------------------------------------

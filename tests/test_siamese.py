@@ -107,7 +107,8 @@ def test_merge_mode_null_means_none_and_heads_are_wired_by_index():
 @pytest.mark.parametrize("reads, message", [
     (["h"], r"model.layers.use.inputs: 'h' has 2 outputs \(Siamese with merge_mode none\): "
             r"read one of \['h.0', 'h.1'\]"),
-    (["h.2"], r"model.layers.use.inputs: 'h' has no output 'h.2'; its outputs are \['h.0', 'h.1'\]"),
+    (["h.2"], r"model.layers.use.inputs: 'h' has no output 'h.2'; its outputs are "
+              r"\['h.0', 'h.1'\]"),
     (["d.0"], r"model.layers.use.inputs: 'd' has a single output: read it as 'd', not 'd.0'"),
 ])
 def test_head_wiring_errors(reads, message):
