@@ -120,8 +120,8 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     if plan.memory_bytes > limit:
         raise ConfigError.one(
             "max_memory_mb",
-            f"this model needs about {_mb(plan.memory_bytes)} MB (parameters plus "
-            f"activations of one batch), above the limit of {_mb(spec.max_memory_mb * 2**20)} MB"
+            f"this model needs about {_mb(plan.memory_bytes)} MB (parameters, activations of "
+            f"one batch, random inputs), above the limit of {_mb(spec.max_memory_mb * 2**20)} MB"
             f"{_largest(plan)}: make layers smaller, set batch_size, or raise max_memory_mb")
     return plan
 
@@ -414,14 +414,19 @@ def _check_unused_inputs(model, inputs, problems) -> list[str]:
 
 def _largest(plan: Plan) -> str:
     """Where most of the estimated memory goes, for the max_memory_mb message."""
+    itemsize = plan.dtype.itemsize
     batch = plan.spec.batch_size or max(plan.rows, 1)
-    sizes = {n.path: (n.n_params + batch * math.prod(n.shape), n) for n in plan.nodes.values()}
+    sizes = {n.path: ((n.n_params + batch * math.prod(n.shape)) * itemsize,
+                      f"{n.layer.spec.type}, output {n.shape}, {n.n_params:,} parameters")
+             for n in plan.nodes.values()}
+    for i in plan.inputs.values():
+        if i.array is None:
+            sizes[i.path] = (i.rows * math.prod(i.shape) * (8 + itemsize),
+                             f"random input of {i.rows:,} rows of {i.shape}, drawn whole")
     if not sizes:
         return ""
-    path, (size, node) = max(sizes.items(), key=lambda kv: kv[1][0])
-    mb = size * plan.dtype.itemsize / 2**20
-    return (f"; the largest is {path} ({node.layer.spec.type}, output {node.shape}, "
-            f"{node.n_params:,} parameters, about {_mb(mb * 2**20)} MB)")
+    path, (size, what) = max(sizes.items(), key=lambda kv: kv[1][0])
+    return f"; the largest is {path} ({what}, about {_mb(size)} MB)"
 
 
 def _mb(n_bytes: float) -> str:
@@ -436,4 +441,7 @@ def estimate_memory(plan: Plan) -> int:
     params = sum(n.n_params for n in plan.nodes.values())
     per_sample = sum(math.prod(n.shape) * max(n.heads, 1) for n in plan.nodes.values())
     per_sample += sum(math.prod(i.shape) for i in plan.inputs.values())
-    return (params + batch * per_sample) * itemsize
+    # random inputs are drawn whole (in float64, then cast), whatever the batch size
+    drawn = sum(i.rows * math.prod(i.shape) * (8 + itemsize)
+                for i in plan.inputs.values() if i.array is None)
+    return (params + batch * per_sample) * itemsize + drawn

@@ -326,6 +326,10 @@ CASES: list[Case] = [
        "raise max_memory_mb"]),
     C("random-rows-trillion", "limits", data({"random": {"rows": 10**12}}), "max_memory_mb",
       ["limit of 4,096 MB", "set batch_size"]),
+    C("random-input-drawn-whole", "limits",
+      {**data({"random": {"rows": 10**9}}, shape=[100]), "batch_size": 1000, "task": "validate"},
+      "max_memory_mb", ["largest is model.inputs.x", "random input of 1,000,000,000 rows",
+                        "drawn whole"]),
     C("below-own-limit", "limits", cfg(max_memory_mb=0.00001), "max_memory_mb",
       [r"needs about 6.87e-05 MB", "limit of 1e-05 MB"]),
     # ---- code from config ---------------------------------------------------------------
