@@ -205,15 +205,22 @@ def forward(mode: str, xs: list[np.ndarray], concat_axis: int, dot_axes: DotAxes
     ax0, ax1 = dot_axes_pairs(dot_axes, x0.shape[1:], x1.shape[1:])
     out_shape = output_shape(mode, [x0.shape[1:], x1.shape[1:]], concat_axis, dot_axes)
     subs = _subscripts(x0.ndim - 1, ax0, x1.ndim - 1, ax1)
-    norms = None
-    if mode == "cos":
-        n0 = _normalize(x0, tuple(a + 1 for a in ax0))
-        n1 = _normalize(x1, tuple(b + 1 for b in ax1))
-        x0, x1, norms = n0[0], n1[0], (n0, n1)
     y = np.einsum(f"{subs[0]},{subs[1]}->{subs[2]}", x0, x1, optimize=True)
+    if mode == "cos":  # dot / (|x0| |x1|), norms over the contracted axes, floored
+        n0 = _free_norm(x0, subs[0], ax0)  # (batch, *free0)
+        n1 = _free_norm(x1, subs[1], ax1)  # (batch, *free1)
+        k0, k1 = n0.ndim - 1, n1.ndim - 1
+        y /= n0.reshape(n0.shape + (1,) * k1)
+        y /= n1.reshape(n1.shape[:1] + (1,) * k0 + n1.shape[1:])
     y = y.reshape((y.shape[0], *out_shape))  # a full contraction becomes (batch, 1)
-    cache = (x0, x1, subs, norms, (ax0, ax1)) if keep_cache else None
+    cache = (x0, x1, subs, mode == "cos", (ax0, ax1)) if keep_cache else None
     return y, cache
+
+
+def _free_norm(x: np.ndarray, sub: str, axes: list[int]) -> np.ndarray:
+    free = "a" + "".join(c for i, c in enumerate(sub[1:]) if i not in axes)
+    sq = np.einsum(f"{sub},{sub}->{free}", x, x, optimize=True)
+    return np.sqrt(np.maximum(sq, x.dtype.type(NORM_EPS)))
 
 
 def backward(mode: str, dy: np.ndarray, cache: Any, n_inputs: int) -> list[np.ndarray]:
@@ -240,11 +247,16 @@ def backward(mode: str, dy: np.ndarray, cache: Any, n_inputs: int) -> list[np.nd
     if mode == "concat":
         axis, sizes = cache
         return [part.copy() for part in np.split(dy, np.cumsum(sizes)[:-1], axis=axis)]
-    x0, x1, (s0, s1, so), norms, (ax0, ax1) = cache
+    x0, x1, (s0, s1, so), is_cos, (ax0, ax1) = cache
     dy = dy.reshape((dy.shape[0], *_free_shape(x0, ax0, x1, ax1)))  # drop the (1,) of a scalar
+    norms = None
+    if is_cos:  # cos = dot(u0, u1) with u = x / max(|x|, eps): go back through u
+        norms = (_normalize(x0, tuple(a + 1 for a in ax0)),
+                 _normalize(x1, tuple(b + 1 for b in ax1)))
+        x0, x1 = norms[0][0], norms[1][0]
     d0 = np.einsum(f"{so},{s1}->{s0}", dy, x1, optimize=True)
     d1 = np.einsum(f"{so},{s0}->{s1}", dy, x0, optimize=True)
-    if norms is not None:  # back through u = x / max(|x|, eps)
+    if norms is not None:
         d0 = _normalize_backward(d0, norms[0], tuple(a + 1 for a in ax0))
         d1 = _normalize_backward(d1, norms[1], tuple(b + 1 for b in ax1))
     return [d0, d1]
