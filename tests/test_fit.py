@@ -240,7 +240,7 @@ def test_config_errors_name_the_path(tmp_path, change, path, fragment):
     assert any(p["path"] == path and fragment in p["message"] for p in problems), problems
 
 
-def test_forward_only_layer_is_a_config_error(tmp_path):
+def test_forward_only_layer_is_a_config_error(tmp_path, monkeypatch):
     from layers import Layer, registry
     from layers.base import SpecBase
     from typing import Literal
@@ -258,8 +258,9 @@ def test_forward_only_layer_is_a_config_error(tmp_path):
         def forward(self, x, mask, ctx):
             return np.round(x), mask, None
 
-    if "FrozenStep" not in registry.registered():
-        registry.register(FrozenStep)
+    # Registered for this test only: the registry (and its schema cache key) is restored after.
+    monkeypatch.setitem(registry._LAYERS, "FrozenStep", FrozenStep)
+    monkeypatch.setattr(registry, "_version", registry._version + 10**6)
     config = classifier()
     config["model"]["layers"] = {"step": {"type": "FrozenStep"}, **config["model"]["layers"]}
     outcome, result, _ = fit_run(tmp_path, config)
