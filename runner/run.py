@@ -7,6 +7,7 @@ config, ends with ``result.json`` (written last, atomically) and an exit code.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     timings["build"] = time.perf_counter() - t
     training = _phase(spec)
     keep = set(plan.outputs) | set(spec.model.expect)
-    progress = spec.progress if spec.progress is not None else False
+    progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
     prediction = predict(plan, training, keep, progress=progress)
     timings["execute"] = prediction.seconds
     outcome.values = prediction.values
