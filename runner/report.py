@@ -256,7 +256,8 @@ def _did_you_mean(name: str, known: list[str]) -> str:
 def best_job(jobs: list[Job], metric: str | None, mode: str) -> Job | None:
     if metric is None:
         return None
-    scored = [j for j in jobs if j.status == "ok" and math.isfinite(j.metrics.get(metric, math.nan))]
+    scored = [j for j in jobs
+              if j.status == "ok" and math.isfinite(j.metrics.get(metric, math.nan))]
     if not scored:
         return None
     sign = 1.0 if mode == "min" else -1.0
@@ -306,7 +307,8 @@ def summarize(sweep_dir: Path | str, metric: str | None = None, mode: str | None
         raise ReportError(f"{sweep_dir}: no such folder")
     jobs = collect(sweep_dir)
     if not jobs:
-        raise ReportError(f"{sweep_dir}: no job folders (a job folder holds .hydra/ or result.json)")
+        raise ReportError(f"{sweep_dir}: no job folders "
+                          "(a job folder holds .hydra/ or result.json)")
     settings = configured(jobs)
     name, reason = choose_metric(jobs, metric, settings)
     chosen_mode = choose_mode(jobs, name, mode, settings)
@@ -364,7 +366,8 @@ def _markdown(summary: Summary) -> str:
         lines.append(f"Metric: `{summary.metric}` ({summary.mode}imized; {summary.metric_reason}).")
     if summary.best is not None:
         b = summary.best
-        lines.append(f"**Best job: {b.name}**, `{summary.metric}` = {_fmt(b.metrics[summary.metric])}, "
+        value = _fmt(b.metrics[summary.metric])
+        lines.append(f"**Best job: {b.name}**, `{summary.metric}` = {value}, "
                      f"overrides `{' '.join(b.overrides)}`, folder `{b.run_folder}`.")
     elif summary.metric:
         lines.append("No job finished ok with this metric: no best job.")
@@ -388,7 +391,8 @@ def _markdown(summary: Summary) -> str:
     if bad:
         lines += ["", "## Jobs that did not finish ok", ""]
         for job in bad:
-            lines.append(f"- job {job.name} ({job.status}, `{' '.join(job.overrides)}`): {job.error}")
+            overrides = " ".join(job.overrides)
+            lines.append(f"- job {job.name} ({job.status}, `{overrides}`): {job.error}")
     lines.append("")
     if (summary.sweep_dir / "summary.png").is_file():
         lines += ["![metric against the swept value](summary.png)", ""]
@@ -421,7 +425,8 @@ def _plot(summary: Summary, path: Path) -> str:
 
     def x_of(job: Job) -> float:
         if categories:
-            return float(categories.index((override_value(job, x_key) if x_key else job.name) or ""))
+            label = override_value(job, x_key) if x_key else job.name
+            return float(categories.index(label or ""))
         return float(override_value(job, x_key))  # type: ignore[arg-type]
 
     fig = Figure(figsize=(6.4, 4.2), dpi=100)
@@ -477,7 +482,8 @@ def _write_atomic(path: Path, text: str) -> None:
 def console_lines(summary: Summary) -> list[str]:
     """The last lines of a sweep: counts, failures, the best job, where the summary is."""
     counts = summary.counts()
-    lines = [f"sweep: {len(summary.jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items())
+    lines = [f"sweep: {len(summary.jobs)} jobs: {tally}"]
     for job in summary.jobs:
         if job.status != "ok":
             lines.append(f"  job {job.name} {job.status}: {job.error}")
@@ -495,7 +501,8 @@ def console_lines(summary: Summary) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runner.report",
-        description="Rebuild summary.csv, summary.md and summary.png of a sweep from its job folders.")
+        description="Rebuild summary.csv, summary.md and summary.png of a sweep from its job "
+                    "folders.")
     parser.add_argument("sweep_dir", type=Path, help="the sweep folder (holds one folder per job)")
     parser.add_argument("--metric", help="metric to rank jobs by (default: hydra.callbacks.sweep."
                         "metric, else objective, else the metric that changes most)")

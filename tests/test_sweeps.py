@@ -119,7 +119,8 @@ def test_sweep_with_a_failing_job_summarizes_and_exits_nonzero(serial):
     md = (sweep_dir / "summary.md").read_text()
     assert "Metric: `drop/zero_fraction` (maximized" in md
     assert f"**Best job: 2**, `drop/zero_fraction` = {zero[2]:.6g}" in md
-    assert "- job 3 (error, `+model=sweep_drop model.layers.drop.p=1.5`): model.layers.drop.p:" in md
+    bad = "- job 3 (error, `+model=sweep_drop model.layers.drop.p=1.5`): model.layers.drop.p:"
+    assert bad in md
     width, height = _check_png(sweep_dir / "summary.png")
     assert (width, height) == (640, 420)
     last = proc.stdout.strip().splitlines()[-3:]
@@ -261,7 +262,8 @@ def test_ray_launcher_runs_a_local_cluster_and_stops_it(serial, tmp_path):
         assert [r["status"] for r in rows] == ["ok"] * 3
         assert proc.stdout.strip().splitlines()[-1].startswith(f"summary: {sweep_dir}")
         for job in range(3):
-            assert _outputs(sweep_dir / str(job)).tobytes() == _outputs(serial_dir / str(job)).tobytes()
+            ray_out, serial_out = _outputs(sweep_dir / str(job)), _outputs(serial_dir / str(job))
+            assert ray_out.tobytes() == serial_out.tobytes()
         deadline = time.monotonic() + 30
         while _processes_mentioning(ray_tmp) and time.monotonic() < deadline:
             time.sleep(0.5)
