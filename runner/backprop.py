@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from layers.base import Context
-from runner.plan import Plan
+from runner.plan import Plan, head_base
 
 
 def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndarray],
@@ -28,7 +28,7 @@ def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndar
     """
     pending: dict[str, np.ndarray] = {}
     for name, dy in output_grads.items():
-        _accumulate(pending, name, dy)
+        _accumulate(pending, name, dy, plan)
     grads: dict[str, np.ndarray] = {}
     for node in reversed(list(plan.nodes.values())):
         dy = pending.pop(node.name, None)
@@ -45,13 +45,23 @@ def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndar
             continue
         for ref, d in zip(node.inputs, dx if layer.multi_input else [dx]):
             if d is not None and (input_grads or ref not in plan.inputs):
-                _accumulate(pending, ref, d)
+                _accumulate(pending, ref, d, plan)
     inputs = {name: pending[name] for name in plan.inputs if name in pending}
     return grads, inputs
 
 
-def _accumulate(pending: dict[str, Any], name: str, d: Any) -> None:
-    pending[name] = _sum(pending.get(name), d)
+def _accumulate(pending: dict[str, Any], name: str, d: Any, plan: Plan) -> None:
+    """Add ``d`` to the gradient of ``name``; a head 'siam.1' of a multi-output layer goes to
+    slot 1 of that layer's list of per-head gradients (None = head not read)."""
+    base = head_base(name)
+    node = plan.nodes.get(base)
+    if node is not None and node.heads and name != base:
+        heads = list(pending.get(base) or [None] * node.heads)
+        index = int(name.rpartition(".")[2])
+        heads[index] = _sum(heads[index], d)
+        pending[base] = heads
+    else:
+        pending[name] = _sum(pending.get(name), d)
 
 
 def _sum(a: Any, b: Any) -> Any:
