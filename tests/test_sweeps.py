@@ -288,3 +288,60 @@ def test_console_script_completes_model_names(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert {"hydra/launcher=joblib", "hydra/launcher=ray",
             "hydra/launcher=submitit_slurm"} <= set(proc.stdout.split())
+
+
+def _fake_job(sweep_dir: Path, num: int, overrides: list[str], result: dict | None,
+              hydra: dict | None = None) -> None:
+    folder = sweep_dir / str(num)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": hydra or {}}))
+    if result is not None:
+        (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_report_grid_of_two_keys_with_objective_mode(tmp_path):
+    """A 3x2 grid (p x seed), fit-style objective ranked by the job's own objective_mode."""
+    grid = [(p, s) for p in (0.0, 0.25, 0.5) for s in (1, 2)]
+    scores = [0.71, 0.70, 0.93, 0.88, 0.52, 0.55]
+    for num, ((p, s), score) in enumerate(zip(grid, scores)):
+        result = {"status": "ok", "objective_mode": "max",
+                  "metrics": {"objective": score, "val_loss": 1 - score}}
+        if num == 5:
+            result = {"status": "failed", "error": {"kind": "RunFailed",
+                                                    "message": "model.expect.out: off\nmore"}}
+        _fake_job(tmp_path, num, ["+model=m", f"model.layers.drop.p={p}", f"seed={s}"], result)
+    summary = report.summarize(tmp_path)
+    assert summary.swept == ["model.layers.drop.p", "seed"]
+    assert (summary.metric, summary.mode) == ("objective", "max")
+    assert summary.best is not None and summary.best.name == "2"
+    assert summary.exit_code == 1
+    rows = _rows(tmp_path)
+    assert [r["status"] for r in rows] == ["ok"] * 5 + ["failed"]
+    assert rows[5]["error"] == "model.expect.out: off"
+    assert [r["seed"] for r in rows] == ["1", "2"] * 3
+    assert list(rows[0])[:6] == ["job", "status", "best", "model.layers.drop.p", "seed",
+                                 "objective"]
+    _check_png(tmp_path / "summary.png")
+
+    by_loss = report.summarize(tmp_path, metric="val_loss")      # loss-like: lower is better
+    assert (by_loss.mode, by_loss.best.name) == ("min", "2")
+    assert report.choose_metric(by_loss.jobs) == (
+        "objective", "the validation score each job reported (objective)")
+
+
+def test_report_follows_configured_metric_and_optuna_direction(tmp_path):
+    hydra = {"callbacks": {"sweep": {"metric": "acc", "mode": None}},
+             "sweeper": {"direction": "minimize"}}
+    for num, acc in enumerate([0.3, 0.1, 0.2]):
+        _fake_job(tmp_path, num, [f"x={num}"], {"status": "ok", "metrics": {"acc": acc, "z": 1}},
+                  hydra)
+    (tmp_path / "optimization_results.yaml").write_text(
+        yaml.safe_dump({"name": "optuna", "best_params": {"x": 1}, "best_value": 0.1}))
+    _fake_job(tmp_path, 3, ["x=3"], None, hydra)                 # still running: no result.json
+    summary = report.summarize(tmp_path, plot=False)
+    assert (summary.metric, summary.mode, summary.best.name) == ("acc", "min", "1")
+    assert summary.optuna == {"best_params": {"x": 1}, "best_value": 0.1, "trial": 1,
+                              "folder": str(tmp_path / "1")}
+    assert [j.status for j in summary.jobs] == ["ok", "ok", "ok", "incomplete"]
+    assert not (tmp_path / "summary.png").exists()
