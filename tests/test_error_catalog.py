@@ -100,6 +100,9 @@ CASES: list[Case] = [
       ["valid integer", "found 'all'"]),
     C("training-not-bool", "types", cfg(training="maybe"), "training",
       ["valid boolean", "found 'maybe'"]),
+    C("two-independent-problems", "types", dense(output_dim=-1, activation="rellu"),
+      "model.layers.dense.output_dim", ["greater than 0", "found -1"],
+      others=["model.layers.dense.activation"]),
     C("model-null", "types", {"model": None}, "model", ["valid dictionary", "found null"]),
     # ---- ranges ------------------------------------------------------------------------
     C("negative-output-dim", "ranges", dense(output_dim=-1), "model.layers.dense.output_dim",
@@ -405,6 +408,7 @@ def _check_case(case: Case, result: dict, exit_code: int, text: str = "") -> Non
         assert p["message"] and "Traceback" not in p["message"] and "<class " not in p["message"]
     for path in case.others:
         assert path in [p["path"] for p in problems]
+        assert not text or f"{path}:" in text  # every problem reaches the terminal
     assert "Traceback" not in text
 
 
@@ -470,7 +474,8 @@ def test_independent_plan_problems_reported_together(data_dir, tmp_path):
 # ---- the real CLI ---------------------------------------------------------------------
 CLI_IDS = ["str-output-dim", "unknown-layer-type", "dense-on-sequence", "mask-into-flatten",
            "nan-in-data", "missing-input-file", "pickled-npy", "csv-ragged",
-           "model-weights-wrong-shape", "dense-ten-billion", "target-in-layer"]
+           "model-weights-wrong-shape", "dense-ten-billion", "target-in-layer",
+           "two-independent-problems"]
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -518,7 +523,7 @@ def test_cli_case(case_id, cli_results):
 
 
 @pytest.mark.slow
-def test_cli_reports_independent_problems_and_sweep_value_out_of_range(tmp_path):
+def test_cli_sweep_value_out_of_range(tmp_path):
     """A sweep with one bad value: that job fails with exit 2 and a clear message, the good
     one still runs, the process exits 2 without a traceback."""
     proc = _cli(["-m", "+model=dense_example", "model.layers.dense.output_dim=3,-1",
