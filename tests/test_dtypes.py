@@ -134,3 +134,25 @@ def test_the_check_sees_a_float64_intermediate(monkeypatch):
     monkeypatch.setattr(AffineLayer, "forward", promoting)
     problems = wrong_float_dtypes(model, config_feeds(model), np.dtype(np.float32))
     assert problems and all("values.dense: float64" in p for p in problems)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_activations_match_the_reference_forward(dtype):
+    """The predict path (bias + activation in place, blocked, on threads) computes the same
+    numbers as ``activation(z + b)``, for every activation, extreme inputs included."""
+    from layers import activations
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 4, (700, 600)).astype(dtype)  # above the size that goes on threads
+    z[0, :6] = [1e4, -1e4, 0.0, -0.0, 88.0, -104.0]
+    b = rng.normal(0, 1, 600).astype(dtype)
+    for name, act in activations.ACTIVATIONS.items():
+        expected = act.forward(z + b)
+        got = activations.apply_(name, z.copy(), b)
+        assert got.dtype == dtype and got.shape == z.shape
+        np.testing.assert_allclose(got, expected, rtol=2 * np.finfo(dtype).eps, atol=0,
+                                   err_msg=name)
+        if name in ("linear", "relu", "tanh", "sigmoid", "softmax"):
+            np.testing.assert_array_equal(got, expected, err_msg=name)  # bit for bit
+    z3 = z.reshape(70, 10, 600)  # 3D (TimeDistributedDense): the same numbers
+    np.testing.assert_array_equal(activations.apply_("tanh", z3.copy(), b), np.tanh(z3 + b))
