@@ -50,7 +50,11 @@ def forward(plan: Plan, feeds: dict[str, np.ndarray], ctx: Context, keep: set[st
         else:
             x = values[node.inputs[0]]
             m = masks.get(node.inputs[0])
-        y, mask, cache = layer.forward(x, m, ctx)
+        try:  # overflow, 0/0, log(0): say which layer, never return inf/NaN silently
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                y, mask, cache = layer.forward(x, m, ctx)
+        except FloatingPointError as exc:
+            raise DataError.one(node.path, _numeric_problem(exc, node, x, ctx.dtype)) from None
         outs = ([(f"{node.name}.{i}", yi, mi) for i, (yi, mi) in enumerate(zip(y, mask))]
                 if node.heads else [(node.name, y, mask)])  # several outputs: "<name>.<i>"
         for out_name, value, out_mask in outs:
@@ -67,6 +71,18 @@ def forward(plan: Plan, feeds: dict[str, np.ndarray], ctx: Context, keep: set[st
     kept = {k: v for k, v in values.items() if k in keep}
     kept_masks = {k: v for k, v in masks.items() if k in keep}
     return kept, kept_masks, caches
+
+
+def _numeric_problem(exc: FloatingPointError, node, x, dtype) -> str:
+    arrays = x if isinstance(x, list) else [x]
+    peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
+    where = f"{exc} in the forward pass of {node.layer.spec.type}"
+    if "overflow" in str(exc):
+        return (f"{where}: results beyond what {np.dtype(dtype).name} holds (up to "
+                f"{np.finfo(dtype).max:.3g}; the largest input magnitude is {peak:.3g}): scale "
+                "the inputs, use floatx=float64, or change the layer")
+    return (f"{where}: the math is undefined for some inputs (for example log or division by "
+            "0, sqrt of a negative number): check the data or the expression")
 
 
 def _last_use(plan: Plan) -> dict[str, int]:
