@@ -297,7 +297,7 @@ def mutations(draw, config: dict) -> dict:
 def test_mutated_shipped_configs_give_only_user_errors(path):
     base = _load(path)
     assert _only_user_errors(copy.deepcopy(base)) == "ok"  # unmutated: runs
-    examples = FUZZ.max_examples // (10 if path.stem in HEAVY else 3)
+    examples = FUZZ.max_examples // (20 if path.stem in HEAVY else 6)
 
     @settings(FUZZ, max_examples=max(examples, 5))
     @given(mutations(base))
