@@ -32,7 +32,8 @@ class RandomSpec(Strict):
     mean: float = 0.0
     std: float = Field(default=1.0, ge=0)
     p: float = Field(default=0.5, ge=0, le=1, description="Probability of 1 (bernoulli).")
-    seed: int | None = Field(default=None, description="Own seed; default: the run's seed.")
+    seed: NonNegativeInt | None = Field(default=None,
+                                        description="Own seed; default: the run's seed.")
 
     @model_validator(mode="after")
     def _range(self) -> RandomSpec:
@@ -194,7 +195,7 @@ def run_spec_class() -> type[BaseModel]:
             __config__=ConfigDict(extra="forbid", frozen=True),
             task=(Literal["predict", "validate", "fit"], "predict"),
             training=(bool | None, Field(default=None, description="Forward phase; null = model's.")),
-            seed=(int, 0),
+            seed=(NonNegativeInt, Field(default=0, description="Seeds weights, dropout, data.")),
             floatx=(Literal["float32", "float64"], "float32"),
             batch_size=(PositiveInt | None, None),
             max_memory_mb=(float, Field(default=4096, gt=0, description="Plan-time memory limit.")),
