@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
@@ -235,39 +234,93 @@ def test_optuna_reports_the_best_trial_and_its_folder(tmp_path):
     assert f"optuna best trial: {best}  {sweep_dir / str(best)}" in proc.stdout
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
+# Runs a command as a "child subreaper" (Linux prctl): processes the command leaves behind are
+# re-parented to this wrapper instead of init, so every process it started can be found. Prints
+# {"rc", "peak", "left"}: the command's exit code, the most descendants seen while it ran, and the
+# command lines of descendants still alive 30 s after it ended (those are then killed).
+SUBREAPER = r"""
+import ctypes, json, os, signal, subprocess, sys, time
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)      # PR_SET_CHILD_SUBREAPER
+
+
+def descendants():
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                parent[int(entry)] = int(fields[1])
+    me, found = os.getpid(), []
+    for pid in parent:
+        p, seen = pid, 0
+        while p in parent and seen < 64:
+            p, seen = parent[p], seen + 1
+            if p == me:
+                found.append(pid)
+                break
     return found
+
+
+def reap():
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+peak = 0
+while proc.poll() is None:
+    peak = max(peak, len(descendants()))
+    time.sleep(0.2)
+deadline = time.monotonic() + 30
+while descendants() and time.monotonic() < deadline:
+    reap()
+    time.sleep(0.2)
+left = []
+for pid in descendants():
+    try:
+        left.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode())
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+reap()
+print(json.dumps({"rc": proc.returncode, "peak": peak, "left": left}))
+"""
 
 
 def test_ray_launcher_runs_a_local_cluster_and_stops_it(serial, tmp_path):
     _, _, serial_dir = serial
     ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")    # short: Ray's socket paths are capped
+    sweep_dir = tmp_path / "sweep"
+    (tmp_path / "subreaper.py").write_text(SUBREAPER)
+    conf = _conf_dir(tmp_path)
+    cmd = [sys.executable, str(tmp_path / "subreaper.py"), sys.executable, "-m", "runner", "-m",
+           f"hydra.searchpath=[file://{conf}]", "+model=sweep_drop",
+           "model.layers.drop.p=0.0,0.2,0.4", f"hydra.sweep.dir={sweep_dir}",
+           "hydra/launcher=ray", f"+hydra.launcher.ray.init._temp_dir={ray_tmp}",
+           "+hydra.launcher.ray.init.include_dashboard=false"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
-        proc, sweep_dir = _sweep(tmp_path, "sweep", "0.0,0.2,0.4", "hydra/launcher=ray",
-                                 f"+hydra.launcher.ray.init._temp_dir={ray_tmp}",
-                                 "+hydra.launcher.ray.init.include_dashboard=false")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert list(Path(ray_tmp).glob("session_*/logs")), "Ray did not use the temp dir"
+        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        report_ = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert report_["rc"] == 0, proc.stderr[-3000:]
+        assert list(Path(ray_tmp).glob("session_*/logs")), "Ray did not use its temp dir"
+        assert report_["peak"] >= 5              # the CLI, gcs_server, raylet, workers, ...
+        assert report_["left"] == []             # every process the sweep started is gone
         rows = _rows(sweep_dir)
         assert [r["status"] for r in rows] == ["ok"] * 3
-        assert proc.stdout.strip().splitlines()[-1].startswith(f"summary: {sweep_dir}")
         for job in range(3):
             ray_out, serial_out = _outputs(sweep_dir / str(job)), _outputs(serial_dir / str(job))
             assert ray_out.tobytes() == serial_out.tobytes()
-        deadline = time.monotonic() + 30
-        while _processes_mentioning(ray_tmp) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _processes_mentioning(ray_tmp) == []
     finally:
         import shutil
 
