@@ -251,9 +251,12 @@ class _Builder:
             if type(node.value) not in (int, float):
                 self.fail(node, f"{node.value!r} is not allowed; use numbers and comparisons")
             try:
-                return Const(text, False, float(node.value))
+                value = float(node.value)
             except OverflowError:
                 self.fail(node, "number literal is too large")
+            if value in (float("inf"), float("-inf")):  # 1e309 parses to inf
+                self.fail(node, "number literal is too large (it would be infinite)")
+            return Const(text, False, value)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.Not):
                 self.fail(node, "'not' is not allowed; use comparisons and where()")

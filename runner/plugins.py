@@ -41,8 +41,9 @@ def load_plugins(config: dict[str, Any]) -> list[str]:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            problems.append(Problem(path, f"cannot import plugin module {name!r}: {exc}; run from "
-                                          "the directory that holds it or install its package"))
+            hint = (f"name the module, not the file: {name[:-3]!r}" if name.endswith(".py") else
+                    "run from the directory that holds it or install its package")
+            problems.append(Problem(path, f"cannot import plugin module {name!r}: {exc}; {hint}"))
         except Exception as exc:  # a plugin's own bug: report it, do not crash the runner
             problems.append(Problem(path, f"plugin module {name!r} failed to import: "
                                           f"{type(exc).__name__}: {exc}"))

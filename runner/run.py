@@ -168,7 +168,10 @@ def _phase(spec) -> bool:
 
 
 def _error_text(exc: UserError) -> str:
-    kind = "invalid config" if exc.exit_code == 2 else "run failed"
+    from runner.errors import DataError
+
+    kind = ("invalid data" if isinstance(exc, DataError) else
+            "invalid config" if exc.exit_code == 2 else "run failed")
     n = len(exc.problems)
     head = f"{kind}: {n} problem{'s' if n != 1 else ''}"
     return head + "\n" + "\n".join(f"  {p}" for p in exc.problems)

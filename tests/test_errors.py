@@ -138,3 +138,31 @@ def test_failed_expectation_exits_1(run_config):
     assert outcome.exit_code == 1 and result["status"] == "failed"
     (problem,) = result["error"]["problems"]
     assert problem["path"] == "model.expect.dense.values" and "[[60.0]]" in problem["message"]
+
+
+def test_did_you_mean_ignores_case(run_config):
+    layers = {"dense": {"type": "Dense", "output_dim": 3, "weights": {"w": [[1]]}}}
+    _, result = run_config(cfg(layers))
+    (problem,) = result["error"]["problems"]
+    assert "did you mean 'W'" in problem["message"]
+
+
+def test_plugin_given_as_file_name_gets_a_hint(run_config):
+    _, result = run_config(cfg(plugins=["my_layers.py"]))
+    (problem,) = result["error"]["problems"]
+    assert problem["path"] == "model.plugins[0]" and "name the module, not the file: 'my_layers'" \
+        in problem["message"]
+
+
+def test_infinite_lambda_literal_is_refused(run_config):
+    _, result = run_config(cfg({"f": {"type": "Lambda", "function": "1e309 * x"}}))
+    (problem,) = result["error"]["problems"]
+    assert problem["path"] == "model.layers.f.function" and "'1e309'" in problem["message"]
+    assert "infinite" in problem["message"]
+
+
+def test_bad_data_is_reported_as_invalid_data(run_config, tmp_path, caplog):
+    np.save(tmp_path / "x.npy", np.array([[1, np.inf, 3]], np.float32))
+    outcome, _ = run_config(cfg(inputs={"x": {"data": {"path": "x.npy"}}}))
+    assert outcome.exit_code == 2
+    assert "invalid data: 1 problem" in caplog.text
