@@ -53,7 +53,14 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
         if refusal:
             log.error("cannot resume: %s", refusal)
             return 2, None
-    outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides})
+    try:
+        outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides})
+    except FileExistsError:
+        # Never touch an earlier run's results (no result.json is written over it either).
+        log.error("%s already holds a finished run and is never overwritten: choose another "
+                  "hydra.run.dir / hydra.sweep.dir, or resume a sweep with "
+                  "hydra.callbacks.sweep.resume_from=DIR", output_dir)
+        return 2, None
     log.info("run folder: %s", output_dir)
     if sweep.get("metric") and outcome.exit_code == 0:
         return outcome.exit_code, _sweep_metric(outcome.result, sweep["metric"])

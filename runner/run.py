@@ -94,7 +94,7 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         log.error("%s", _error_text(exc))
     except Exception as exc:  # our bug, not the user's: say so, keep the traceback in the log
         outcome.exit_code = 1
-        result["status"] = "error"
+        result["status"] = "failed"  # "error" is kept for what the user must fix (exit 2)
         result["error"] = {"kind": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
         log.error("internal error: %s: %s (please report it; the traceback is in the run log)",
                   type(exc).__name__, exc)

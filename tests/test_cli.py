@@ -142,3 +142,13 @@ def test_relative_paths_resolve_against_the_launch_directory(cli, tmp_path):
     np.testing.assert_allclose(res.result["outputs"]["dense"]["values"],
                                [[0.6, 1.2, 3.0], [1.5, 3.0, 7.5]], rtol=1e-6)
     assert Path(res.folder).is_relative_to(tmp_path)
+
+
+def test_rerunning_into_a_finished_folder_is_refused_and_keeps_it(cli, tmp_path):
+    first = cli("+model=dense_example", "hydra.run.dir=fixed")
+    before = (tmp_path / "fixed" / "result.json").read_bytes()
+    again = cli("+model=dense_example", "hydra.run.dir=fixed", "seed=4")
+    assert first.returncode == 0 and again.returncode == 2
+    assert "already holds a finished run" in again.stdout
+    assert "Traceback" not in again.stdout + again.stderr
+    assert (tmp_path / "fixed" / "result.json").read_bytes() == before
