@@ -15,6 +15,7 @@ from layers.autoencoder import AutoEncoder, AutoEncoderSpec
 from layers.base import Context
 from runner.api import Model
 from runner.errors import ConfigError
+from tests.helpers import numeric_gradient
 
 RNG = np.random.default_rng(5)
 X = RNG.uniform(-1, 1, size=(6, 5)).round(3)
@@ -164,17 +165,7 @@ def test_backward_matches_finite_differences(reconstruction):
     def loss():
         return float(np.sum(r * ae.forward(x, None, Context(dtype=np.dtype(np.float64)))[0]))
 
-    eps = 1e-6
     for name, a, g in [("x", x, dx), *((k, v, grads[k]) for k, v in ae.named_params().items())]:
-        num = np.zeros_like(a)
-        for i in np.ndindex(a.shape):
-            keep = a[i]
-            a[i] = keep + eps
-            up = loss()
-            a[i] = keep - eps
-            down = loss()
-            a[i] = keep
-            num[i] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(g, numeric_gradient(loss, a), rtol=1e-5, atol=1e-8, err_msg=name)
     if not reconstruction:  # the decoder is frozen in this mode
         assert not any(grads[k].any() for k in grads if k.startswith("decoder/"))

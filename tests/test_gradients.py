@@ -18,6 +18,7 @@ import pytest
 import layers  # noqa: F401  (registers the built-ins)
 from layers import Context, registry
 from layers.activations import ACTIVATIONS
+from tests.helpers import numeric_gradient
 
 EPS = 1e-6
 RTOL, ATOL = 1e-6, 1e-8
@@ -186,19 +187,6 @@ def _run(layer, x, mask, case: Case, r):
     return total, y, cache, ctx
 
 
-def _numeric(f, array: np.ndarray) -> np.ndarray:
-    grad = np.zeros_like(array)
-    for idx in np.ndindex(array.shape):
-        keep = array[idx]
-        array[idx] = keep + EPS
-        plus = f()
-        array[idx] = keep - EPS
-        minus = f()
-        array[idx] = keep
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
-
-
 @pytest.mark.parametrize(("tag", "name"), CASES, ids=[n for _, n in CASES])
 def test_backward_matches_finite_differences(tag, name):
     case = TABLE[tag][name]
@@ -218,12 +206,12 @@ def test_backward_matches_finite_differences(tag, name):
     assert set(grads) <= set(params), f"gradients for unknown parameters {set(grads) - set(params)}"
     xs, dxs = (x, dx) if isinstance(x, list) else ([x], [dx])
     for i, (xi, dxi) in enumerate(zip(xs, dxs)):
-        numeric = _numeric(lambda: _run(layer, x, mask, case, r)[0], xi)
+        numeric = numeric_gradient(lambda: _run(layer, x, mask, case, r)[0], xi, EPS)
         assert dxi.shape == xi.shape
         np.testing.assert_allclose(dxi, numeric, rtol=RTOL, atol=ATOL,
                                    err_msg=f"{name}: input {i}")
     for key, p in params.items():
-        numeric = _numeric(lambda: _run(layer, x, mask, case, r)[0], p)
+        numeric = numeric_gradient(lambda: _run(layer, x, mask, case, r)[0], p, EPS)
         analytic = grads.get(key, np.zeros_like(p))
         assert np.shape(analytic) == p.shape
         np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL,

@@ -14,6 +14,7 @@ from layers.base import Context, PlanError
 from layers.siamese import Siamese, SiameseSpec
 from runner.api import Model
 from runner.errors import ConfigError
+from tests.helpers import numeric_gradient
 
 RNG = np.random.default_rng(11)
 W = [[1, 0], [1, 1]]
@@ -207,17 +208,7 @@ def test_backward_matches_finite_differences(mode):
     def loss():
         return float(np.sum(r * s.forward(xs, [None, None], ctx)[0]))
 
-    eps = 1e-6
     arrays = [(f"x{i}", x, dxs[i]) for i, x in enumerate(xs)]
     arrays += [(k, v, grads[k]) for k, v in s.named_params().items()]
     for name, a, g in arrays:
-        num = np.zeros_like(a)
-        for i in np.ndindex(a.shape):
-            keep = a[i]
-            a[i] = keep + eps
-            up = loss()
-            a[i] = keep - eps
-            down = loss()
-            a[i] = keep
-            num[i] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(g, numeric_gradient(loss, a), rtol=1e-5, atol=1e-8, err_msg=name)

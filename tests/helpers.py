@@ -1,0 +1,22 @@
+"""Test helpers shared across files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def numeric_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central finite differences of the scalar ``f()`` with respect to ``array`` (float64),
+    nudging ``array`` in place and restoring it."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        keep = array[index]
+        array[index] = keep + eps
+        plus = f()
+        array[index] = keep - eps
+        minus = f()
+        array[index] = keep
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
