@@ -57,13 +57,15 @@ def test_run_tiny_prints_every_workload_with_finite_ratios():
 def test_streaming_tiny_writes_a_memory_mapped_output():
     out = run_script("streaming.py", "--tiny")
     rows = {r[0]: r for r in table_rows(out)[1:]}
-    assert set(rows) == {"stream", "memory"}
-    assert rows["stream"][6].startswith("memory-mapped .npy (float32)")
-    assert rows["memory"][6].startswith("RAM (float32)")
-    assert rows["stream"][1] == rows["memory"][1]  # the tiny file fits in memory whole
+    assert set(rows) == {"stream, whole file", "stream, interleaved", "in memory, interleaved"}
+    whole = rows["stream, whole file"]
+    assert whole[6] == "memory-mapped .npy (float32)"
+    assert whole[1] == "1,338"  # every row of the 4 MiB file (1,338 rows of 784 float32)
+    assert float(whole[7]) <= 1e-5  # spot checks against Model.predict
+    assert rows["stream, interleaved"][1] == rows["in memory, interleaved"][1]
     ratio = float(re.search(r"throughput streaming / in memory: ([0-9.]+)", out).group(1))
     assert math.isfinite(ratio) and ratio > 0
-    assert float(rows["stream"][5]) > 0  # peak RSS was read
+    assert float(whole[5]) > 0  # peak RSS was read
 
 
 @pytest.mark.slow
