@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.api import Model, load_model_file  # noqa: E402
-from runner.fit import Trainer, resolve  # noqa: E402
+from runner.fit import Trainer  # noqa: E402
+from runner.fit_settings import resolve  # noqa: E402
 
 CONFIG = ROOT / "benchmarks" / "configs" / "w5_autoencoder.yaml"
 BATCH = 256

@@ -1,0 +1,53 @@
+"""The per-epoch history of ``task=fit``: history.csv and history.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from pathlib import Path
+
+from runner import artifacts
+
+log = logging.getLogger("runner")
+
+
+def write_history(output_dir: Path, history: list[dict[str, float]]) -> None:
+    """history.csv (exact floats, one row per epoch) and history.png (needs matplotlib)."""
+    columns = list(dict.fromkeys(k for r in history for k in r))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for record in history:
+        writer.writerow([repr(record[c]) if c in record else "" for c in columns])
+    artifacts.write_text(output_dir / "history.csv", buffer.getvalue())
+    try:
+        plot_history(history, output_dir / "history.png")
+    except ImportError:
+        log.warning("history.png skipped: matplotlib is not installed "
+                    "(pip install -e \".[plot]\")")
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> None:
+    """Loss curves (and accuracy curves when recorded) against the epoch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [("loss", ["loss", "val_loss"])]
+    if any("accuracy" in r for r in history):
+        panels.append(("accuracy", ["accuracy", "val_accuracy"]))
+    fig = Figure(figsize=(5.5 * len(panels), 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    epochs = [r["epoch"] for r in history]
+    for i, (title, keys) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, len(panels), i)
+        for key in keys:
+            if any(key in r for r in history):
+                ax.plot(epochs, [r.get(key, math.nan) for r in history], marker="o",
+                        markersize=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.savefig(path, dpi=100)
