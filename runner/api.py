@@ -4,6 +4,7 @@
     model = Model.from_config(compose("dense_example"))
     model.predict()                      # {"dense": array([[ 6., 12., 30.]], dtype=float32)}
     model.predict({"x": my_array})       # other rows, same per-sample shape
+    model.fit()                          # task=fit in place (history, best epoch, score)
 
 ``compose`` uses Hydra's compose API on ``conf/`` (so defaults and interpolations behave as on
 the command line); ``load_model_file`` reads any model YAML with OmegaConf alone.
@@ -75,6 +76,17 @@ class Model:
     @property
     def weights(self) -> dict[str, np.ndarray]:
         return named_weights(self.plan)
+
+    def fit(self, progress: bool = False):
+        """Train in place with the config's ``fit:`` settings (``task=fit`` without the run
+        folder); returns the history, best epoch and monitored score (``FitResult``)."""
+        from runner.fit import check_trainable, fit_model
+        from runner.fit_data import prepare_data
+        from runner.fit_settings import resolve
+
+        check_trainable(self.plan)
+        settings = resolve(self.plan.spec, self.plan.outputs)
+        return fit_model(self.plan, settings, prepare_data(self.plan, settings), progress)
 
     def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool = False,
                 keep: set[str] | None = None) -> dict[str, np.ndarray]:

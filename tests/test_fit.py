@@ -311,3 +311,18 @@ def test_cli_fit_prints_epochs_and_returns_the_score(cli):
                                                       "result.json"}
     assert res.result["metrics"]["objective"] == max(r["val_accuracy"]
                                                      for r in res.result["history"])
+
+
+def test_api_fit_trains_in_place_like_the_task(tmp_path):
+    from runner.api import Model
+
+    config = compose("mlp_digits", ["task=fit", "fit.epochs=2"])
+    model = Model.from_config(config)
+    before = {k: v.copy() for k, v in model.weights.items()}
+    result = model.fit()
+    assert len(result.history) == 2
+    assert any(not np.array_equal(before[k], v) for k, v in model.weights.items())
+    outcome = run(config, tmp_path / "task", tmp_path)  # the task gives the same history
+    task_history = json.loads((tmp_path / "task" / "result.json").read_text())["history"]
+    assert [r["loss"] for r in task_history] == [r["loss"] for r in result.history]
+    assert outcome.exit_code == 0
