@@ -123,7 +123,8 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     training = _phase(spec)
     keep = set(plan.outputs) | set(spec.model.expect)
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
-    prediction = predict(plan, training, keep, progress=progress)
+    prediction = predict(plan, training, keep, progress=progress,
+                         out_dir=output_dir / "outputs", outputs_to_disk=spec.outputs_to_disk)
     timings["execute"] = prediction.seconds
     outcome.values = prediction.values
     weights = named_weights(plan)
@@ -139,10 +140,17 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     result["metrics"] = metrics
     saved = {n: prediction.values[n] for n in plan.outputs}
     saved.update({f"{n}/mask": prediction.masks[n] for n in plan.outputs if n in prediction.masks})
-    artifacts.write_npz(output_dir / "outputs.npz", saved)
+    # Streamed outputs already sit in memory-mapped outputs/NAME.npy files: not copied again.
+    on_disk = {n: a for n, a in saved.items() if isinstance(a, np.memmap)}
+    for a in on_disk.values():
+        a.flush()
+    artifacts.write_npz(output_dir / "outputs.npz",
+                        {n: a for n, a in saved.items() if n not in on_disk})
     artifacts.write_npz(output_dir / "weights.npz", weights)
     result["outputs"] = {
         name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": artifacts.array_digest(a),
+               **({"file": str(Path(a.filename).relative_to(output_dir))} if name in on_disk
+                  else {}),
                **({"values": a.tolist()} if a.size <= SMALL_OUTPUT else {})}
         for name, a in saved.items()}
     for name in plan.outputs:

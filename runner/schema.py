@@ -200,6 +200,10 @@ def run_spec_class() -> type[BaseModel]:
             batch_size=(PositiveInt | None, None),
             max_memory_mb=(float, Field(default=4096, gt=0, description="Plan-time memory limit.")),
             progress=(bool | None, Field(default=None, description="Progress bar; null = on a tty.")),
+            outputs_to_disk=(bool | None, Field(
+                default=None, description="Write outputs as memory-mapped .npy files in the run "
+                "folder's outputs/ instead of RAM; null = when batch_size is set and they exceed "
+                "64 MiB.")),
             fit=(FitSpec, Field(default_factory=FitSpec, description="task=fit settings.")),
             model=(model_spec, ...),
         )

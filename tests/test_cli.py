@@ -152,3 +152,23 @@ def test_rerunning_into_a_finished_folder_is_refused_and_keeps_it(cli, tmp_path)
     assert "already holds a finished run" in again.stdout
     assert "Traceback" not in again.stdout + again.stderr
     assert (tmp_path / "fixed" / "result.json").read_bytes() == before
+
+
+def test_streamed_outputs_land_in_memory_mapped_files(tmp_path):
+    from runner.api import load_model_file
+    from runner.run import run
+
+    np.save(tmp_path / "x.npy", np.arange(30, dtype=np.float32).reshape(10, 3))
+    config = load_model_file(REPO / "conf/model/dense_example.yaml", batch_size=4,
+                             outputs_to_disk=True)
+    config["model"]["inputs"]["x"]["data"] = {"path": "x.npy"}
+    del config["model"]["expect"]
+    outcome = run(config, tmp_path / "r", tmp_path)
+    assert outcome.exit_code == 0
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert result["outputs"]["dense"]["file"] == "outputs/dense.npy"
+    streamed = np.load(tmp_path / "r" / "outputs" / "dense.npy", allow_pickle=False)
+    x = np.arange(30, dtype=np.float64).reshape(10, 3)
+    np.testing.assert_allclose(streamed, x @ np.array([[0.1, 0.2, 0.5]] * 3), rtol=1e-6)
+    with np.load(tmp_path / "r" / "outputs.npz") as npz:
+        assert "dense" not in npz.files  # not copied a second time
