@@ -61,7 +61,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
                   "hydra.run.dir / hydra.sweep.dir, or resume a sweep with "
                   "hydra.callbacks.sweep.resume_from=DIR", output_dir)
         return 2, None
-    log.info("run folder: %s", output_dir)
+    log.info("run folder: %s", _shown(output_dir, cwd))
     if sweep.get("metric") and outcome.exit_code == 0:
         return outcome.exit_code, _sweep_metric(outcome.result, sweep["metric"])
     return outcome.exit_code, outcome.metric
@@ -83,3 +83,11 @@ def shipped_models() -> list[str]:
         files = resources.files("runner.conf").joinpath("model").iterdir()
         return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
     return sorted(p.stem for p in (Path(where) / "model").glob("*.yaml"))
+
+
+def _shown(folder: Path, cwd: Path) -> str:
+    """The folder relative to where the user ran the command, when it is below it."""
+    try:
+        return str(folder.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(folder)

@@ -44,7 +44,7 @@ class CliResult:
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         match = re.search(r"run folder: (.+)", proc.stdout)
-        self.folder = Path(match.group(1).strip()) if match else None
+        self.folder = cwd / match.group(1).strip() if match else None  # relative to cwd
 
     @property
     def result(self) -> dict[str, Any]:
