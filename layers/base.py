@@ -13,12 +13,15 @@ Multi-input layers (``multi_input = True``) take lists of shapes, arrays and mas
 
 from __future__ import annotations
 
+import types
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
 
 Shape = tuple[int, ...]
 
@@ -26,10 +29,38 @@ Shape = tuple[int, ...]
 InlineArray = list[Any]
 
 
-class FileRef(BaseModel):
-    """An array stored in a file: .npy, .npz (with ``key``) or .csv. Never unpickled."""
+def _scalar_types(annotation: Any) -> set[Any]:
+    """The types a field accepts at its top level (through Optional, unions, Annotated)."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return set().union(*(_scalar_types(a) for a in typing.get_args(annotation)))
+    if origin is Annotated:
+        return _scalar_types(typing.get_args(annotation)[0])
+    return {annotation}
+
+
+class ConfigModel(BaseModel):
+    """Base of every config model: unknown keys fail, values are frozen, and a boolean is
+    never silently read as a number (``output_dim: true`` would otherwise become 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field_info = cls.model_fields.get(name) if isinstance(value, bool) else None
+                accepted = _scalar_types(field_info.annotation) if field_info else set()
+                if accepted & {int, float} and bool not in accepted:
+                    raise PydanticCustomError(
+                        "bool_as_number", "expected a number for {name}, found {value} (a "
+                        "boolean)", {"name": name, "value": str(value).lower()})
+        return data
+
+
+class FileRef(ConfigModel):
+    """An array stored in a file: .npy, .npz (with ``key``) or .csv. Never unpickled."""
 
     path: str = Field(description="File path; relative paths resolve against the directory "
                       "the runner was started from.")
@@ -62,10 +93,8 @@ class PlanError(ValueError):
     """A layer cannot accept what feeds it; the planner adds the config path."""
 
 
-class SpecBase(BaseModel):
+class SpecBase(ConfigModel):
     """Fields every layer spec shares. Specs are strict (unknown keys fail) and frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     inputs: list[str] | None = Field(
         default=None,

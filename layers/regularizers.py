@@ -7,11 +7,12 @@ is the same on the output divided by the batch size (mean over the batch, sum ov
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from layers.base import ConfigModel
 
 
-class Regularizer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Regularizer(ConfigModel):
 
     l1: float = Field(default=0.0, ge=0, description="L1 coefficient")
     l2: float = Field(default=0.0, ge=0, description="L2 coefficient")

@@ -18,13 +18,13 @@ import functools
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
+from layers.base import ConfigModel
 from runner.errors import ConfigError
 
 
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DatasetSpec(ConfigModel):
 
     name: Literal["digits", "blobs"] = Field(description="digits (scikit-learn's bundled "
                                              "8x8 digits) or blobs (seeded synthetic).")
@@ -49,8 +49,7 @@ class DatasetSpec(BaseModel):
         return self
 
 
-class DatasetSource(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DatasetSource(ConfigModel):
 
     dataset: DatasetSpec
 

@@ -10,18 +10,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, PositiveInt, Tag, create_model,
+    BaseModel,
+    Discriminator,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    Tag,
+    create_model,
     model_validator,
 )
 
 from layers import registry
-from layers.base import FileRef, InlineArray
+from layers.base import ConfigModel, FileRef, InlineArray
 from runner.datasets import DatasetSource
 from runner.losses import LossName
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Strict = ConfigModel  # unknown keys fail, frozen, booleans are not numbers
 
 
 class RandomSpec(Strict):
@@ -167,7 +171,7 @@ def _model_spec_class(layer_union: Any) -> type[BaseModel]:
     registry.resolve_composites(layer_union)  # layers inside AutoEncoder/Siamese: same union
     return create_model(
         "ModelSpec",
-        __config__=ConfigDict(extra="forbid", frozen=True),
+        __base__=ConfigModel,
         inputs=(dict[str, InputSpec], Field(min_length=1, description="Model inputs by name.")),
         layers=(dict[str, layer_union], Field(min_length=1, description="Layers by name, in order.")),
         outputs=(list[str] | None, Field(default=None, description="Default: the last layer.")),
@@ -192,7 +196,7 @@ def run_spec_class() -> type[BaseModel]:
         model_spec = _model_spec_class(registry.spec_union())
         _cache[version] = create_model(
             "RunSpec",
-            __config__=ConfigDict(extra="forbid", frozen=True),
+            __base__=ConfigModel,
             task=(Literal["predict", "validate", "fit"], "predict"),
             training=(bool | None, Field(default=None, description="Forward phase; null = model's.")),
             seed=(NonNegativeInt, Field(default=0, description="Seeds weights, dropout, data.")),

@@ -166,3 +166,12 @@ def test_bad_data_is_reported_as_invalid_data(run_config, tmp_path, caplog):
     outcome, _ = run_config(cfg(inputs={"x": {"data": {"path": "x.npy"}}}))
     assert outcome.exit_code == 2
     assert "invalid data: 1 problem" in caplog.text
+
+
+def test_a_boolean_is_not_read_as_a_number(run_config):
+    layers = {"dense": {"type": "Dense", "output_dim": True},
+              "reg": {"type": "ActivityRegularization", "l1": False}}
+    _, result = run_config(cfg(layers))
+    texts = [f"{p['path']}: {p['message']}" for p in result["error"]["problems"]]
+    assert texts == ["model.layers.dense.output_dim: expected a number, found true (a boolean)",
+                     "model.layers.reg.l1: expected a number, found false (a boolean)"]
