@@ -21,7 +21,6 @@ from typing import Annotated, Any, ClassVar, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
-from pydantic_core import PydanticCustomError
 
 Shape = tuple[int, ...]
 
@@ -39,6 +38,18 @@ def _scalar_types(annotation: Any) -> set[Any]:
     return {annotation}
 
 
+class BooleanGiven:
+    """A boolean where a number is expected; shown as such in the error message."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"{str(self.value).lower()} (a boolean)"
+
+    __str__ = __repr__
+
+
 class ConfigModel(BaseModel):
     """Base of every config model: unknown keys fail, values are frozen, and a boolean is
     never silently read as a number (``output_dim: true`` would otherwise become 1)."""
@@ -48,15 +59,17 @@ class ConfigModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_bool_as_number(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name, value in data.items():
-                field_info = cls.model_fields.get(name) if isinstance(value, bool) else None
-                accepted = _scalar_types(field_info.annotation) if field_info else set()
-                if accepted & {int, float} and bool not in accepted:
-                    raise PydanticCustomError(
-                        "bool_as_number", "expected a number for {name}, found {value} (a "
-                        "boolean)", {"name": name, "value": str(value).lower()})
-        return data
+        # Pydantic reads true as 1 for int and float fields. Swap such a boolean for a marker
+        # that no number validator accepts, so the field's own error names it (with its path).
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, value in data.items():
+            field_info = cls.model_fields.get(name) if isinstance(value, bool) else None
+            accepted = _scalar_types(field_info.annotation) if field_info else set()
+            if accepted & {int, float} and bool not in accepted:
+                out[name] = BooleanGiven(value)
+        return out
 
 
 class FileRef(ConfigModel):

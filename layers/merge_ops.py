@@ -40,9 +40,7 @@ NORM_EPS = 1e-12  # floor of the squared norm in cos (Keras 2 l2_normalize)
 # ---- config-time checks ---------------------------------------------------------------------
 def check_dot_axes(value: Any) -> Any:
     """Validate the *form* of ``dot_axes`` (ranks are checked at plan time)."""
-    if isinstance(value, bool):
-        raise ValueError(f"dot_axes must be an int or a pair, found {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         if value == 0:
             raise ValueError("dot_axes=0 contracts no axis: use -1 (last axis of each input), a "
                              "positive count, or explicit pairs such as [[1], [1]]")

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from layers import registry
+from layers.base import BooleanGiven
 from runner.errors import ConfigError, Problem
 from runner.schema import run_spec_class
 
@@ -36,10 +37,6 @@ def _problem(err: dict[str, Any], data: Any) -> Problem:
         n = err["ctx"].get(bound[1])
         return Problem(path, f"expected {bound[0]} {n} entr{'y' if n == 1 else 'ies'}; found "
                        f"{err['ctx'].get('actual_length')}: {_short(found)}")
-    if kind == "bool_as_number":  # raised for the whole mapping: point at the field itself
-        name = err["ctx"]["name"]
-        field_path = name if path == "(config)" else f"{path}.{name}"
-        return Problem(field_path, f"expected a number, found {err['ctx']['value']} (a boolean)")
     if kind == "missing":
         key = path.rsplit(".", 1)[-1]
         return Problem(path, f"required key {key!r} is missing{_describe_field(key, parent)}")
@@ -133,5 +130,7 @@ def _all_field_names() -> set[str]:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, BooleanGiven):
+        return str(value)
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -173,5 +173,5 @@ def test_a_boolean_is_not_read_as_a_number(run_config):
               "reg": {"type": "ActivityRegularization", "l1": False}}
     _, result = run_config(cfg(layers))
     texts = [f"{p['path']}: {p['message']}" for p in result["error"]["problems"]]
-    assert texts == ["model.layers.dense.output_dim: expected a number, found true (a boolean)",
-                     "model.layers.reg.l1: expected a number, found false (a boolean)"]
+    assert texts == ["model.layers.dense.output_dim: expected a valid integer; found true (a boolean)",
+                     "model.layers.reg.l1: expected a valid number; found false (a boolean)"]

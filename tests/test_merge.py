@@ -144,7 +144,7 @@ def test_shape_errors(fields, shapes, message):
 
 @pytest.mark.parametrize("dot_axes, message", [
     (0, "dot_axes=0 contracts no axis"),
-    (True, "must be an int or a pair"),
+    (True, r"must be an int, a pair of ints .* found true \(a boolean\)"),
     ("last", "must be an int, a pair of ints"),
     ([1, 2, 3], "must be an int, a pair of ints"),
     ([1, [1]], "both ints or both lists"),
