@@ -17,7 +17,7 @@ from runner.datasets import DatasetSource
 from runner.errors import ConfigError, DataError, Problem
 from runner.execute import input_arrays
 from runner.fit_settings import FitSettings
-from runner.plan import Plan
+from runner.plan import Plan, head_base
 from runner.schema import RandomSource
 
 
@@ -74,7 +74,7 @@ def _targets(plan: Plan, settings: FitSettings, given: dict[str, Any], inputs: d
             problems.append(Problem(f"{where}.{key}", f"{key!r} is not a model output"
                                     f"{did_you_mean(key, plan.outputs)}; outputs: {plan.outputs}"))
     for name in plan.outputs:
-        node = plan.nodes.get(name)
+        node = plan.nodes.get(head_base(name))  # 'siam.0' is one output of the node 'siam'
         path = f"{where}.{name}"
         if node is None:
             problems.append(Problem("model.outputs", f"cannot fit output {name!r}: it is a model "

@@ -326,3 +326,23 @@ def test_api_fit_trains_in_place_like_the_task(tmp_path):
     task_history = json.loads((tmp_path / "task" / "result.json").read_text())["history"]
     assert [r["loss"] for r in task_history] == [r["loss"] for r in result.history]
     assert outcome.exit_code == 0
+
+
+def test_fit_through_siamese_heads(tmp_path):
+    """Outputs that are heads of a Siamese (merge_mode none) get targets and gradients."""
+    config = {"task": "fit", "seed": 0, "fit": {"epochs": 40, "batch_size": 8,
+                                                "optimizer": {"name": "sgd", "lr": 0.1}},
+              "model": {
+                  "inputs": {"a": {"shape": [2], "data": {"random": {"rows": 32, "seed": 1}}},
+                             "b": {"shape": [2], "data": {"random": {"rows": 32, "seed": 2}}}},
+                  "layers": {"siam": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "none",
+                                      "layer": {"type": "Dense", "output_dim": 2}}},
+                  "outputs": ["siam.0", "siam.1"],
+                  "targets": {"siam.0": {"random": {"rows": 32, "seed": 1}},   # = a: learn identity
+                              "siam.1": {"random": {"rows": 32, "seed": 2}}}}}  # = b
+    config["model"]["targets"]["siam.0"]["random"]["distribution"] = "uniform"
+    outcome = run(config, tmp_path / "r", tmp_path)
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert outcome.exit_code == 0, result.get("error")
+    losses = [r["loss"] for r in result["history"]]
+    assert losses[-1] < 0.2 * losses[0]  # the shared Dense moves towards the identity
