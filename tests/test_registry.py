@@ -33,3 +33,14 @@ def test_unknown_type_lists_known_ones():
         assert "did you mean 'Dense'" in str(exc)
     else:
         raise AssertionError("unknown type accepted")
+
+
+def test_layers_is_a_plain_library():
+    """layers/ imports neither the runner nor Hydra/OmegaConf (DESIGN: a plain library)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, layers; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('runner', 'hydra', 'omegaconf')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
