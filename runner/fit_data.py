@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from layers.base import FileRef
 from layers.registry import did_you_mean
-from runner import datasets, losses, sources
-from runner.datasets import DatasetSource
+from runner import losses
 from runner.errors import ConfigError, DataError, Problem
 from runner.execute import input_arrays
 from runner.fit_settings import FitSettings
 from runner.plan import Plan, head_base
-from runner.schema import RandomSource
+from runner.sources import load_source
 
 
 @dataclass
@@ -35,18 +32,6 @@ class FitData:
     @property
     def val_rows(self) -> int:
         return 0 if self.val_inputs is None else next(iter(self.val_inputs.values())).shape[0]
-
-
-def load_source(source: Any, path: str, cwd: Path, seed: int,
-                shape: tuple[int, ...]) -> np.ndarray:
-    """Any data source (inline, file, random, dataset) as an array, batch first."""
-    if isinstance(source, RandomSource):
-        return sources.random_array(source.random, shape, seed, np.float64)
-    if isinstance(source, DatasetSource):
-        return datasets.load(source.dataset, path)
-    if isinstance(source, FileRef):
-        return np.asarray(sources.load_file(source, cwd, path))
-    return sources.inline_array(source, path)
 
 
 def _as_samples(array: np.ndarray, shape: tuple[int, ...], path: str) -> np.ndarray:

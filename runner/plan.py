@@ -16,8 +16,7 @@ from pydantic import BaseModel
 
 from layers import registry
 from layers.base import FileRef, Layer, PlanError
-from runner import datasets, sources
-from runner.datasets import DatasetSource
+from runner import sources
 from runner.errors import ConfigError, Problem
 from runner.schema import RandomSource
 from runner.weights import check_layer_weights, load_weight_files
@@ -141,14 +140,8 @@ def _plan_input(name: str, path: str, ispec: Any, cwd: Path) -> InputNode:
     data = ispec.data
     if isinstance(data, RandomSource):
         return InputNode(name, path, tuple(ispec.shape), data.random.rows, None, ispec)
-    if isinstance(data, FileRef):
-        array = sources.load_file(data, cwd, f"{path}.data")
-        file = data.path
-    elif isinstance(data, DatasetSource):
-        array, file = datasets.load(data.dataset, f"{path}.data"), None
-    else:
-        file = None
-        array = sources.inline_array(data, f"{path}.data")
+    array = sources.load_source(data, f"{path}.data", cwd)
+    file = data.path if isinstance(data, FileRef) else None
     if array.dtype.kind not in "biuf":
         raise ConfigError.one(f"{path}.data", f"expected numbers, found dtype {array.dtype}", file)
     if array.size == 0:

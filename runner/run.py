@@ -18,12 +18,12 @@ import numpy as np
 
 from runner import artifacts
 from runner.build import build, named_weights
+from runner.diagram import mermaid
 from runner.errors import RunFailed, UserError
 from runner.execute import predict
 from runner.expect import run_checks
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
-from runner.diagram import mermaid
 from runner.summary import summary_text
 from runner.validate import validate
 

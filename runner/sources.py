@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from layers.base import FileRef
+from runner import datasets
+from runner.datasets import DatasetSource
 from runner.errors import ConfigError
+from runner.schema import RandomSource
 
 
 def resolve_path(path: str, cwd: Path) -> Path:
@@ -175,3 +179,16 @@ def _shown(path: Path, cwd: Path) -> str:
         return str(path.relative_to(cwd))
     except ValueError:
         return str(path)
+
+
+def load_source(source: Any, path: str, cwd: Path, seed: int = 0,
+                shape: tuple[int, ...] = ()) -> np.ndarray:
+    """Any data source (inline, file, random, dataset) as an array, batch first. Random data
+    needs the per-sample ``shape`` and the run's ``seed``."""
+    if isinstance(source, RandomSource):
+        return random_array(source.random, shape, seed, np.float64)
+    if isinstance(source, DatasetSource):
+        return datasets.load(source.dataset, path)
+    if isinstance(source, FileRef):
+        return load_file(source, cwd, path)  # .npy stays memory-mapped
+    return inline_array(source, path)
