@@ -72,7 +72,8 @@ def child(mode: str, path: Path, batch_size: int, out_dir: Path, in_memory_rows:
     from runner.api import Model, load_model_file
     from runner.execute import predict
 
-    config = load_model_file(CONFIG, seed=0, batch_size=batch_size)
+    config = load_model_file(CONFIG, seed=0, batch_size=batch_size,
+                             data_dirs=[str(path.parent)])
     config["model"]["inputs"]["x"]["data"] = {"path": str(path)}
     model = Model.from_config(config)
     plan = model.plan
@@ -113,7 +114,8 @@ def compare(path: Path, batch_size: int, out_dir: Path, segment_rows: int) -> di
     from runner.api import Model, load_model_file
     from runner.execute import predict
 
-    config = load_model_file(CONFIG, seed=0, batch_size=batch_size)
+    config = load_model_file(CONFIG, seed=0, batch_size=batch_size,
+                             data_dirs=[str(path.parent)])
     config["model"]["inputs"]["x"]["data"] = {"path": str(path)}
     model = Model.from_config(config)
     plan = model.plan

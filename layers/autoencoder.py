@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from layers.base import Context, Layer, Shape, SpecBase
+from layers.base import Context, Layer, Name, Shape, SpecBase
 from layers.composite import (
     add_grads, check_children, child_layer, child_rows, in_child, prefixed,
 )
@@ -31,9 +31,9 @@ class AutoEncoderSpec(SpecBase):
 
     nested_layers: ClassVar[bool] = True
     type: Literal["AutoEncoder"] = "AutoEncoder"
-    encoder: dict[str, AnyLayerSpec] = Field(min_length=1, description="Encoder layers by name, "
+    encoder: dict[Name, AnyLayerSpec] = Field(min_length=1, description="Encoder layers by name, "
                                              "in order.")
-    decoder: dict[str, AnyLayerSpec] = Field(min_length=1, description="Decoder layers by name, "
+    decoder: dict[Name, AnyLayerSpec] = Field(min_length=1, description="Decoder layers by name, "
                                              "in order.")
     output_reconstruction: bool = Field(default=True, description="true: output decoder(encoder"
                                         "(x)); false: output the code encoder(x).")

@@ -13,6 +13,7 @@ Multi-input layers (``multi_input = True``) take lists of shapes, arrays and mas
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -20,9 +21,27 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator,
+)
 
 Shape = tuple[int, ...]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.fullmatch(name) or len(name) > 100:
+        raise ValueError("names of layers and inputs are identifiers: letters, digits and "
+                         "underscores, not starting with a digit, at most 100 characters "
+                         "(they become keys of the run folder's files, where '/' and '.' "
+                         "have a meaning)")
+    return name
+
+
+# A layer or input name. Keys such as ``name/mask`` (outputs.npz), ``ae/encoder/enc/W``
+# (weights.npz) and ``siam.0`` (a head) stay unambiguous because names hold no '/' or '.'.
+Name = Annotated[str, AfterValidator(_identifier)]
 
 # Nested lists of numbers, as YAML writes arrays.
 InlineArray = list[Any]

@@ -9,8 +9,19 @@ import os
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+
+def _drop_current_directory() -> None:
+    """``python -m`` puts the current directory first on sys.path. In a repo of configs, a file
+    named like a library (numpy.py, yaml.py, hydra/) would then be imported as code: drop it.
+    Plugins the command line allows are still found there (runner.plugins)."""
+    if sys.path and sys.path[0] in ("", os.getcwd()) and not sys.flags.safe_path:
+        del sys.path[0]
+
+
+_drop_current_directory()
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 _exit_codes: list[int] = []
 
@@ -41,16 +52,33 @@ def main() -> None:
     # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    from runner import config_guard
+
     try:
+        # Before Hydra reads a file: every config file it loads passes the guard, so a model
+        # file cannot configure Hydra or the run (nothing is instantiated before the check).
+        config_guard.install(config_guard.command_line_list(sys.argv[1:], "allow_resolvers"))
         _task()
     except Exception as exc:
         if wants_traceback:
             raise
-        sys.stderr.write(f"invalid config: {_describe(exc)}\n")
+        refused = _find(exc, config_guard.ModelFileError)
+        sys.stderr.write(f"invalid config: {refused if refused else _describe(exc)}\n")
         sys.exit(2)
     from runner.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
 
     sys.exit(max([*_exit_codes, sweep_exit_code()]))
+
+
+def _find(exc: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of ``kind`` in the cause/context chain of ``exc``."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from layers.base import Context
 from runner.build import build, named_weights
 from runner.errors import DataError
 from runner.execute import dropout_rng, forward, predict
+from runner.file_access import allowed_dirs, check_paths
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
 from runner.run import Outcome, run
@@ -36,8 +37,10 @@ def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from runner import config_guard
     from runner.__main__ import config_dir
 
+    config_guard.install(config_guard.command_line_list(overrides or [], "allow_resolvers"))
     where = config_dir()
     GlobalHydra.instance().clear()
     if where.startswith("pkg://"):
@@ -52,7 +55,11 @@ def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
 
 
 def load_model_file(path: str | Path, **settings: Any) -> dict[str, Any]:
-    """A config from a model YAML file alone (run settings as keyword arguments)."""
+    """A config from a model YAML file alone (run settings as keyword arguments). The file
+    passes the same checks as one chosen with ``+model=`` (runner.config_guard)."""
+    from runner import config_guard
+
+    config_guard.check_model_file(Path(path), settings.get("allow_resolvers") or ())
     model = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     return {**settings, "model": model}
 
@@ -67,7 +74,9 @@ class Model:
     def from_config(cls, config: dict[str, Any], cwd: str | Path | None = None) -> Model:
         load_plugins(config)
         spec = validate(config)
-        return cls(build(make_plan(spec, Path(cwd) if cwd else None)))
+        where = Path(cwd) if cwd else Path.cwd()
+        check_paths(spec, where, allowed_dirs(where, None, spec.data_dirs))
+        return cls(build(make_plan(spec, where)))
 
     @property
     def outputs(self) -> list[str]:

@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 import yaml
 
+from runner import redact
+
 
 def write_text(path: Path, text: str) -> None:
-    _atomic(path, text.encode())
+    _atomic(path, redact.text(text).encode())
 
 
 def write_yaml(path: Path, data: Any) -> None:
-    write_text(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100))
+    write_text(path, yaml.safe_dump(redact.data(data), sort_keys=False, default_flow_style=None,
+                                    width=100))
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -31,7 +34,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def write_result(path: Path, result: dict[str, Any]) -> None:
     """result.json is written last and atomically: its presence means the run finished."""
-    _atomic(path, (json.dumps(result, indent=2, default=_json_default) + "\n").encode())
+    text = json.dumps(redact.data(result), indent=2, default=_json_default) + "\n"
+    _atomic(path, text.encode())
 
 
 def _atomic(path: Path, data: bytes) -> None:

@@ -15,6 +15,12 @@ log = logging.getLogger("runner")
 
 def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     hydra_cfg = HydraConfig.get()
+    from runner import redact
+
+    if not any(isinstance(f, redact.MaskFilter) for f in log.filters):
+        log.addFilter(redact.MaskFilter())
+    if "oc.env" in (cfg.get("allow_resolvers") or []):
+        redact.watch_environment()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     cwd = Path(hydra_cfg.runtime.cwd)
     overrides = list(hydra_cfg.overrides.task)
@@ -54,7 +60,8 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
             log.error("cannot resume: %s", refusal)
             return 2, None
     try:
-        outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides})
+        outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides},
+                      model_file=model_file(hydra_cfg))
     except FileExistsError:
         # Never touch an earlier run's results (no result.json is written over it either).
         log.error("%s already holds a finished run and is never overwritten: choose another "
@@ -65,6 +72,29 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     if sweep.get("metric") and outcome.exit_code == 0:
         return outcome.exit_code, _sweep_metric(outcome.result, sweep["metric"])
     return outcome.exit_code, outcome.metric
+
+
+def model_file(hydra_cfg: Any) -> Path | None:
+    """The file Hydra read the chosen model from: the first source, in search order, that
+    holds ``model/NAME.yaml`` (the lookup Hydra made)."""
+    choice = hydra_cfg.runtime.choices.get("model")
+    if not choice:
+        return None
+    for source in hydra_cfg.runtime.config_sources:
+        if source.schema == "file":
+            candidate = Path(source.path, "model", f"{choice}.yaml")
+            if candidate.is_file():
+                return candidate.resolve()
+        elif source.schema == "pkg":
+            from importlib import resources
+
+            try:
+                found = resources.files(source.path).joinpath("model", f"{choice}.yaml")
+            except ModuleNotFoundError:
+                continue
+            if found.is_file():
+                return Path(str(found)).resolve()
+    return None
 
 
 def _sweep_metric(result: dict[str, Any], name: str | None) -> float | None:

@@ -16,7 +16,18 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.path} ({self.file})" if self.file else self.path
-        return f"{where}: {self.message}"
+        return printable(f"{where}: {self.message}")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line that cannot drive a terminal: control and format characters
+    (newlines, ANSI escapes, NUL, bidi overrides) are shown escaped, as Python writes them."""
+    from runner import redact
+
+    text = redact.text(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class UserError(Exception):

@@ -202,7 +202,8 @@ def _common_rows(plan: Plan, arrays: dict[str, np.ndarray]) -> int:
 
 
 def _checked_batch(plan: Plan, name: str, a: np.ndarray, dtype) -> np.ndarray:
-    batch = np.asarray(a, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to Inf is reported below
+        batch = np.asarray(a, dtype=dtype)
     if not np.isfinite(batch).all():
         node = plan.inputs[name]
         file = getattr(node.spec.data, "path", None)

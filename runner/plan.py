@@ -19,7 +19,7 @@ from layers.base import FileRef, Layer, PlanError
 from runner import sources
 from runner.errors import ConfigError, Problem
 from runner.schema import RandomSource
-from runner.weights import check_layer_weights, load_weight_files
+from runner.weights import check_finite_weights, check_layer_weights, load_weight_files
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Node:
     masked: bool
     param_shapes: dict[str, tuple[int, ...]]
     given: dict[str, np.ndarray] = field(default_factory=dict)  # weights from config or file
+    given_at: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # (path, file)
     # A layer with several outputs (Siamese merge_mode none) has ``heads`` of them, each of
     # per-sample ``shape``, read by later layers as "<name>.0", "<name>.1", ...
     heads: int = 0
@@ -105,6 +106,8 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     outputs = _plan_outputs(model, order, nodes, inputs, problems)
     warnings = _check_unused_inputs(model, inputs, problems)
     load_weight_files(spec, cwd, nodes, problems)
+    check_finite_weights(nodes, np.dtype(spec.floatx), problems)
+    _check_finite_inputs(inputs, np.dtype(spec.floatx), problems)
     rows = max((i.rows for i in inputs.values() if i is not None), default=0)
     counts = {n: i.rows for n, i in inputs.items() if i is not None}
     if len(set(counts.values())) > 1:
@@ -134,6 +137,23 @@ def _plan_inputs(model, cwd: Path, problems: list[Problem]) -> dict[str, InputNo
             problems.extend(exc.problems)
             out[name] = None
     return out
+
+
+def _check_finite_inputs(inputs: dict[str, InputNode | None], dtype: np.dtype,
+                         problems: list[Problem]) -> None:
+    """Data already in memory must be finite in floatx; memory-mapped files are checked batch by
+    batch while they stream (runner.execute)."""
+    for name, node in inputs.items():
+        if node is None or node.array is None or isinstance(node.array, np.memmap):
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = np.isfinite(np.asarray(node.array, dtype=dtype))
+        if not finite.all():
+            where = tuple(int(i) for i in np.argwhere(~finite)[0])
+            problems.append(Problem(f"{node.path}.data", f"contains NaN or Inf values in {dtype} "
+                                    f"(the first at index {where}; the largest finite {dtype} "
+                                    f"is {np.finfo(dtype).max:.3g}): clean or scale the data",
+                                    getattr(node.spec.data, "path", None)))
 
 
 def _plan_input(name: str, path: str, ispec: Any, cwd: Path) -> InputNode:

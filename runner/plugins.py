@@ -1,36 +1,55 @@
 """Layer plugins: modules that register spec + layer pairs, exactly as built-in layers do.
 
-Trust model: a config can only name plugin modules under ``model.plugins``; nothing else in a
-config imports code. Installed packages may expose modules through the ``runner.layers``
-entry-point group (installing a package is already trusting it).
+A plugin is code, so whoever runs the command decides which plugins may be imported, never the
+model file. A model names the plugins it needs under ``model.plugins``; each must be allowed
+outside the model file:
+
+- by an installed package, through the ``runner.layers`` entry-point group (installing a
+  package is already trusting it), named by entry-point name or module;
+- or on the command line: ``allow_plugins=[my_layers.masking]`` (a run setting that a model
+  file cannot set).
+
+Anything else is refused before any import. Only named plugins are imported, so a broken
+installed plugin fails only the models that name it.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import re
-from importlib.metadata import entry_points
+import sys
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from runner.errors import ConfigError, Problem
 
+ENTRY_POINT_GROUP = "runner.layers"
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_entry_points_loaded = False
+
+
+def installed_plugins() -> dict[str, EntryPoint]:
+    """Entry points of installed packages, by entry-point name and by module name."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep
+        found.setdefault(ep.module, ep)
+    return found
 
 
 def load_plugins(config: dict[str, Any]) -> list[str]:
-    """Import the modules named under ``model.plugins`` (and installed entry points)."""
-    global _entry_points_loaded
-    if not _entry_points_loaded:
-        for ep in entry_points(group="runner.layers"):
-            ep.load()
-        _entry_points_loaded = True
+    """Import the modules named under ``model.plugins`` that the run allows."""
     model = config.get("model") if isinstance(config, dict) else None
     names = model.get("plugins") if isinstance(model, dict) else None
     if not names:
         return []
     if not isinstance(names, list):
         raise ConfigError.one("model.plugins", f"expected a list of module names, found {names!r}")
+    allowed = config.get("allow_plugins") or []
+    if not isinstance(allowed, list):
+        raise ConfigError.one("allow_plugins", f"expected a list of module names, found "
+                              f"{allowed!r}")
+    installed = installed_plugins()
     problems = []
     for i, name in enumerate(names):
         path = f"model.plugins[{i}]"
@@ -38,15 +57,48 @@ def load_plugins(config: dict[str, Any]) -> list[str]:
             problems.append(Problem(path, f"expected a dotted module name such as "
                                           f"my_layers.masking, found {name!r}"))
             continue
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            hint = (f"name the module, not the file: {name[:-3]!r}" if name.endswith(".py") else
-                    "run from the directory that holds it or install its package")
-            problems.append(Problem(path, f"cannot import plugin module {name!r}: {exc}; {hint}"))
-        except Exception as exc:  # a plugin's own bug: report it, do not crash the runner
-            problems.append(Problem(path, f"plugin module {name!r} failed to import: "
-                                          f"{type(exc).__name__}: {exc}"))
+        if name in allowed:
+            problem = _import(name, path, lambda n=name: _import_allowed(n))
+        elif name in installed:
+            problem = _import(name, path, installed[name].load)
+        else:
+            problem = Problem(path, f"plugin {name!r} is not allowed: a plugin is code, so the "
+                              "person running the command allows it, not the model file. Add "
+                              f"allow_plugins=[{name}] to the command line, or install a "
+                              f"package that exposes it in the {ENTRY_POINT_GROUP!r} "
+                              "entry-point group")
+        if problem:
+            problems.append(problem)
     if problems:
         raise ConfigError(problems)
     return list(names)
+
+
+def _import_allowed(name: str) -> None:
+    """A module the command line allows, also from the current directory (searched last, so
+    it never shadows an installed package), whichever way the runner was started."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        importlib.import_module(name)
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def _import(name: str, path: str, load) -> Problem | None:
+    try:
+        load()
+    except ModuleNotFoundError as exc:
+        hint = (f"name the module, not the file: {name[:-3]!r}" if name.endswith(".py") else
+                "put its folder on PYTHONPATH or install its package")
+        return Problem(path, f"cannot import plugin module {name!r}: {exc}; {hint}")
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        # A plugin's own bug (or a plugin that exits): report it, the run still ends properly.
+        what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else
+                f"failed to import: {type(exc).__name__}: {exc}")
+        sys.modules.pop(name, None)
+        return Problem(path, f"plugin module {name!r} {what}")
+    return None

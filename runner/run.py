@@ -6,6 +6,8 @@ config, ends with ``result.json`` (written last, atomically) and an exit code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 import time
@@ -21,6 +23,7 @@ from runner.build import build, named_weights
 from runner.diagram import mermaid
 from runner.errors import RunFailed, UserError
 from runner.execute import predict
+from runner.file_access import allowed_dirs, check_paths
 from runner.expect import run_checks
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
@@ -47,7 +50,9 @@ class Outcome:
 
 
 def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None = None,
-        extra_result: dict[str, Any] | None = None) -> Outcome:
+        extra_result: dict[str, Any] | None = None, model_file: Path | None = None) -> Outcome:
+    """Run ``config`` into ``output_dir``. Data files are read relative to ``cwd`` and only
+    from ``cwd``, the folder of ``model_file`` (the YAML the config came from) and data_dirs."""
     output_dir = Path(output_dir)
     cwd = Path.cwd() if cwd is None else Path(cwd)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -57,12 +62,16 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
     result: dict[str, Any] = {"status": "running", "task": config.get("task", "predict"),
                               "seed": config.get("seed"), "config_hash": config_hash(config),
                               **(extra_result or {})}
+    if model_file is not None:
+        result["model_file"] = {"path": _shown(model_file, cwd),
+                                "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest()}
     timings: dict[str, float] = {}
     outcome = Outcome(0, result)
     try:
         t = time.perf_counter()
         load_plugins(config)
         spec = validate(config)
+        check_paths(spec, cwd, allowed_dirs(cwd, model_file, spec.data_dirs))
         timings["validate"] = time.perf_counter() - t
         t = time.perf_counter()
         plan = make_plan(spec, cwd)
@@ -107,10 +116,16 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
     return outcome
 
 
+def _shown(path: Path, cwd: Path) -> str:
+    """``path`` relative to where the command ran when it lies below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """sha256 of the resolved config (canonical JSON): equal hashes mean identical runs."""
-    import hashlib
-    import json
 
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

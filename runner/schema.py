@@ -15,17 +15,21 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveInt,
+    StringConstraints,
     Tag,
     create_model,
     model_validator,
 )
 
 from layers import registry
-from layers.base import ConfigModel, FileRef, InlineArray
+from layers.base import ConfigModel, FileRef, InlineArray, Name
 from runner.datasets import DatasetSource
 from runner.losses import LossName
 
 Strict = ConfigModel  # unknown keys fail, frozen, booleans are not numbers
+
+ModuleName = Annotated[str, StringConstraints(
+    pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
 
 
 class RandomSpec(Strict):
@@ -172,8 +176,8 @@ def _model_spec_class(layer_union: Any) -> type[BaseModel]:
     return create_model(
         "ModelSpec",
         __base__=ConfigModel,
-        inputs=(dict[str, InputSpec], Field(min_length=1, description="Model inputs by name.")),
-        layers=(dict[str, layer_union], Field(min_length=1, description="Layers by name, in order.")),
+        inputs=(dict[Name, InputSpec], Field(min_length=1, description="Model inputs by name.")),
+        layers=(dict[Name, layer_union], Field(min_length=1, description="Layers by name, in order.")),
         outputs=(list[str] | None, Field(default=None, description="Default: the last layer.")),
         training=(bool | None, Field(default=None, description="Default phase of this model.")),
         plugins=(list[str], Field(default_factory=list, description="Modules that register layers.")),
@@ -209,6 +213,15 @@ def run_spec_class() -> type[BaseModel]:
                 "folder's outputs/ instead of RAM; null = when batch_size is set and they exceed "
                 "64 MiB.")),
             fit=(FitSpec, Field(default_factory=FitSpec, description="task=fit settings.")),
+            allow_plugins=(list[ModuleName], Field(
+                default_factory=list, description="Plugin modules a model may import (besides "
+                "installed runner.layers entry points). Command line only.")),
+            allow_resolvers=(list[str], Field(
+                default_factory=list, description="Interpolation resolvers a model file may "
+                "call besides oc.select and oc.dict.*. Command line only.")),
+            data_dirs=(list[str], Field(
+                default_factory=list, description="Directories data and weight files may come "
+                "from, besides where the command ran and the model file's own.")),
             model=(model_spec, ...),
         )
     return _cache[version]

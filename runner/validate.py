@@ -63,6 +63,8 @@ def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
     parts: list[str] = []
     node, parent = data, None
     for i, part in enumerate(loc):
+        if part == "[key]":
+            continue  # the key itself is at fault: the path already ends with it
         if _is_tag_step(part, node, loc[i + 1:]):
             continue  # a tag that is also a key of this dict ({path, random} given together)
         if isinstance(node, dict) and part in node:

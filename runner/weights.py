@@ -73,6 +73,25 @@ def _accept_weight(node, pname, array, path, file, problems) -> None:
         problems.append(Problem(path, "contains NaN or Inf", file))
     else:
         node.given[pname] = array
+        node.given_at[pname] = (path, file)
+
+
+def _finite_as(array: np.ndarray, dtype: np.dtype) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.asarray(array, dtype=dtype)).all())
+
+
+def check_finite_weights(nodes: dict[str, Node], dtype: np.dtype, problems) -> None:
+    """Given weights must stay finite once converted to the run's floatx (1e300 is finite as
+    a float64 but inf as a float32)."""
+    for node in nodes.values():
+        for pname, array in node.given.items():
+            if array.dtype != dtype and not _finite_as(array, dtype):
+                path, file = node.given_at[pname]
+                problems.append(Problem(path, f"values beyond the range of {dtype} (largest "
+                                        f"finite: {np.finfo(dtype).max:.3g}) become Inf once "
+                                        "converted: scale the weights or use floatx=float64",
+                                        file))
 
 
 def load_weight_files(spec, cwd, nodes: dict[str, Node], problems) -> None:

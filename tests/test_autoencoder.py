@@ -61,7 +61,7 @@ def test_weights_saved_by_one_run_load_into_the_other_mode(run_config, tmp_path)
     assert result["status"] == "ok"
     saved = Path(outcome.result["output_dir"]) / "weights.npz"
     second = config(False, weights={"path": str(saved)})
-    model = Model.from_config(second)
+    model = Model.from_config(second, cwd=tmp_path)
     with np.load(saved) as npz:
         code, recon = numpy_autoencoder({k: npz[k].astype(np.float64) for k in npz.files}, X)
     np.testing.assert_allclose(model.predict()["ae"], code, rtol=1e-5, atol=1e-6)

@@ -348,8 +348,15 @@ CASES: list[Case] = [
       "model.inputs.x.data._target_", ["'_target_' is not accepted"]),
     C("plugin-shell-text", "security", cfg(model(plugins=["os; rm -rf /"])),
       "model.plugins[0]", ["dotted module name", "found 'os; rm -rf /'"]),
-    C("plugin-missing", "security", cfg(model(plugins=["no_such_plugin_module_xyz"])),
+    C("plugin-missing", "security", cfg(model(plugins=["no_such_plugin_module_xyz"]),
+                                        allow_plugins=["no_such_plugin_module_xyz"]),
       "model.plugins[0]", ["cannot import plugin module 'no_such_plugin_module_xyz'"]),
+    C("plugin-not-allowed", "security", cfg(model(plugins=["os"])),
+      "model.plugins[0]", ["plugin 'os' is not allowed", r"allow_plugins=\[os\]"]),
+    C("name-with-slash", "security", cfg(model({"m/mask": {"type": "Dense", "output_dim": 1}})),
+      "model.layers.m/mask", ["names of layers and inputs are identifiers"]),
+    C("input-name-with-dot", "security", cfg(model(inputs={"x.0": {"data": [[1.0]]}})),
+      "model.inputs.x.0", ["names of layers and inputs are identifiers"]),
     # ---- Lambda (rows run once the Lambda layer is registered) --------------------------
     C("lambda-unknown-function", "lambda",
       after_dense({"type": "Lambda", "function": "foo(x)"}), "model.layers.bad.function",
@@ -489,7 +496,7 @@ def test_independent_plan_problems_reported_together(data_dir, tmp_path):
 # ---- the real CLI ---------------------------------------------------------------------
 CLI_IDS = ["str-output-dim", "unknown-layer-type", "dense-on-sequence", "mask-into-flatten",
            "nan-in-data", "missing-input-file", "pickled-npy", "csv-ragged",
-           "model-weights-wrong-shape", "dense-ten-billion", "target-in-layer",
+           "model-weights-wrong-shape", "dense-ten-billion", "plugin-not-allowed",
            "two-independent-problems"]
 
 

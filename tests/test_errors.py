@@ -148,7 +148,9 @@ def test_did_you_mean_ignores_case(run_config):
 
 
 def test_plugin_given_as_file_name_gets_a_hint(run_config):
-    _, result = run_config(cfg(plugins=["my_layers.py"]))
+    config = cfg(plugins=["my_layers.py"])
+    config["allow_plugins"] = ["my_layers.py"]
+    _, result = run_config(config)
     (problem,) = result["error"]["problems"]
     assert problem["path"] == "model.plugins[0]" and "name the module, not the file: 'my_layers'" \
         in problem["message"]

@@ -226,14 +226,18 @@ model = {"inputs": {"x": {"shape": [2], "data": [[1, 2]]}}, "layers": {"d": {"ty
 first = run({"model": model}, out / "without", cwd=out)
 imported_before = "evil_plugin" in sys.modules
 model["plugins"] = ["evil_plugin"]
-second = run({"model": model}, out / "with", cwd=out)
+named = run({"model": model}, out / "named", cwd=out)
+imported_when_named = "evil_plugin" in sys.modules
+second = run({"model": model, "allow_plugins": ["evil_plugin"]}, out / "with", cwd=out)
 print(json.dumps({"first": first.result, "imported_before": imported_before,
+                  "named": named.result, "imported_when_named": imported_when_named,
                   "second": second.result}))
 '''
 
 
-def test_plugins_are_imported_only_when_named(tmp_path):
-    """A module on sys.path is never imported unless the config lists it under plugins."""
+def test_plugins_are_imported_only_when_named_and_allowed(tmp_path):
+    """A module on sys.path is never imported unless the config lists it under plugins and
+    the person running allows it (allow_plugins, a run setting)."""
     sentinel = tmp_path / "plugin_was_imported"
     (tmp_path / "evil_plugin.py").write_text(PLUGIN.format(sentinel=str(sentinel)))
     proc = subprocess.run([sys.executable, "-c", PLUGIN_DRIVER, str(tmp_path)], cwd=tmp_path,
@@ -244,6 +248,10 @@ def test_plugins_are_imported_only_when_named(tmp_path):
     first = report["first"]
     assert first["status"] == "error" and not report["imported_before"]
     assert "unknown layer type 'Double'" in first["error"]["problems"][0]["message"]
+    named = report["named"]
+    assert named["status"] == "error" and not report["imported_when_named"]
+    assert named["error"]["problems"][0]["path"] == "model.plugins[0]"
+    assert "allow_plugins=[evil_plugin]" in named["error"]["problems"][0]["message"]
     assert report["second"]["status"] == "ok"
     assert report["second"]["outputs"]["d"]["values"] == [[2.0, 4.0]]
     assert sentinel.read_text() == "imported"

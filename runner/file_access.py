@@ -1,0 +1,67 @@
+"""Which files a run may read: data and weights stay inside folders the person running chose.
+
+A model file names data, weight and target files. Their real paths (symlinks resolved) must
+lie inside the directory the command ran from, the model file's own directory, or a directory
+given on the command line with ``data_dirs=[...]`` (a run setting, which a model file cannot
+set). So a config cannot read ``~/.ssh/id_rsa`` through ``../../`` or a symlink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from runner.errors import ConfigError, Problem
+
+
+def allowed_dirs(cwd: Path, model_file: Path | None, data_dirs: Iterable[str]) -> list[Path]:
+    dirs = [cwd, *(_absolute(d, cwd) for d in data_dirs)]
+    if model_file is not None:
+        dirs.append(model_file.parent)
+    return [d.resolve() for d in dirs]
+
+
+def check_paths(spec: BaseModel, cwd: Path, dirs: list[Path]) -> None:
+    """Every file the config names (wherever it sits in the config) lies inside ``dirs``."""
+    problems = []
+    for config_path, file in named_files(spec, ""):
+        real = _absolute(file, cwd).resolve()
+        if not any(real == d or real.is_relative_to(d) for d in dirs):
+            problems.append(Problem(config_path, "the file lies outside the directories a run "
+                                    "may read (where the command ran, the model file's folder "
+                                    "and data_dirs; symlinks are followed): move it there, or "
+                                    "allow its folder on the command line with "
+                                    "data_dirs=[DIR]", file))
+    if problems:
+        raise ConfigError(problems)
+
+
+def named_files(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(config path, file) for every ``path:`` field of every config model inside ``value``."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        file = getattr(value, "path", None) if "path" in fields else None
+        if isinstance(file, str):
+            yield path, file
+        for name in fields:
+            if name != "path":
+                yield from named_files(getattr(value, name), _join(path, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from named_files(item, _join(path, str(key)))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, (BaseModel, dict, list, tuple)):
+                yield from named_files(item, f"{path}[{i}]")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _absolute(file: str, cwd: Path) -> Path:
+    p = Path(file).expanduser()
+    return p if p.is_absolute() else cwd / p
