@@ -43,9 +43,26 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         _task()
+    except KeyboardInterrupt:
+        # Ctrl-C: the run wrote result.json with status "interrupted" (or had not started).
+        if wants_traceback:
+            raise
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except FileExistsError as exc:  # the run or sweep folder is finished or claimed by another run
+        if wants_traceback:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
     except Exception as exc:
         if wants_traceback:
             raise
+        from runner.artifacts import machine_error
+
+        machine = machine_error(exc)
+        if machine is not None:  # a full disk or read-only file system, not a config mistake
+            sys.stderr.write(f"error: cannot write the run folder: {machine}\n")
+            sys.exit(1)
         sys.stderr.write(f"invalid config: {_describe(exc)}\n")
         sys.exit(2)
     from runner.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
