@@ -59,9 +59,26 @@ def main() -> None:
         # file cannot configure Hydra or the run (nothing is instantiated before the check).
         config_guard.install(config_guard.command_line_list(sys.argv[1:], "allow_resolvers"))
         _task()
+    except KeyboardInterrupt:
+        # Ctrl-C: the run wrote result.json with status "interrupted" (or had not started).
+        if wants_traceback:
+            raise
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except FileExistsError as exc:  # the run or sweep folder is finished or claimed by another run
+        if wants_traceback:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
     except Exception as exc:
         if wants_traceback:
             raise
+        from runner.artifacts import machine_error
+
+        machine = machine_error(exc)
+        if machine is not None:  # a full disk or read-only file system, not a config mistake
+            sys.stderr.write(f"error: cannot write the run folder: {machine}\n")
+            sys.exit(1)
         refused = _find(exc, config_guard.ModelFileError)
         sys.stderr.write(f"invalid config: {refused if refused else _describe(exc)}\n")
         sys.exit(2)

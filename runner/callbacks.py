@@ -17,6 +17,7 @@ ran in other processes. The sweep's exit code comes from the same files.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,60 @@ class SweepSummary(Callback):
         print("\n".join(console_lines(summary)), flush=True)
 
 
+class ClaimFolder(Callback):
+    """Claims the run folder (``on_run_start``) or the sweep folder (``on_multirun_start``)
+    before Hydra writes anything into it: exclusive creation of a marker, so a second run into a
+    finished or busy folder is refused (exit 2) and the folder's bytes stay as they were.
+    Registered in ``conf/config.yaml`` as ``hydra.callbacks.claim``."""
+
+    # Hydra turns an Exception raised by a callback into a warning and goes on writing into the
+    # folder, so a refusal is printed here and ends the process with SystemExit(2).
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from runner import artifacts
+
+        try:
+            artifacts.claim(Path(str(config.hydra.run.dir)))
+        except artifacts.FolderClaimed as exc:
+            _refuse(exc)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from runner import artifacts
+
+        try:
+            self._claim_sweep(config)
+        except artifacts.FolderClaimed as exc:
+            _refuse(exc)
+
+    def _claim_sweep(self, config: DictConfig) -> None:
+        from runner import artifacts
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        settings = (config.hydra.get("callbacks") or {}).get("sweep") or {}
+        resume_from = settings.get("resume_from")
+        in_place = bool(resume_from) and _same_folder(Path(str(resume_from)), sweep_dir)
+        if not in_place and (sweep_dir / artifacts.CLAIM).exists():
+            raise artifacts.FolderClaimed(
+                f"{sweep_dir} already holds a sweep and is never overwritten: choose another "
+                "hydra.sweep.dir, or resume it with hydra.callbacks.sweep.resume_from=DIR")
+        # The sweep folder keeps its marker: a sweep folder has no result.json to say it is done.
+        # Resuming in place takes over the claim of a sweep that is no longer running.
+        artifacts.claim(sweep_dir, take_over_dead=in_place)
+        artifacts.keep_claim(sweep_dir)
+
+
+def _refuse(exc: BaseException) -> None:
+    import sys
+
+    sys.stderr.write(f"error: {exc}\n")
+    sys.stderr.flush()
+    raise SystemExit(2)
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _stop_local_ray() -> None:
     """After a Ray-launched sweep: flush the workers' log lines and stop the local cluster now
     (an existing cluster is only disconnected), so the summary lines are the console's last."""
@@ -83,26 +138,36 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
     """Resume: the result of a run under RESUME_FROM whose identical config finished ok.
 
     The match is by ``config_hash`` (sha256 of the resolved config, written by every run into
-    result.json). The finished run's files are hard-linked (copied across file systems) into
-    OUTPUT_DIR and a result.json saying ``resumed_from`` is written there, so the new sweep
-    folder is complete on its own. None when no finished run matches.
+    result.json). A folder is trusted only when the files its result.json lists (``files``:
+    relative path -> sha256) are regular files inside it that still have those hashes; symlinks
+    are never followed. The files are hard-linked (copied across file systems) into OUTPUT_DIR,
+    checked again there, and a result.json saying ``resumed_from`` is written, so the new sweep
+    folder is complete on its own. None when no finished run matches (the job runs again).
     """
     import json
-    import os
-    import shutil
 
     from runner import artifacts
 
+    root = Path(os.path.realpath(resume_from))
     found: tuple[Path, dict[str, Any]] | None = None
     for path in sorted(resume_from.rglob("result.json")):
-        if ".hydra" in path.parts:
+        if ".hydra" in path.parts or path.is_symlink() or not path.is_file():
+            continue
+        folder = path.parent
+        if not _inside(folder, root):
             continue
         try:
             result = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if not isinstance(result, dict):
+            continue
         if result.get("status") == "ok" and result.get("config_hash") == digest:
-            found = (path.parent, result)
+            problem = _untrusted(folder, result.get("files"))
+            if problem:
+                log.warning("not resuming from %s: %s; the job runs again", folder, problem)
+                continue
+            found = (folder, result)
             break
     if found is None:
         return None
@@ -110,19 +175,80 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
     origin = result.get("resumed_from") or str(folder)
     if folder.resolve() == output_dir.resolve():       # resuming in place: nothing to do
         return result
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for src in folder.iterdir():
-        dst = output_dir / src.name
-        if not src.is_file() or src.name in ("result.json", "run.log") or dst.exists():
-            continue
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
+    artifacts.claim(output_dir)
+    linked: list[Path] = []
+    problem = None
+    for rel, sha in result["files"].items():
+        src, dst = folder / rel, output_dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(src, dst)
+        linked.append(dst)
+        if artifacts.file_digest(dst) != sha:          # what was linked is what was checked
+            problem = f"{rel} changed while it was being linked"
+            break
+    if problem:
+        for dst in linked:
+            dst.unlink(missing_ok=True)
+        artifacts.release(output_dir)
+        log.warning("not resuming from %s: %s; the job runs again", folder, problem)
+        return None
     reused = {**result, "resumed_from": origin, "output_dir": str(output_dir),
               "overrides": overrides}
     artifacts.write_result(output_dir / "result.json", reused)
+    artifacts.release(output_dir)
     return reused
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real = Path(os.path.realpath(path))
+    return real == root or root in real.parents
+
+
+def _untrusted(folder: Path, files: Any) -> str | None:
+    """Why FOLDER's recorded files cannot be trusted, or None when every one checks out."""
+    import stat
+
+    from runner import artifacts
+
+    if not isinstance(files, dict) or not files:
+        return "its result.json records no file hashes (written by an older runner)"
+    real_folder = Path(os.path.realpath(folder))
+    for rel, sha in files.items():
+        parts = Path(str(rel)).parts
+        if not parts or Path(str(rel)).is_absolute() or ".." in parts or not isinstance(sha, str):
+            return f"its result.json lists {rel!r}, which is not a file inside it"
+        path = folder
+        for part in parts:                          # no symlink anywhere on the way
+            path = path / part
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                return f"{rel} is missing"
+            if stat.S_ISLNK(mode):
+                return f"{rel} is a symlink (never followed)"
+        if not stat.S_ISREG(mode) or real_folder not in Path(os.path.realpath(path)).parents:
+            return f"{rel} is not a regular file inside the folder"
+        try:
+            actual = artifacts.file_digest(path)
+        except OSError as exc:
+            return f"{rel} cannot be read: {exc.strerror or exc}"
+        if actual != sha:
+            return f"{rel} does not match the sha256 recorded in its result.json"
+    return None
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link to SRC itself (never to what a symlink points at), else a copy of it."""
+    import shutil
+
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f_in, open(dst, "wb") as f_out:
+            shutil.copyfileobj(f_in, f_out)
 
 
 def set_aside_unfinished(output_dir: Path) -> str | None:
@@ -133,8 +259,11 @@ def set_aside_unfinished(output_dir: Path) -> str | None:
     """
     import json
 
+    from runner import artifacts
+
     path = output_dir / "result.json"
     if not path.is_file():
+        (output_dir / artifacts.CLAIM).unlink(missing_ok=True)  # left by a job that died
         return None
     try:
         status = json.loads(path.read_text()).get("status")
@@ -147,4 +276,5 @@ def set_aside_unfinished(output_dir: Path) -> str | None:
     while (output_dir / f"result.attempt-{n}.json").exists():
         n += 1
     path.rename(output_dir / f"result.attempt-{n}.json")
+    (output_dir / artifacts.CLAIM).unlink(missing_ok=True)
     return None

@@ -33,6 +33,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
                   ", ".join(shipped_models()))
         artifacts.write_result(output_dir / "result.json", {
             "status": "error", "error": {"kind": "ConfigError", "message": "no model chosen"}})
+        artifacts.release(output_dir)
         return 2, None
     try:
         config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
@@ -43,6 +44,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
         artifacts.write_result(output_dir / "result.json", {
             "status": "error", "error": {"kind": "ConfigError",
                                          "problems": [{"path": key, "message": message}]}})
+        artifacts.release(output_dir)
         return 2, None
     from runner.callbacks import reuse_finished, set_aside_unfinished, sweep_settings
     from runner.run import config_hash
@@ -62,11 +64,9 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     try:
         outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides},
                       model_file=model_file(hydra_cfg))
-    except FileExistsError:
+    except FileExistsError as exc:
         # Never touch an earlier run's results (no result.json is written over it either).
-        log.error("%s already holds a finished run and is never overwritten: choose another "
-                  "hydra.run.dir / hydra.sweep.dir, or resume a sweep with "
-                  "hydra.callbacks.sweep.resume_from=DIR", output_dir)
+        log.error("%s; or resume a sweep with hydra.callbacks.sweep.resume_from=DIR", exc)
         return 2, None
     log.info("run folder: %s", _shown(output_dir, cwd))
     if sweep.get("metric") and outcome.exit_code == 0:

@@ -95,8 +95,9 @@ def _import(name: str, path: str, load) -> Problem | None:
         hint = (f"name the module, not the file: {name[:-3]!r}" if name.endswith(".py") else
                 "put its folder on PYTHONPATH or install its package")
         return Problem(path, f"cannot import plugin module {name!r}: {exc}; {hint}")
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+    except (Exception, SystemExit) as exc:
         # A plugin's own bug (or a plugin that exits): report it, the run still ends properly.
+        # KeyboardInterrupt goes on: it may be a real Ctrl-C (runner.run records it).
         what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else
                 f"failed to import: {type(exc).__name__}: {exc}")
         sys.modules.pop(name, None)

@@ -1,7 +1,11 @@
 """One run, start to finish: validate -> plan -> build -> execute -> artifacts.
 
 Works without Hydra: ``run(config_dict, output_dir)``. Every outcome, including an invalid
-config, ends with ``result.json`` (written last, atomically) and an exit code.
+config, ends with ``result.json`` (written last, atomically) and an exit code. The folder is
+claimed first (``artifacts.claim``; under Hydra the ``claim`` callback already did it, before
+Hydra wrote anything): a folder that holds a finished run, or that another run is using, raises
+``artifacts.FolderClaimed`` (a FileExistsError) and is left untouched. Ctrl-C writes a result.json
+with status "interrupted" and raises KeyboardInterrupt again.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import numpy as np
 from runner import artifacts
 from runner.build import build, named_weights
 from runner.diagram import mermaid
-from runner.errors import RunFailed, UserError
+from runner.errors import ConfigError, RunFailed, UserError
 from runner.execute import predict
 from runner.file_access import allowed_dirs, check_paths
 from runner.expect import run_checks
+from runner.limits import config_limits, plan_ranks
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
 from runner.summary import summary_text
@@ -55,9 +60,7 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
     from ``cwd``, the folder of ``model_file`` (the YAML the config came from) and data_dirs."""
     output_dir = Path(output_dir)
     cwd = Path.cwd() if cwd is None else Path(cwd)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if (output_dir / "result.json").exists():
-        raise FileExistsError(f"{output_dir} already holds a finished run; never overwritten")
+    artifacts.claim(output_dir)  # no-op when this process claimed it (the Hydra callback)
     start = time.perf_counter()
     result: dict[str, Any] = {"status": "running", "task": config.get("task", "predict"),
                               "seed": config.get("seed"), "config_hash": config_hash(config),
@@ -69,13 +72,19 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
     outcome = Outcome(0, result)
     try:
         t = time.perf_counter()
-        load_plugins(config)
+        _load_plugins(config)
+        problems = config_limits(config)
+        if problems:
+            raise ConfigError(problems)
         spec = validate(config)
         check_paths(spec, cwd, allowed_dirs(cwd, model_file, spec.data_dirs))
         timings["validate"] = time.perf_counter() - t
         t = time.perf_counter()
         plan = make_plan(spec, cwd)
         outcome.plan = plan
+        problems = plan_ranks(plan)
+        if problems:
+            raise ConfigError(problems)
         timings["plan"] = time.perf_counter() - t
         artifacts.write_yaml(output_dir / "config.yaml", spec.model_dump(mode="json"))
         summary = summary_text(plan)
@@ -101,6 +110,26 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         result["error"] = {"kind": type(exc).__name__,
                            "problems": [vars(p) for p in exc.problems], "message": str(exc)}
         log.error("%s", _error_text(exc))
+    except artifacts.WriteFailed as exc:  # the machine's problem (disk full), not the config's
+        outcome.exit_code = 1
+        result["status"] = "failed"
+        result["error"] = {"kind": "WriteFailed", "message": str(exc)}
+        log.error("run failed: %s", exc)
+    except SystemExit as exc:  # only plugin code calls sys.exit inside a run
+        outcome.exit_code = 1
+        result["status"] = "failed"
+        result["error"] = {"kind": "SystemExit",
+                           "message": f"{_who(exc, config)} called sys.exit({exc.code!r}) "
+                                      "during the run: layer code must raise, not exit"}
+        log.error("run failed: %s", result["error"]["message"])
+    except KeyboardInterrupt as exc:
+        result["status"] = "interrupted"
+        plugin = _plugin_in(exc, config)
+        result["error"] = {"kind": "KeyboardInterrupt", "message": str(exc) or (
+            f"interrupted: KeyboardInterrupt raised in plugin {plugin!r}" if plugin else
+            "interrupted (Ctrl-C)")}
+        _finish(result, timings, start, output_dir)
+        raise
     except Exception as exc:  # our bug, not the user's: say so, keep the traceback in the log
         outcome.exit_code = 1
         result["status"] = "failed"  # "error" is kept for what the user must fix (exit 2)
@@ -108,12 +137,51 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         log.error("internal error: %s: %s (please report it; the traceback is in the run log)",
                   type(exc).__name__, exc)
         log.debug("%s", traceback.format_exc())
+    _finish(result, timings, start, output_dir)
+    return outcome
+
+
+def _finish(result: dict[str, Any], timings: dict[str, float], start: float,
+            output_dir: Path) -> None:
+    """result.json, written last: with the sha256 of every file the run wrote; then the claim
+    is dropped (result.json now says the folder is finished)."""
     timings["total"] = time.perf_counter() - start
     result["timings"] = {k: round(v, 6) for k, v in timings.items()}
     result["versions"] = artifacts.versions()
     result["output_dir"] = str(output_dir)
+    result["files"] = artifacts.run_files(output_dir)
     artifacts.write_result(output_dir / "result.json", result)
-    return outcome
+    artifacts.release(output_dir)
+
+
+def _load_plugins(config: dict[str, Any]) -> None:
+    """Plugin imports that exit or are interrupted are named problems of model.plugins."""
+    try:
+        load_plugins(config)
+    except SystemExit as exc:
+        raise ConfigError.one("model.plugins", f"{_who(exc, config)} called sys.exit("
+                              f"{exc.code!r}) while being imported: a plugin must not exit")
+    except KeyboardInterrupt as exc:
+        raise KeyboardInterrupt(f"interrupted while importing {_who(exc, config)}") from exc
+
+
+def _plugin_in(exc: BaseException, config: dict[str, Any]) -> str | None:
+    """The innermost plugin module (named under model.plugins) in the exception's traceback."""
+    model = config.get("model") if isinstance(config, dict) else None
+    names = model.get("plugins") if isinstance(model, dict) else None
+    names = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if any(module == n or module.startswith(n + ".") for n in names):
+            found = module
+        tb = tb.tb_next
+    return found
+
+
+def _who(exc: BaseException, config: dict[str, Any]) -> str:
+    plugin = _plugin_in(exc, config)
+    return f"plugin {plugin!r}" if plugin else "plugin code"
 
 
 def _shown(path: Path, cwd: Path) -> str:

@@ -45,7 +45,7 @@ def load_file(ref: Any, cwd: Path, config_path: str) -> np.ndarray:
             return _load_csv(path)
     except ConfigError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, csv.Error, zipfile.BadZipFile, EOFError) as exc:
         raise ConfigError.one(message=f"cannot read {suffix} file: {explain_read_error(exc)}",
                               **where) from None
     raise ConfigError.one(

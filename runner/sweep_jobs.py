@@ -89,13 +89,23 @@ def _read_job(sweep_dir: Path, folder: Path) -> Job:
     if path.is_file():
         try:
             result = json.loads(path.read_text())
+            if not isinstance(result, dict):
+                raise ValueError(f"expected a JSON object, found {type(result).__name__}")
         except (OSError, ValueError) as exc:
-            result = {"status": "error", "error": {"message": f"unreadable result.json: {exc}"}}
+            result = {"status": "error",
+                      "error": {"message": f"unreadable {path}: {exc}"}}
     overrides = _hydra_overrides(folder)
     if overrides is None:
-        overrides = [str(o) for o in result.get("overrides", [])]
+        raw = result.get("overrides")
+        overrides = [str(o) for o in raw] if isinstance(raw, list) else []
     status = result.get("status", "incomplete") if result else "incomplete"
-    if status not in STATUS_CODE:          # "running": the process died before the end
+    bad = [k for k, t in (("metrics", dict), ("error", (dict, str)), ("overrides", list))
+           if result.get(k) is not None and not isinstance(result[k], t)]
+    if bad:
+        result = {"status": "error", "error": {
+            "message": f"unreadable {path}: {bad[0]!r} has the wrong type"}}
+        status = "error"
+    if not isinstance(status, str) or status not in STATUS_CODE:          # "running": the process died before the end
         status = "incomplete"
     error = ""
     if status == "incomplete":

@@ -149,7 +149,7 @@ def test_rerunning_into_a_finished_folder_is_refused_and_keeps_it(cli, tmp_path)
     before = (tmp_path / "fixed" / "result.json").read_bytes()
     again = cli("+model=dense_example", "hydra.run.dir=fixed", "seed=4")
     assert first.returncode == 0 and again.returncode == 2
-    assert "already holds a finished run" in again.stdout
+    assert "already holds a finished run" in again.stdout + again.stderr  # refused before logging starts
     assert "Traceback" not in again.stdout + again.stderr
     assert (tmp_path / "fixed" / "result.json").read_bytes() == before
 
