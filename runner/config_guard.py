@@ -180,7 +180,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def _check_package(text: str, header: dict[str, Any], shown: str) -> None:
     package = header.get("package")
-    if package in (None, "_group_", MODEL_GROUP):
+    if package in (None, MODEL_GROUP):  # (Hydra 1.3 reads _group_ as a literal key)
         return
     line = next((i for i, t in enumerate(text.splitlines(), 1) if "@package" in t), 1)
     raise ModelFileError(shown, line, 1, f"'# @package {package}': a model file sets keys under "
