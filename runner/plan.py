@@ -94,12 +94,13 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     known: dict[str, tuple[tuple[int, ...], bool] | None] = {
         n: ((i.shape, False) if i is not None else None) for n, i in inputs.items()}
     order = list(model.layers)
+    positions = {name: i for i, name in enumerate(order)}  # wiring checks in O(1) per ref
     previous: str | None = None
     for name, layer_spec in model.layers.items():
         path = f"model.layers.{name}"
         if name in model.inputs:
             problems.append(Problem(path, f"name {name!r} is already a model input; rename one"))
-        wired = _wiring(name, layer_spec, previous, model, order, path, problems)
+        wired = _wiring(name, layer_spec, previous, model, order, path, problems, positions)
         previous = name
         node = _plan_layer(name, path, layer_spec, wired, known, nodes, problems, cwd, limit)
         known[name] = (node.shape, node.masked) if node else None
@@ -172,7 +173,8 @@ def _plan_input(name: str, path: str, ispec: Any, cwd: Path,
     return InputNode(name, path, shape, array.shape[0], array, ispec)
 
 
-def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[str] | None:
+def _wiring(name, layer_spec, previous, model, order, path, problems,
+            positions: dict[str, int] | None = None) -> list[str] | None:
     if layer_spec.inputs is None:
         if previous is not None:
             return [previous]
@@ -183,9 +185,11 @@ def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[st
                                 f"[{next(iter(model.inputs))}]"))
         return None
     ok = True
-    position = order.index(name)
+    positions = positions if positions is not None else {n: i for i, n in enumerate(order)}
+    position = positions[name]
     for ref in layer_spec.inputs:
-        if ref in model.inputs or ref in order[:position] or head_base(ref) in order[:position]:
+        if ref in model.inputs or positions.get(ref, position) < position or \
+                positions.get(head_base(ref), position) < position:
             continue  # "<layer>.<i>" (one output of a multi-output layer) is checked later
         ok = False
         if ref == name:
