@@ -322,7 +322,8 @@ def _largest(plan: Plan) -> str:
     """Where most of the estimated memory goes, for the max_memory_mb message."""
     itemsize = plan.dtype.itemsize
     batch = plan.spec.batch_size or max(plan.rows, 1)
-    sizes = {n.path: ((n.n_params + batch * _activations(n)) * itemsize,
+    copies = _param_copies(plan)
+    sizes = {n.path: ((copies * n.n_params + batch * _activations(n)) * itemsize,
                       f"{n.layer.spec.type}, output {n.shape}, {n.n_params:,} parameters"
                       + (f", {n.inner:,} values per sample inside it" if n.inner else ""))
              for n in plan.nodes.values()}
@@ -346,13 +347,20 @@ def _activations(node: Node) -> int:
     return math.prod(node.shape) * max(node.heads, 1) + node.inner
 
 
+def _param_copies(plan: Plan) -> int:
+    """Arrays per parameter: its values; training adds its gradient and up to two optimizer
+    slots (adam's moments)."""
+    return 4 if plan.spec.task == "fit" else 1
+
+
 def estimate_memory(plan: Plan) -> int:
     """Bytes for parameters plus every activation of one batch (a safe upper bound): the
     outputs of every layer, of the layers nested inside composites, and a Lambda's
-    intermediate results (broadcasting included)."""
+    intermediate results (broadcasting included). Training counts each parameter four times
+    (values, gradient, optimizer slots) and holds every input row."""
     itemsize = plan.dtype.itemsize
     batch = plan.spec.batch_size or max(plan.rows, 1)
-    params = sum(n.n_params for n in plan.nodes.values())
+    params = _param_copies(plan) * sum(n.n_params for n in plan.nodes.values())
     per_sample = sum(_activations(n) for n in plan.nodes.values())
     per_sample += sum(math.prod(i.shape) for i in plan.inputs.values())
     # random inputs are drawn whole (in float64, then cast), whatever the batch size

@@ -159,8 +159,7 @@ def read_npz(path: Path, keys: list[str] | None, where: dict,
     A member's uncompressed size comes from the zip directory and must agree with what its
     .npy header declares; the members read must together fit ``max_bytes``. The zip reader
     then never yields more than the declared size, so a zip bomb is refused unread."""
-    if not zipfile.is_zipfile(path):
-        raise ValueError("not a .npz file (not a zip archive)")
+    _check_zip_directory(path, where, max_bytes)
     with zipfile.ZipFile(path) as zf:
         members = {i.filename.removesuffix(".npy"): i for i in zf.infolist() if not i.is_dir()}
         chosen = list(members) if keys is None else [k for k in keys if k in members]
@@ -188,17 +187,40 @@ def read_npz(path: Path, keys: list[str] | None, where: dict,
         return out
 
 
-def npz_keys(path: Path) -> list[str]:
-    """Array names of a .npz, as numpy.load names them (without reading any array)."""
+#: Memory one zip directory entry takes once parsed (a ZipInfo object), bounded from above.
+ZIP_ENTRY_BYTES = 1024
+
+
+def _check_zip_directory(path: Path, where: dict, max_bytes: float | None) -> None:
+    """Refuse a file that is not a zip archive, or whose directory lists so many members that
+    parsing it alone would pass ``max_bytes``: the count is read from the end record first."""
     if not zipfile.is_zipfile(path):
         raise ValueError("not a .npz file (not a zip archive)")
+    if max_bytes is None:
+        return
+    try:  # the end-of-directory record; a zipfile helper, so guarded
+        with path.open("rb") as f:
+            end = zipfile._EndRecData(f)
+        entries = int(end[zipfile._ECD_ENTRIES_TOTAL])
+    except (AttributeError, IndexError, TypeError, ValueError, OSError):
+        return
+    if entries * ZIP_ENTRY_BYTES > max_bytes:
+        raise ConfigError.one(message=f"this .npz lists {entries:,} members; reading its "
+                              f"directory alone takes about {_size(entries * ZIP_ENTRY_BYTES)}, "
+                              f"above {_limit_text(max_bytes)}: save fewer arrays in one file "
+                              "or raise max_memory_mb", **where)
+
+
+def npz_keys(path: Path, where: dict | None = None, max_bytes: float | None = None) -> list[str]:
+    """Array names of a .npz, as numpy.load names them (without reading any array)."""
+    _check_zip_directory(path, where or {"path": "data"}, max_bytes)
     with zipfile.ZipFile(path) as zf:
         return [i.filename.removesuffix(".npy") for i in zf.infolist() if not i.is_dir()]
 
 
 def _load_npz_key(path: Path, key: str | None, where: dict,
                   max_bytes: float | None = None) -> np.ndarray:
-    names = npz_keys(path)
+    names = npz_keys(path, where, max_bytes)
     if key is None:
         if len(names) != 1:
             raise ConfigError.one(

@@ -367,3 +367,26 @@ def test_planning_visits_each_layer_once(depth, monkeypatch):
     assert plan.nodes["ae"].shape == (3,)
     # each level holds its inner AutoEncoder's output (3) and what that one holds
     assert plan.nodes["ae"].inner == 3 * depth
+
+
+def test_npz_directory_with_too_many_members_refused_unparsed(tmp_path):
+    with zipfile.ZipFile(tmp_path / "w.npz", "w") as zf:
+        for i in range(20_000):
+            zf.writestr(f"{i}.npy", b"")
+    config = _model(DENSE_2, max_memory_mb=10)
+    config["model"]["weights"] = {"path": "w.npz"}
+    outcome = run(config, tmp_path / "run", cwd=tmp_path)
+    (problem,) = outcome.result["error"]["problems"]
+    assert outcome.exit_code == 2 and problem["path"] == "model.weights.path"
+    assert "lists 20,000 members" in problem["message"]
+    assert "about 19.5 MB, above max_memory_mb (10 MB)" in problem["message"]
+
+
+def test_fit_counts_gradients_optimizer_slots_and_every_input_row():
+    config = _model({"d": {"type": "Dense", "output_dim": 2}}, batch_size=1)
+    predict = make_plan(validate(config))
+    fit = make_plan(validate({**config, "task": "fit"}))
+    params = 3 * 2 + 2
+    assert predict.memory_bytes == (params + 1 * (3 + 2)) * 4
+    # 4 copies of each parameter, and both rows of the input held whole
+    assert fit.memory_bytes == (4 * params + 1 * (3 + 2)) * 4 + 2 * 3 * 4
