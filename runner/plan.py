@@ -150,7 +150,8 @@ def _plan_input(name: str, path: str, ispec: Any, cwd: Path,
     data = ispec.data
     if isinstance(data, RandomSource):
         return InputNode(name, path, tuple(ispec.shape), data.random.rows, None, ispec)
-    array = sources.load_source(data, f"{path}.data", cwd, max_bytes=limit)
+    # a .npy input streams batch by batch; the estimate counts what a batch (or fit) holds
+    array = sources.load_source(data, f"{path}.data", cwd, max_bytes=limit, streamed=True)
     file = data.path if isinstance(data, FileRef) else None
     if array.dtype.kind not in "biuf":
         raise ConfigError.one(f"{path}.data", f"expected numbers, found dtype {array.dtype}", file)

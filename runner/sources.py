@@ -38,12 +38,13 @@ def resolve_path(path: str, cwd: Path) -> Path:
 MAX_INLINE_VALUES = 50_000
 
 
-def load_file(ref: Any, cwd: Path, config_path: str, max_bytes: float | None = None
-              ) -> np.ndarray:
+def load_file(ref: Any, cwd: Path, config_path: str, max_bytes: float | None = None,
+              streamed: bool = False) -> np.ndarray:
     """Load a FileRef (``path``, optional ``key``) as an array; errors name path and file.
 
-    ``max_bytes`` bounds what is read into memory (.npz members, .csv values); a .npy is
-    memory-mapped, so only its header is checked against its own file size."""
+    ``max_bytes`` bounds what is read into memory (.npz members, .csv values, and a .npy
+    unless it is ``streamed``: a model input the plan reads batch by batch and counts
+    itself). A .npy is memory-mapped; its header is checked against its file size."""
     path = resolve_path(ref.path, cwd)
     where = dict(path=config_path, file=str(ref.path))
     if not path.is_file():
@@ -54,7 +55,11 @@ def load_file(ref: Any, cwd: Path, config_path: str, max_bytes: float | None = N
                               **where)
     try:
         if suffix == ".npy":
-            _check_npy_header(path)
+            nbytes = _check_npy_header(path)
+            if max_bytes is not None and not streamed and nbytes > max_bytes:
+                raise ConfigError.one(message=f"this .npy holds {_size(nbytes)}, read whole "
+                                      f"here, above {_limit_text(max_bytes)}: use a smaller "
+                                      "array or raise max_memory_mb", **where)
             return np.load(path, mmap_mode="r", allow_pickle=False)
         if suffix == ".npz":
             return _load_npz_key(path, ref.key, where, max_bytes)
@@ -131,9 +136,9 @@ def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
     return tuple(shape), dtype, math.prod(shape) * dtype.itemsize
 
 
-def _check_npy_header(path: Path) -> None:
+def _check_npy_header(path: Path) -> int:
     """Refuse a .npy that is not one, that holds Python objects, or whose header promises more
-    data than the file holds, before memory-mapping it."""
+    data than the file holds, before memory-mapping it. Returns the bytes of its data."""
     with path.open("rb") as f:
         shape, dtype, nbytes = _npy_header(f)
         offset = f.tell()
@@ -142,6 +147,7 @@ def _check_npy_header(path: Path) -> None:
         raise ValueError(f"the .npy header declares shape {shape} of {dtype} ({_size(nbytes)}), "
                          f"but the file holds only {_size(held)} of data after it: the file is "
                          "truncated or not what it claims; save it again with numpy.save")
+    return nbytes
 
 
 def _size(n_bytes: float) -> str:
@@ -332,10 +338,12 @@ def _shown(path: Path, cwd: Path) -> str:
 
 
 def load_source(source: Any, path: str, cwd: Path, seed: int = 0,
-                shape: tuple[int, ...] = (), max_bytes: float | None = None) -> np.ndarray:
+                shape: tuple[int, ...] = (), max_bytes: float | None = None,
+                streamed: bool = False) -> np.ndarray:
     """Any data source (inline, file, random, dataset) as an array, batch first. Random data
     needs the per-sample ``shape`` and the run's ``seed``. With ``max_bytes``, what would be
-    read or drawn into memory is sized first and refused above it."""
+    read or drawn into memory is sized first and refused above it (a ``streamed`` .npy, a
+    model input read batch by batch, is left to the plan's estimate)."""
     if isinstance(source, RandomSource):
         need = random_bytes(source.random, shape)
         if max_bytes is not None and need > max_bytes:
@@ -347,5 +355,5 @@ def load_source(source: Any, path: str, cwd: Path, seed: int = 0,
     if isinstance(source, DatasetSource):
         return datasets.load(source.dataset, path, max_bytes)
     if isinstance(source, FileRef):
-        return load_file(source, cwd, path, max_bytes)  # .npy stays memory-mapped
+        return load_file(source, cwd, path, max_bytes, streamed)  # .npy: memory-mapped
     return inline_array(source, path)

@@ -390,3 +390,33 @@ def test_fit_counts_gradients_optimizer_slots_and_every_input_row():
     assert predict.memory_bytes == (params + 1 * (3 + 2)) * 4
     # 4 copies of each parameter, and both rows of the input held whole
     assert fit.memory_bytes == (4 * params + 1 * (3 + 2)) * 4 + 2 * 3 * 4
+
+
+def _sparse_npy(path: Path, rows: int) -> int:
+    """A float64 (rows, 1) .npy of zeros, sparse on disk; returns its data bytes."""
+    header = _npy_bytes((rows, 1), b"")
+    with path.open("wb") as f:
+        f.write(header)
+        f.truncate(len(header) + rows * 8)
+    return rows * 8
+
+
+def test_npy_read_whole_is_bounded_but_a_streamed_input_is_not(tmp_path):
+    nbytes = _sparse_npy(tmp_path / "big.npy", 20_000_000)  # 152.6 MB
+    # a model input streams batch by batch: larger than the limit is fine with batch_size
+    streamed = _model({"d": {"type": "Dense", "output_dim": 1}},
+                      {"x": {"data": {"path": "big.npy"}}}, max_memory_mb=100,
+                      batch_size=1000, task="validate")
+    outcome = run(streamed, tmp_path / "streamed", cwd=tmp_path)
+    assert outcome.exit_code == 0, outcome.result.get("error")
+    assert outcome.result["plan"]["rows"] == 20_000_000
+    # fit targets are read whole: refused before reading
+    fit = {"task": "fit", "max_memory_mb": 100, "fit": {"epochs": 1},
+           "model": {"inputs": {"x": {"shape": [1], "data": {"random": {"rows": 4}}}},
+                     "layers": {"d": {"type": "Dense", "output_dim": 1}},
+                     "targets": {"d": {"path": "big.npy"}}}}
+    outcome = run(fit, tmp_path / "fit", cwd=tmp_path)
+    (problem,) = outcome.result["error"]["problems"]
+    assert outcome.exit_code == 2 and problem["path"] == "model.targets.d"
+    assert f"this .npy holds {nbytes / MB:,.1f} MB, read whole here" in problem["message"]
+    assert "above max_memory_mb (100 MB)" in problem["message"]
