@@ -14,6 +14,7 @@ travel through the stacks by each inner layer's own rules.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -21,7 +22,7 @@ from pydantic import Field, field_validator
 
 from layers.base import Context, Layer, Name, Shape, SpecBase
 from layers.composite import (
-    add_grads, check_children, child_layer, child_rows, in_child, prefixed,
+    add_grads, check_children, child_layer, child_rows, in_child, inner_elements, prefixed,
 )
 from layers.registry import AnyLayerSpec, register
 
@@ -55,6 +56,10 @@ class AutoEncoder(Layer):
                    for key, s in getattr(spec, part).items()}
             for part in ("encoder", "decoder")}
         self.differentiable = all(c.differentiable for _, c, _ in self.children())
+        # _plan results by (input shape, mask): output_shape, output_mask and param_shapes
+        # each need them, and a nested AutoEncoder would otherwise re-plan its whole subtree
+        # for each of them (time doubling with every level of nesting).
+        self._plans: dict[tuple[Shape, bool], list[tuple[Shape, bool]]] = {}
 
     def children(self) -> list[tuple[str, Layer, str]]:
         return [(f"{part}/{key}/", layer, f"{part}.{key}")
@@ -67,6 +72,12 @@ class AutoEncoder(Layer):
 
     def _plan(self, input_shape: Shape, has_mask: bool) -> list[tuple[Shape, bool]]:
         """(input shape, input mask) of every child, then the final (shape, mask)."""
+        key = (tuple(input_shape), bool(has_mask))
+        if key not in self._plans:
+            self._plans[key] = self._plan_steps(*key)
+        return self._plans[key]
+
+    def _plan_steps(self, input_shape: Shape, has_mask: bool) -> list[tuple[Shape, bool]]:
         steps = [(input_shape, has_mask)]
         for _, child, where in self.children():
             shape, mask = steps[-1]
@@ -80,6 +91,15 @@ class AutoEncoder(Layer):
 
     def output_mask(self, input_shape: Shape, has_mask: bool) -> bool:
         return self._plan(input_shape, has_mask)[len(self._running())][1]
+
+    def inner_elements(self, input_shape: Shape) -> int:
+        """Per sample: every running child's output but the last (the AutoEncoder's own
+        output), plus what each child holds inside itself."""
+        steps, running = self._plan(input_shape, False), len(self._running())
+        total = sum(math.prod(shape) for shape, _ in steps[1:running])
+        for (_, child, where), (shape, _) in zip(self._running(), steps):
+            total += in_child(where, child, inner_elements, child, shape)
+        return total
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         out: dict[str, Shape] = {}

@@ -15,13 +15,18 @@ import numpy as np
 from layers import registry
 from layers.base import Layer, PlanError, SpecBase
 
+#: Composites (AutoEncoder, Siamese, ...) may hold composites this many levels deep, counting
+#: the outermost. Deeper configs are refused at validation, so planning stays small and fast.
+MAX_NESTING = 8
+
 
 def child_layer(spec: SpecBase, name: str) -> Layer:
     return registry.layer_class(spec.type)(spec, name)
 
 
 def check_children(owner: str, children: dict[str, SpecBase]) -> dict[str, SpecBase]:
-    """Config-time checks of inner specs: unwired, single-input layers only."""
+    """Config-time checks of inner specs: unwired, single-input layers only, and composites
+    nested at most ``MAX_NESTING`` levels deep (counting the one that holds ``children``)."""
     for key, spec in children.items():
         if spec.inputs is not None:
             raise ValueError(f"inner layer {key!r} sets 'inputs', but layers inside {owner} are "
@@ -29,7 +34,43 @@ def check_children(owner: str, children: dict[str, SpecBase]) -> dict[str, SpecB
         if registry.layer_class(spec.type).multi_input:
             raise ValueError(f"inner layer {key!r} is a {spec.type}, which takes several inputs; "
                              f"layers inside {owner} read exactly one")
+    depth = 1 + max((nesting_depth(spec) for spec in children.values()), default=0)
+    if depth > MAX_NESTING:
+        raise ValueError(f"composite layers (AutoEncoder, Siamese) are nested {depth} levels deep "
+                         f"here; the limit is {MAX_NESTING}: flatten the model (list the layers "
+                         "one after another under model.layers) instead of nesting further")
     return children
+
+
+def nested_specs(spec: Any) -> list[SpecBase]:
+    """The layer specs held directly by a composite spec (none for other layers)."""
+    if not getattr(type(spec), "nested_layers", False):
+        return []
+    out: list[SpecBase] = []
+    for name in type(spec).model_fields:
+        value = getattr(spec, name)
+        if isinstance(value, SpecBase):
+            out.append(value)
+        elif isinstance(value, dict):
+            out += [v for v in value.values() if isinstance(v, SpecBase)]
+    return out
+
+
+def nesting_depth(spec: Any) -> int:
+    """Levels of composites in ``spec``: 0 for a plain layer, 1 for a composite of plain
+    layers, ... (children deeper than the limit were already refused when they validated)."""
+    inner = nested_specs(spec)
+    if not getattr(type(spec), "nested_layers", False):
+        return 0
+    return 1 + max((nesting_depth(s) for s in inner), default=0)
+
+
+def inner_elements(layer: Layer, input_shape: Any) -> int:
+    """Per-sample count of the values ``layer`` holds while it runs besides its output (the
+    outputs of the layers inside a composite, a Lambda's intermediate results). Layers say
+    so with an ``inner_elements(input_shape)`` method; without one: 0."""
+    method = getattr(layer, "inner_elements", None)
+    return int(method(input_shape)) if method is not None else 0
 
 
 def in_child(where: str, layer: Layer, call: Any, *args: Any) -> Any:

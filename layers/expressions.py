@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -405,7 +406,18 @@ def _reduce_axis(node: Reduce, rank: int) -> int:
     return k
 
 
-def _shape(node: Node, s: tuple[int, ...]) -> tuple[int, ...]:
+def _shape(node: Node, s: tuple[int, ...],
+           seen: list[tuple[Node, tuple[int, ...]]] | None = None) -> tuple[int, ...]:
+    """Per-sample shape of ``node`` for input ``s``; with ``seen``, also appends
+    (node, shape) for every node of the subtree (children first)."""
+    shape = _node_shape(node, s, seen)
+    if seen is not None:
+        seen.append((node, shape))
+    return shape
+
+
+def _node_shape(node: Node, s: tuple[int, ...],
+                seen: list[tuple[Node, tuple[int, ...]]] | None) -> tuple[int, ...]:
     if isinstance(node, Var):
         return s
     if isinstance(node, Const):
@@ -421,10 +433,10 @@ def _shape(node: Node, s: tuple[int, ...]) -> tuple[int, ...]:
                 raise ExpressionError(f"{node.text!r}: index {item} is out of range for size {n}")
         return (*out, *s[len(node.items):])
     if isinstance(node, Reduce):
-        inner = _shape(node.arg, s)
+        inner = _shape(node.arg, s, seen)
         k = _reduce_axis(node, len(inner) + 1)
         return inner[:k - 1] + inner[k:]
-    shapes = [_shape(child, s) for child in _children(node)]
+    shapes = [_shape(child, s, seen) for child in _children(node)]
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
@@ -574,6 +586,26 @@ class Expression:
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample output shape for per-sample ``input_shape`` (batch axis excluded)."""
         return _shape(self.root, tuple(int(n) for n in input_shape))
+
+    def intermediate_elements(self, input_shape: tuple[int, ...]) -> int:
+        """Per-sample count of the values evaluating (and differentiating) the expression
+        holds besides its input and output, from shapes alone (broadcasting included).
+
+        Every computed node's value is kept until the pass ends (the backward pass reads
+        them), so they add up; views of ``x`` (``x``, ``x[:, i]``) and constants cost
+        nothing. One operation may also need temporaries (sigmoid, softplus, a plugin, the
+        gradient of a node and the cast of the result): counted as twice the largest value,
+        a bound rather than an exact count."""
+        seen: list[tuple[Node, tuple[int, ...]]] = []
+        _shape(self.root, tuple(int(n) for n in input_shape), seen)
+
+        def computed(node: Node) -> bool:
+            return node.uses_x and not isinstance(node, (Var, Index))
+
+        sizes = [math.prod(shape) for node, shape in seen if computed(node)]
+        # seen lists children first: the root, the output the caller counts, comes last
+        held = sum(sizes) - (sizes[-1] if computed(self.root) else 0)
+        return held + 2 * max(sizes, default=0)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Value for batch ``x``; float dtypes are kept, other dtypes become float64."""

@@ -88,6 +88,13 @@ class Lambda(Layer):
                             f"gives per-sample shape {list(shape)} for input {list(input_shape)}")
         return shape
 
+    def inner_elements(self, input_shape: Shape) -> int:
+        """Per-sample intermediate values of the expression (see Expression.intermediate_elements)."""
+        try:
+            return self.expression.intermediate_elements(tuple(input_shape))
+        except ExpressionError as exc:
+            raise PlanError(f"function {exc}") from None
+
     def forward(self, x, mask, ctx: Context):
         y = self.expression.evaluate(x)
         return y, None, (x if ctx.keep_cache else None)

@@ -17,6 +17,7 @@ pass sums the shared weights' gradients over the heads.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -25,7 +26,7 @@ from pydantic import Field, field_validator
 from layers import merge_ops
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
 from layers.composite import (
-    add_grads, check_children, child_layer, child_rows, in_child, prefixed,
+    add_grads, check_children, child_layer, child_rows, in_child, inner_elements, prefixed,
 )
 from layers.merge import arity_message
 from layers.merge_ops import DotAxes
@@ -110,6 +111,15 @@ class Siamese(Layer):
         if self.spec.merge_mode == "none":
             return heads
         return merge_ops.output_mask(self.spec.merge_mode, heads)
+
+    def inner_elements(self, input_shape: list[Shape]) -> int:
+        """Per sample: each input's pass through the shared layer (its output, unless the
+        heads are this layer's outputs, and what it holds inside itself)."""
+        shape = self._shared_input(input_shape)
+        inner = in_child("layer", self.inner, inner_elements, self.inner, shape)
+        head = 0 if self.spec.merge_mode == "none" else math.prod(
+            in_child("layer", self.inner, self.inner.output_shape, shape))
+        return len(input_shape) * (head + inner)
 
     def param_shapes(self, input_shape: list[Shape]) -> dict[str, Shape]:
         shape = self._shared_input(input_shape)

@@ -54,8 +54,26 @@ class DatasetSource(ConfigModel):
     dataset: DatasetSpec
 
 
-def load(spec: DatasetSpec, config_path: str) -> np.ndarray:
-    """The requested part as a read-only array, batch first (labels: int64)."""
+def drawn_bytes(spec: DatasetSpec) -> int:
+    """Memory that drawing blobs takes at its peak, from the settings alone: the points,
+    their centres and noise in float64, the labels, and a onehot part. (digits: a fixed
+    1,797 rows, about 3 MB, not counted.)"""
+    if spec.name != "blobs":
+        return 0
+    rows = spec.rows or 600
+    onehot = spec.classes if spec.part == "onehot" else 0
+    return (rows * (3 * spec.features + 2 + onehot) + spec.classes * spec.features) * 8
+
+
+def load(spec: DatasetSpec, config_path: str, max_bytes: float | None = None) -> np.ndarray:
+    """The requested part as a read-only array, batch first (labels: int64). With
+    ``max_bytes``, a dataset whose settings ask for more memory is refused before drawing."""
+    need = drawn_bytes(spec)
+    if max_bytes is not None and need > max_bytes:
+        raise ConfigError.one(f"{config_path}.dataset.rows", f"blobs with {spec.rows or 600:,} "
+                              f"rows of {spec.features} features takes about {need / 2**20:,.1f} "
+                              f"MB to draw, above max_memory_mb ({max_bytes / 2**20:,.6g} MB): "
+                              "ask for fewer rows or features, or raise max_memory_mb")
     if spec.name == "digits":
         images, labels = _digits(config_path)
         classes = 10
@@ -74,7 +92,8 @@ def load(spec: DatasetSpec, config_path: str) -> np.ndarray:
     if spec.part == "labels":
         out = labels
     elif spec.part == "onehot":
-        out = np.eye(classes)[labels]
+        out = np.zeros((len(labels), classes))
+        out[np.arange(len(labels)), labels] = 1.0
     elif spec.part == "images":
         out = images
     else:

@@ -68,7 +68,8 @@ def _targets(plan: Plan, settings: FitSettings, given: dict[str, Any], inputs: d
         loss = settings.losses[name]
         try:
             if name in given:
-                array = load_source(given[name], path, plan.cwd, plan.spec.seed, node.shape)
+                array = load_source(given[name], path, plan.cwd, plan.spec.seed, node.shape,
+                                    max_bytes=plan.spec.max_memory_mb * 2**20)
             elif _reconstructs(node) and node.inputs[0] in inputs:
                 array = inputs[node.inputs[0]]  # an AutoEncoder is fitted to its input
             else:
@@ -127,7 +128,8 @@ def prepare_data(plan: Plan, settings: FitSettings) -> FitData:
                 continue
             path = f"{where}.inputs.{name}"
             try:
-                a = load_source(vd.inputs[name], path, plan.cwd, plan.spec.seed, node.shape)
+                a = load_source(vd.inputs[name], path, plan.cwd, plan.spec.seed, node.shape,
+                                max_bytes=plan.spec.max_memory_mb * 2**20)
                 val_inputs[name] = _finite(np.asarray(_as_samples(a, node.shape, path),
                                                       dtype=plan.dtype), path)
             except ConfigError as exc:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from layers import registry
 from layers.base import FileRef, Layer, PlanError
+from layers.composite import inner_elements
 from runner import sources
 from runner.errors import ConfigError, Problem
 from runner.schema import RandomSource
@@ -47,6 +48,9 @@ class Node:
     # per-sample ``shape``, read by later layers as "<name>.0", "<name>.1", ...
     heads: int = 0
     head_masks: list[bool] = field(default_factory=list)
+    # Per-sample values the layer holds while it runs besides its output: the outputs of
+    # the layers inside a composite, a Lambda's intermediate results (counted for memory).
+    inner: int = 0
 
     @property
     def n_params(self) -> int:
@@ -85,19 +89,21 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     cwd = Path.cwd() if cwd is None else cwd
     problems: list[Problem] = []
     model = spec.model
-    inputs = _plan_inputs(model, cwd, problems)
+    limit = spec.max_memory_mb * 2**20  # bytes: every file is checked against it before reading
+    inputs = _plan_inputs(model, cwd, problems, limit)
     nodes: dict[str, Node] = {}
     known: dict[str, tuple[tuple[int, ...], bool] | None] = {
         n: ((i.shape, False) if i is not None else None) for n, i in inputs.items()}
     order = list(model.layers)
+    positions = {name: i for i, name in enumerate(order)}  # wiring checks in O(1) per ref
     previous: str | None = None
     for name, layer_spec in model.layers.items():
         path = f"model.layers.{name}"
         if name in model.inputs:
             problems.append(Problem(path, f"name {name!r} is already a model input; rename one"))
-        wired = _wiring(name, layer_spec, previous, model, order, path, problems)
+        wired = _wiring(name, layer_spec, previous, model, order, path, problems, positions)
         previous = name
-        node = _plan_layer(name, path, layer_spec, wired, known, nodes, problems, cwd)
+        node = _plan_layer(name, path, layer_spec, wired, known, nodes, problems, cwd, limit)
         known[name] = (node.shape, node.masked) if node else None
         if node:
             nodes[name] = node
@@ -105,8 +111,6 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
                 known[f"{name}.{i}"] = (node.shape, head_mask)
     outputs = _plan_outputs(model, order, nodes, inputs, problems)
     warnings = _check_unused_inputs(model, inputs, problems)
-    load_weight_files(spec, cwd, nodes, problems)
-    check_finite_weights(nodes, np.dtype(spec.floatx), problems)
     _check_finite_inputs(inputs, np.dtype(spec.floatx), problems)
     rows = max((i.rows for i in inputs.values() if i is not None), default=0)
     counts = {n: i.rows for n, i in inputs.items() if i is not None}
@@ -114,25 +118,31 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
         problems.append(Problem("model.inputs", "every input needs the same number of rows "
                                 f"(samples, the first axis); found {counts}"))
     if problems:
+        load_weight_files(spec, cwd, nodes, problems, limit)  # report their problems too
+        check_finite_weights(nodes, np.dtype(spec.floatx), problems)
         raise ConfigError(problems)
     plan = Plan(spec, cwd, inputs, nodes, outputs, rows, 0, warnings)  # type: ignore[arg-type]
     plan.memory_bytes = estimate_memory(plan)
-    limit = spec.max_memory_mb * 2**20
-    if plan.memory_bytes > limit:
+    if plan.memory_bytes > limit:  # before the weight files are read
         raise ConfigError.one(
             "max_memory_mb",
             f"this model needs about {_mb(plan.memory_bytes)} MB (parameters, activations of "
-            f"one batch, random inputs), above the limit of {_mb(spec.max_memory_mb * 2**20)} MB"
+            f"one batch, random inputs), above the limit of {_mb(limit)} MB"
             f"{_largest(plan)}: make layers smaller, set batch_size, or raise max_memory_mb")
+    load_weight_files(spec, cwd, nodes, problems, limit)
+    check_finite_weights(nodes, np.dtype(spec.floatx), problems)
+    if problems:
+        raise ConfigError(problems)
     return plan
 
 
-def _plan_inputs(model, cwd: Path, problems: list[Problem]) -> dict[str, InputNode | None]:
+def _plan_inputs(model, cwd: Path, problems: list[Problem],
+                 limit: float | None = None) -> dict[str, InputNode | None]:
     out: dict[str, InputNode | None] = {}
     for name, ispec in model.inputs.items():
         path = f"model.inputs.{name}"
         try:
-            out[name] = _plan_input(name, path, ispec, cwd)
+            out[name] = _plan_input(name, path, ispec, cwd, limit)
         except ConfigError as exc:
             problems.extend(exc.problems)
             out[name] = None
@@ -156,11 +166,13 @@ def _check_finite_inputs(inputs: dict[str, InputNode | None], dtype: np.dtype,
                                     getattr(node.spec.data, "path", None)))
 
 
-def _plan_input(name: str, path: str, ispec: Any, cwd: Path) -> InputNode:
+def _plan_input(name: str, path: str, ispec: Any, cwd: Path,
+                limit: float | None = None) -> InputNode:
     data = ispec.data
     if isinstance(data, RandomSource):
         return InputNode(name, path, tuple(ispec.shape), data.random.rows, None, ispec)
-    array = sources.load_source(data, f"{path}.data", cwd)
+    # a .npy input streams batch by batch; the estimate counts what a batch (or fit) holds
+    array = sources.load_source(data, f"{path}.data", cwd, max_bytes=limit, streamed=True)
     file = data.path if isinstance(data, FileRef) else None
     if array.dtype.kind not in "biuf":
         raise ConfigError.one(f"{path}.data", f"expected numbers, found dtype {array.dtype}", file)
@@ -183,7 +195,8 @@ def _plan_input(name: str, path: str, ispec: Any, cwd: Path) -> InputNode:
     return InputNode(name, path, shape, array.shape[0], array, ispec)
 
 
-def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[str] | None:
+def _wiring(name, layer_spec, previous, model, order, path, problems,
+            positions: dict[str, int] | None = None) -> list[str] | None:
     if layer_spec.inputs is None:
         if previous is not None:
             return [previous]
@@ -194,9 +207,11 @@ def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[st
                                 f"[{next(iter(model.inputs))}]"))
         return None
     ok = True
-    position = order.index(name)
+    positions = positions if positions is not None else {n: i for i, n in enumerate(order)}
+    position = positions[name]
     for ref in layer_spec.inputs:
-        if ref in model.inputs or ref in order[:position] or head_base(ref) in order[:position]:
+        if ref in model.inputs or positions.get(ref, position) < position or \
+                positions.get(head_base(ref), position) < position:
             continue  # "<layer>.<i>" (one output of a multi-output layer) is checked later
         ok = False
         if ref == name:
@@ -212,7 +227,7 @@ def _wiring(name, layer_spec, previous, model, order, path, problems) -> list[st
 
 
 def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
-                cwd: Path | None = None) -> Node | None:
+                cwd: Path | None = None, limit: float | None = None) -> Node | None:
     layer = registry.layer_class(layer_spec.type)(layer_spec, name)
     if wired is None:
         return None
@@ -237,14 +252,15 @@ def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
         shape = tuple(layer.output_shape(in_shape))
         masked = layer.output_mask(in_shape, in_mask)
         param_shapes = layer.param_shapes(in_shape)
+        inner = inner_elements(layer, in_shape)
     except PlanError as exc:
         problems.append(Problem(path, f"{exc} {_fed_by(wired, known, nodes, masks)}".strip()))
         return None
     heads = getattr(layer, "heads", 0)
     head_masks = list(masked) if heads else []
     node = Node(name, path, layer, wired, shape, any(head_masks) if heads else bool(masked),
-                param_shapes, heads=heads, head_masks=head_masks)
-    check_layer_weights(node, problems, Path.cwd() if cwd is None else cwd)
+                param_shapes, heads=heads, head_masks=head_masks, inner=inner)
+    check_layer_weights(node, problems, Path.cwd() if cwd is None else cwd, max_bytes=limit)
     return node
 
 
@@ -328,8 +344,10 @@ def _largest(plan: Plan) -> str:
     """Where most of the estimated memory goes, for the max_memory_mb message."""
     itemsize = plan.dtype.itemsize
     batch = plan.spec.batch_size or max(plan.rows, 1)
-    sizes = {n.path: ((n.n_params + batch * math.prod(n.shape)) * itemsize,
-                      f"{n.layer.spec.type}, output {n.shape}, {n.n_params:,} parameters")
+    copies = _param_copies(plan)
+    sizes = {n.path: ((copies * n.n_params + batch * _activations(n)) * itemsize,
+                      f"{n.layer.spec.type}, output {n.shape}, {n.n_params:,} parameters"
+                      + (f", {n.inner:,} values per sample inside it" if n.inner else ""))
              for n in plan.nodes.values()}
     for i in plan.inputs.values():
         if i.array is None:
@@ -346,14 +364,31 @@ def _mb(n_bytes: float) -> str:
     return f"{mb:,.0f}" if mb >= 10 else f"{mb:.3g}"
 
 
+def _activations(node: Node) -> int:
+    """Per-sample values of one layer: its output(s) and what it holds inside."""
+    return math.prod(node.shape) * max(node.heads, 1) + node.inner
+
+
+def _param_copies(plan: Plan) -> int:
+    """Arrays per parameter: its values; training adds its gradient and up to two optimizer
+    slots (adam's moments)."""
+    return 4 if plan.spec.task == "fit" else 1
+
+
 def estimate_memory(plan: Plan) -> int:
-    """Bytes for parameters plus every activation of one batch (a safe upper bound)."""
+    """Bytes for parameters plus every activation of one batch (a safe upper bound): the
+    outputs of every layer, of the layers nested inside composites, and a Lambda's
+    intermediate results (broadcasting included). Training counts each parameter four times
+    (values, gradient, optimizer slots) and holds every input row."""
     itemsize = plan.dtype.itemsize
     batch = plan.spec.batch_size or max(plan.rows, 1)
-    params = sum(n.n_params for n in plan.nodes.values())
-    per_sample = sum(math.prod(n.shape) * max(n.heads, 1) for n in plan.nodes.values())
+    params = _param_copies(plan) * sum(n.n_params for n in plan.nodes.values())
+    per_sample = sum(_activations(n) for n in plan.nodes.values())
     per_sample += sum(math.prod(i.shape) for i in plan.inputs.values())
     # random inputs are drawn whole (in float64, then cast), whatever the batch size
     drawn = sum(i.rows * math.prod(i.shape) * (8 + itemsize)
                 for i in plan.inputs.values() if i.array is None)
+    if plan.spec.task == "fit":  # training holds every row of every input in memory
+        drawn += sum(i.rows * math.prod(i.shape) * itemsize
+                     for i in plan.inputs.values() if i.array is not None)
     return (params + batch * per_sample) * itemsize + drawn

@@ -2,11 +2,19 @@
 
 Files are never unpickled. ``.npy`` files are memory-mapped, so their shape is known before
 any data is read and large inputs stream batch by batch.
+
+Sizes are checked before anything is read: with ``max_bytes`` (the run's ``max_memory_mb``),
+a .npz member is refused when its zip entry or its .npy header says it is larger, or when the
+two disagree; a .csv is parsed with a running count of values that stops at the limit; random
+data and datasets are sized from the config before they are drawn. A .npy header that
+promises more bytes than its file holds is refused whatever the limit.
 """
 
 from __future__ import annotations
 
+import array
 import csv
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,8 +33,18 @@ def resolve_path(path: str, cwd: Path) -> Path:
     return p if p.is_absolute() else cwd / p
 
 
-def load_file(ref: Any, cwd: Path, config_path: str) -> np.ndarray:
-    """Load a FileRef (``path``, optional ``key``) as an array; errors name path and file."""
+#: Inline arrays (nested lists in the config) may hold this many numbers; more belongs in a
+#: .npy file (inline data is validated, hashed and copied into config.yaml as text, slowly).
+MAX_INLINE_VALUES = 50_000
+
+
+def load_file(ref: Any, cwd: Path, config_path: str, max_bytes: float | None = None,
+              streamed: bool = False) -> np.ndarray:
+    """Load a FileRef (``path``, optional ``key``) as an array; errors name path and file.
+
+    ``max_bytes`` bounds what is read into memory (.npz members, .csv values, and a .npy
+    unless it is ``streamed``: a model input the plan reads batch by batch and counts
+    itself). A .npy is memory-mapped; its header is checked against its file size."""
     path = resolve_path(ref.path, cwd)
     where = dict(path=config_path, file=str(ref.path))
     if not path.is_file():
@@ -37,12 +55,16 @@ def load_file(ref: Any, cwd: Path, config_path: str) -> np.ndarray:
                               **where)
     try:
         if suffix == ".npy":
-            _check_npy_header(path)
+            nbytes = _check_npy_header(path)
+            if max_bytes is not None and not streamed and nbytes > max_bytes:
+                raise ConfigError.one(message=f"this .npy holds {_size(nbytes)}, read whole "
+                                      f"here, above {_limit_text(max_bytes)}: use a smaller "
+                                      "array or raise max_memory_mb", **where)
             return np.load(path, mmap_mode="r", allow_pickle=False)
         if suffix == ".npz":
-            return _load_npz_key(path, ref.key, where)
+            return _load_npz_key(path, ref.key, where, max_bytes)
         if suffix == ".csv":
-            return _load_csv(path)
+            return _load_csv(path, where, max_bytes)
     except ConfigError:
         raise
     except (ValueError, OSError, csv.Error, zipfile.BadZipFile, EOFError) as exc:
@@ -55,11 +77,19 @@ def load_file(ref: Any, cwd: Path, config_path: str) -> np.ndarray:
 
 def inline_array(value: Any, config_path: str, what: str = "data") -> np.ndarray:
     """A nested list of numbers from a config as a float64 array, or a ConfigError saying
-    what was found instead (a ragged row, a non-number, a number too large for a float)."""
+    what was found instead (a ragged row, a non-number, a number too large for a float), or
+    that it holds more than ``MAX_INLINE_VALUES`` numbers."""
     try:
-        return np.asarray(value, dtype=np.float64)
+        out = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         found = _inline_problem(value, "")
+    else:
+        if out.size > MAX_INLINE_VALUES:
+            raise ConfigError.one(config_path, f"inline {what} holds {out.size:,} numbers; "
+                                  f"inline arrays are limited to {MAX_INLINE_VALUES:,} (they are "
+                                  "validated and copied into the run folder as text): save the "
+                                  "array with numpy.save and give {path: file.npy} instead")
+        return out
     raise ConfigError.one(config_path, f"inline {what} must be a rectangular nested list of "
                           f"numbers (rows of equal length); found {found}")
 
@@ -93,57 +123,178 @@ def explain_read_error(exc: BaseException) -> str:
     return text
 
 
-def _check_npy_header(path: Path) -> None:
-    """Refuse a .npy that is not one, or that holds Python objects, before memory-mapping it."""
-    with path.open("rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            header = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0(f))
-        except ValueError:
-            raise ValueError("not a .npy file (no NumPy header)") from None
-    if header[2].hasobject:
+def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, bytes of data the header promises) of the .npy stream at ``f``."""
+    try:
+        version = np.lib.format.read_magic(f)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0(f))
+    except ValueError:
+        raise ValueError("not a .npy file (no NumPy header)") from None
+    if dtype.hasobject:
         raise ValueError("pickled data")
+    return tuple(shape), dtype, math.prod(shape) * dtype.itemsize
 
 
-def _load_npz_key(path: Path, key: str | None, where: dict) -> np.ndarray:
+def _check_npy_header(path: Path) -> int:
+    """Refuse a .npy that is not one, that holds Python objects, or whose header promises more
+    data than the file holds, before memory-mapping it. Returns the bytes of its data."""
+    with path.open("rb") as f:
+        shape, dtype, nbytes = _npy_header(f)
+        offset = f.tell()
+    held = path.stat().st_size - offset
+    if nbytes > held:
+        raise ValueError(f"the .npy header declares shape {shape} of {dtype} ({_size(nbytes)}), "
+                         f"but the file holds only {_size(held)} of data after it: the file is "
+                         "truncated or not what it claims; save it again with numpy.save")
+    return nbytes
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes:,.0f} bytes" if n_bytes < 2**20 else f"{n_bytes / 2**20:,.1f} MB"
+
+
+def _limit_text(max_bytes: float) -> str:
+    return f"max_memory_mb ({max_bytes / 2**20:,.6g} MB)"
+
+
+def read_npz(path: Path, keys: list[str] | None, where: dict,
+             max_bytes: float | None = None) -> dict[str, np.ndarray]:
+    """Arrays of a .npz (all, or ``keys``), each member's size checked before it is read.
+
+    A member's uncompressed size comes from the zip directory and must agree with what its
+    .npy header declares; the members read must together fit ``max_bytes``. The zip reader
+    then never yields more than the declared size, so a zip bomb is refused unread."""
+    _check_zip_directory(path, where, max_bytes)
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename.removesuffix(".npy"): i for i in zf.infolist() if not i.is_dir()}
+        chosen = list(members) if keys is None else [k for k in keys if k in members]
+        total = sum(members[k].file_size for k in chosen)
+        if max_bytes is not None and total > max_bytes:
+            what = (f"array {chosen[0]!r} is" if len(chosen) == 1 else
+                    f"{len(chosen)} arrays are")
+            raise ConfigError.one(message=f"the .npz {what} {_size(total)} uncompressed, above "
+                                  f"{_limit_text(max_bytes)}: use smaller arrays or raise "
+                                  "max_memory_mb (for model inputs, a .npy file is memory-mapped "
+                                  "and read batch by batch)", **where)
+        out = {}
+        for key in chosen:
+            info = members[key]
+            with zf.open(info) as f:
+                shape, dtype, nbytes = _npy_header(f)
+                declared = info.file_size - f.tell()
+            if nbytes != declared:
+                raise ValueError(f"array {key!r}: its .npy header declares shape {shape} of "
+                                 f"{dtype} ({_size(nbytes)}), but the zip entry holds "
+                                 f"{_size(max(declared, 0))} of data: the file is corrupt or "
+                                 "forged; save it again with numpy.savez")
+            with zf.open(info) as f:
+                out[key] = np.load(f, allow_pickle=False)
+        return out
+
+
+#: Memory one zip directory entry takes once parsed (a ZipInfo object), bounded from above.
+ZIP_ENTRY_BYTES = 1024
+
+
+def _check_zip_directory(path: Path, where: dict, max_bytes: float | None) -> None:
+    """Refuse a file that is not a zip archive, or whose directory lists so many members that
+    parsing it alone would pass ``max_bytes``: the count is read from the end record first."""
     if not zipfile.is_zipfile(path):
         raise ValueError("not a .npz file (not a zip archive)")
-    with np.load(path, allow_pickle=False) as npz:
-        names = list(npz.files)
-        if key is None:
-            if len(names) != 1:
-                raise ConfigError.one(
-                    message=f"this .npz holds {len(names)} arrays {names}: name one with 'key'",
-                    **where)
-            key = names[0]
-        if key not in names:
-            from layers.registry import did_you_mean
+    if max_bytes is None:
+        return
+    try:  # the end-of-directory record; a zipfile helper, so guarded
+        with path.open("rb") as f:
+            end = zipfile._EndRecData(f)
+        entries = int(end[zipfile._ECD_ENTRIES_TOTAL])
+    except (AttributeError, IndexError, TypeError, ValueError, OSError):
+        return
+    if entries * ZIP_ENTRY_BYTES > max_bytes:
+        raise ConfigError.one(message=f"this .npz lists {entries:,} members; reading its "
+                              f"directory alone takes about {_size(entries * ZIP_ENTRY_BYTES)}, "
+                              f"above {_limit_text(max_bytes)}: save fewer arrays in one file "
+                              "or raise max_memory_mb", **where)
 
+
+def npz_keys(path: Path, where: dict | None = None, max_bytes: float | None = None) -> list[str]:
+    """Array names of a .npz, as numpy.load names them (without reading any array)."""
+    _check_zip_directory(path, where or {"path": "data"}, max_bytes)
+    with zipfile.ZipFile(path) as zf:
+        return [i.filename.removesuffix(".npy") for i in zf.infolist() if not i.is_dir()]
+
+
+def _load_npz_key(path: Path, key: str | None, where: dict,
+                  max_bytes: float | None = None) -> np.ndarray:
+    names = npz_keys(path, where, max_bytes)
+    if key is None:
+        if len(names) != 1:
             raise ConfigError.one(
-                message=f"no array {key!r} in this .npz{did_you_mean(key, names)}; "
-                f"it holds {names}", **where)
-        return npz[key]
+                message=f"this .npz holds {len(names)} arrays {names}: name one with 'key'",
+                **where)
+        key = names[0]
+    if key not in names:
+        from layers.registry import did_you_mean
+
+        raise ConfigError.one(
+            message=f"no array {key!r} in this .npz{did_you_mean(key, names)}; "
+            f"it holds {names}", **where)
+    return read_npz(path, [key], where, max_bytes)[key]
 
 
-def _load_csv(path: Path) -> np.ndarray:
-    """Numbers separated by commas; one header row of non-numbers is skipped."""
+def _lines(f: Any, max_chars: int | None) -> Any:
+    """The lines of ``f``, refusing one longer than ``max_chars`` before it is split."""
+    number = 0
+    while True:
+        line = f.readline() if max_chars is None else f.readline(max_chars + 1)
+        if not line:
+            return
+        number += 1
+        if max_chars is not None and len(line) > max_chars:
+            raise ValueError(f"line {number} is longer than {max_chars:,} characters")
+        yield line
+
+
+def _load_csv(path: Path, where: dict | None = None,
+              max_bytes: float | None = None) -> np.ndarray:
+    """Numbers separated by commas; one header row of non-numbers is skipped.
+
+    Parsed row by row into float64 with a running count: with ``max_bytes``, a file holding
+    more values than fit is refused as soon as the count passes the limit (its text is
+    never held whole), and so is a line long enough that splitting it could."""
+    max_values = None if max_bytes is None else max(int(max_bytes // 8), 1)
+    # a line of n characters splits into up to n/2 Python strings (~60 bytes each)
+    max_chars = None if max_bytes is None else max(int(max_bytes // 64), 2**16)
+    values = array.array("d")
+    width, n_rows, first = 0, 0, True
     with path.open(newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(cell.strip() for cell in r)]
-    if rows and not _numeric(rows[0]):
-        rows = rows[1:]  # header
-    if not rows:
+        for row in csv.reader(_lines(f, max_chars)):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if first:
+                first = False
+                if not _numeric(row):
+                    continue  # header
+            n_rows += 1
+            if n_rows == 1:
+                width = len(row)
+            elif len(row) != width:
+                raise ValueError(f"data row {n_rows} has {len(row)} columns, the first has "
+                                 f"{width}")
+            try:
+                values.extend([float(c) for c in row])
+            except ValueError:
+                raise ValueError(f"data row {n_rows} has a value that is not a number: "
+                                 f"{row}") from None
+            if max_values is not None and len(values) > max_values:
+                raise ConfigError.one(message=(
+                    f"this .csv holds more than {max_values:,} numbers ({_size(len(values) * 8)}"
+                    f" as float64 by row {n_rows:,}), above {_limit_text(max_bytes)}: save the "
+                    "data as .npy (memory-mapped and read batch by batch) or raise "
+                    "max_memory_mb"), **(where or {"path": "data"}))
+    if not n_rows:
         raise ValueError("no data rows")
-    width = len(rows[0])
-    values = []
-    for i, row in enumerate(rows, start=1):
-        if len(row) != width:
-            raise ValueError(f"data row {i} has {len(row)} columns, the first has {width}")
-        try:
-            values.append([float(c) for c in row])
-        except ValueError:
-            raise ValueError(f"data row {i} has a value that is not a number: {row}") from None
-    return np.asarray(values)
+    return np.frombuffer(values, dtype=np.float64).reshape(n_rows, width)
 
 
 def _numeric(row: list[str]) -> bool:
@@ -152,6 +303,11 @@ def _numeric(row: list[str]) -> bool:
     except ValueError:
         return False
     return True
+
+
+def random_bytes(src: Any, shape: tuple[int, ...]) -> int:
+    """Bytes drawing ``src`` takes: every value in float64 (then cast)."""
+    return src.rows * math.prod(shape) * 8
 
 
 def random_array(src: Any, shape: tuple[int, ...], seed: int, dtype) -> np.ndarray:
@@ -182,13 +338,22 @@ def _shown(path: Path, cwd: Path) -> str:
 
 
 def load_source(source: Any, path: str, cwd: Path, seed: int = 0,
-                shape: tuple[int, ...] = ()) -> np.ndarray:
+                shape: tuple[int, ...] = (), max_bytes: float | None = None,
+                streamed: bool = False) -> np.ndarray:
     """Any data source (inline, file, random, dataset) as an array, batch first. Random data
-    needs the per-sample ``shape`` and the run's ``seed``."""
+    needs the per-sample ``shape`` and the run's ``seed``. With ``max_bytes``, what would be
+    read or drawn into memory is sized first and refused above it (a ``streamed`` .npy, a
+    model input read batch by batch, is left to the plan's estimate)."""
     if isinstance(source, RandomSource):
+        need = random_bytes(source.random, shape)
+        if max_bytes is not None and need > max_bytes:
+            raise ConfigError.one(f"{path}.random.rows", f"drawing {source.random.rows:,} rows "
+                                  f"of {tuple(shape)} takes {_size(need)} (float64), above "
+                                  f"{_limit_text(max_bytes)}: draw fewer rows, use a .npy file, "
+                                  "or raise max_memory_mb")
         return random_array(source.random, shape, seed, np.float64)
     if isinstance(source, DatasetSource):
-        return datasets.load(source.dataset, path)
+        return datasets.load(source.dataset, path, max_bytes)
     if isinstance(source, FileRef):
-        return load_file(source, cwd, path)  # .npy stays memory-mapped
+        return load_file(source, cwd, path, max_bytes, streamed)  # .npy: memory-mapped
     return inline_array(source, path)

@@ -23,12 +23,15 @@ if TYPE_CHECKING:
 
 
 def check_layer_weights(node: Node, problems: list[Problem], cwd: Path,
-                          layer: Layer | None = None, prefix: str = "", path: str = "") -> None:
+                        layer: Layer | None = None, prefix: str = "", path: str = "",
+                        max_bytes: float | None = None) -> None:
     """Weights and init of ``node``'s layer, and of the layers inside a composite (their
-    parameters are the node's, keyed ``<prefix><param>``, e.g. ``encoder/enc/W``)."""
+    parameters are the node's, keyed ``<prefix><param>``, e.g. ``encoder/enc/W``). Files are
+    sized against ``max_bytes`` before they are read."""
     layer, path = (node.layer, node.path) if layer is None else (layer, path)
     for sub_prefix, child, sub_path in getattr(layer, "children", list)():
-        check_layer_weights(node, problems, cwd, child, prefix + sub_prefix, f"{path}.{sub_path}")
+        check_layer_weights(node, problems, cwd, child, prefix + sub_prefix, f"{path}.{sub_path}",
+                            max_bytes)
     shapes = {k[len(prefix):]: v for k, v in node.param_shapes.items() if k.startswith(prefix)}
     weights = layer.spec.weights
     if weights is None:
@@ -52,23 +55,27 @@ def check_layer_weights(node: Node, problems: list[Problem], cwd: Path,
                                     f"it has {list(shapes)}"))
             continue
         try:
-            array = (sources.load_file(value, cwd, f"{where}.{pname}")
+            array = (sources.load_file(value, cwd, f"{where}.{pname}", max_bytes)
                      if isinstance(value, FileRef)
                      else sources.inline_array(value, f"{where}.{pname}", "weights"))
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
         _accept_weight(node, prefix + pname, array, f"{where}.{pname}",
-                       value.path if isinstance(value, FileRef) else None, problems)
+                       value.path if isinstance(value, FileRef) else None, problems, max_bytes)
 
 
-def _accept_weight(node, pname, array, path, file, problems) -> None:
+def _accept_weight(node, pname, array, path, file, problems, max_bytes=None) -> None:
     expected = node.param_shapes[pname]
     if array.dtype.kind not in "biuf":
         problems.append(Problem(path, f"expected numbers, found dtype {array.dtype}", file))
     elif tuple(array.shape) != expected:
         problems.append(Problem(path, f"expected shape {expected} (from the input size and the "
                                 f"layer's settings), found {tuple(array.shape)}", file))
+    elif max_bytes is not None and array.nbytes > max_bytes:  # a memory-mapped .npy: unread
+        problems.append(Problem(path, f"this weight array is {array.nbytes / 2**20:,.1f} MB, "
+                                f"above max_memory_mb ({max_bytes / 2**20:,.6g} MB): make the "
+                                "layer smaller or raise max_memory_mb", file))
     elif not np.isfinite(array).all():
         problems.append(Problem(path, "contains NaN or Inf", file))
     else:
@@ -94,29 +101,34 @@ def check_finite_weights(nodes: dict[str, Node], dtype: np.dtype, problems) -> N
                                         file))
 
 
-def load_weight_files(spec, cwd, nodes: dict[str, Node], problems) -> None:
-    """Weights from .npz files: per layer ({path}) and the model-level file ('layer/param')."""
+def load_weight_files(spec, cwd, nodes: dict[str, Node], problems,
+                      max_bytes: float | None = None) -> None:
+    """Weights from .npz files: per layer ({path}) and the model-level file ('layer/param').
+    Each file's arrays are sized from its zip directory and .npy headers, against
+    ``max_bytes``, before any is read."""
     for node in nodes.values():
         ref = node.layer.spec.weights
         if isinstance(ref, FileRef):
             _weights_from_npz(cwd, ref.path, f"{node.path}.weights", {node.name: node}, problems,
-                              prefix_optional=True, strict=True)
+                              prefix_optional=True, strict=True, max_bytes=max_bytes)
     model_weights = spec.model.weights
     if model_weights is not None:
         _weights_from_npz(cwd, model_weights.path, "model.weights", nodes, problems,
-                          prefix_optional=False, strict=model_weights.strict)
+                          prefix_optional=False, strict=model_weights.strict,
+                          max_bytes=max_bytes)
 
 
-def _weights_from_npz(cwd, file, path, nodes, problems, *, prefix_optional, strict) -> None:
+def _weights_from_npz(cwd, file, path, nodes, problems, *, prefix_optional, strict,
+                      max_bytes=None) -> None:
     full = sources.resolve_path(file, cwd)
     if not full.is_file():
         problems.append(Problem(f"{path}.path", "file not found", file))
         return
     try:
-        if not zipfile.is_zipfile(full):
-            raise ValueError("not a .npz file (not a zip archive)")
-        with np.load(full, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = sources.read_npz(full, None, {"path": f"{path}.path", "file": file}, max_bytes)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         problems.append(Problem(f"{path}.path", f"cannot read .npz: "
                                 f"{sources.explain_read_error(exc)}", file))
