@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from runner.conf_dir import config_dir
+
 _exit_codes: list[int] = []
-
-
-def config_dir() -> str:
-    """Live conf/ of a checkout or editable install; else the copy packaged as runner.conf."""
-    env = os.environ.get("RUNNER_CONFIG_DIR")
-    if env:
-        return str(Path(env).resolve())
-    repo_conf = Path(__file__).resolve().parent.parent / "conf"
-    if (repo_conf / "config.yaml").is_file():
-        return str(repo_conf)
-    return "pkg://runner.conf"
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
