@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from layers.base import Context
 from runner.build import build, named_weights
+from runner.context import pass_context, phase
 from runner.errors import DataError
-from runner.execute import dropout_rng, forward, predict
+from runner.execute import forward, predict
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
 from runner.run import Outcome, run
@@ -36,7 +36,7 @@ def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner.__main__ import config_dir
+    from runner.conf_dir import config_dir
 
     where = config_dir()
     GlobalHydra.instance().clear()
@@ -88,10 +88,14 @@ class Model:
         settings = resolve(self.plan.spec, self.plan.outputs)
         return fit_model(self.plan, settings, prepare_data(self.plan, settings), progress)
 
-    def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool = False,
+    def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool | None = None,
                 keep: set[str] | None = None) -> dict[str, np.ndarray]:
-        """Outputs by name. Without ``inputs``, the config's own data (in its batches)."""
+        """Outputs by name. Without ``inputs``, the config's own data (in its batches).
+
+        ``training`` chooses the phase; None (the default) is the config's own choice, as on
+        the command line: the run's ``training``, else the model's, else the test phase."""
         keep = set(self.plan.outputs) if keep is None else set(keep)
+        training = phase(self.plan.spec, training)
         if inputs is None:
             return predict(self.plan, training, keep).values
         feeds = {}
@@ -103,8 +107,7 @@ class Model:
                 raise DataError.one(f"model.inputs.{name}", f"expected per-sample shape "
                                     f"{node.shape}, got array of shape {a.shape}")
             feeds[name] = a
-        ctx = Context(training=training, rng=dropout_rng(self.plan.spec.seed), dtype=self.plan.dtype)
-        values, _, _ = forward(self.plan, feeds, ctx, keep)
+        values, _, _ = forward(self.plan, feeds, pass_context(self.plan, training), keep)
         return values
 
 

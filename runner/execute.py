@@ -17,12 +17,9 @@ import numpy as np
 
 from layers.base import Context
 from runner import sources
+from runner.context import pass_context
 from runner.errors import DataError
 from runner.plan import Plan
-
-
-def dropout_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng([seed, 1])
 
 
 @dataclass
@@ -130,7 +127,7 @@ def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False,
     if outputs_to_disk and out_dir is None:
         raise ValueError("outputs_to_disk needs out_dir, the folder of the .npy files")
     dtype = plan.dtype
-    ctx = Context(training=training, rng=dropout_rng(plan.spec.seed), dtype=dtype)
+    ctx = pass_context(plan, training)
     results: dict[str, np.ndarray] = {}
     result_masks: dict[str, np.ndarray] = {}
     penalties: dict[str, float] = {}

@@ -7,9 +7,9 @@ train phase (Dropout on) keeping caches, the loss of every output against its ta
 go through in the test phase. The history (loss, penalties, accuracy, val_*) drives early
 stopping and restore-best, and ends in ``history.csv``, ``history.png`` and ``result.json``.
 
-Randomness comes from Generators seeded by the run's seed only (init ``[seed, 0]``, dropout
-``[seed, 1]``, shuffling ``[seed, 2]``), so the same config and seed give bit-identical
-histories and weights.
+Randomness comes from Generators seeded by the run's seed only (weight init, dropout and
+shuffling each have their own stream, see ``runner.streams``), so the same config and seed give
+bit-identical histories and weights.
 """
 
 from __future__ import annotations
@@ -24,21 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from layers.base import Context
 from runner import artifacts, backprop, losses, optim
 from runner.build import build, named_weights
+from runner.context import pass_context
 from runner.errors import ConfigError, Problem, RunFailed
-from runner.execute import dropout_rng, forward
+from runner.execute import forward
 from runner.fit_data import FitData, prepare_data
 from runner.fit_settings import FitSettings, resolve
 from runner.history import write_history
 from runner.plan import Plan
+from runner.streams import shuffle_rng
 
 log = logging.getLogger("runner")
-
-
-def shuffle_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng([seed, 2])
 
 
 def check_trainable(plan: Plan) -> None:
@@ -67,8 +64,7 @@ class Trainer:
         self.settings = settings
         self.params = named_weights(plan)  # the layers' own arrays: updates land in the model
         self.optimizer = optim.Optimizer(settings.optimizer, **settings.optimizer_options)
-        self.ctx = Context(training=True, rng=dropout_rng(plan.spec.seed), dtype=plan.dtype,
-                           keep_cache=True)
+        self.ctx = pass_context(plan, training=True, keep_cache=True)
         self.keep = set(plan.outputs)
         self.accuracy = "accuracy" in settings.metrics
 
@@ -111,7 +107,7 @@ class Trainer:
                  batch_size: int) -> dict[str, float]:
         """Test-phase loss (without penalties, as legacy Keras) and accuracy over all rows."""
         rows = next(iter(inputs.values())).shape[0]
-        ctx = Context(training=False, rng=dropout_rng(self.plan.spec.seed), dtype=self.plan.dtype)
+        ctx = pass_context(self.plan, training=False)
         totals: dict[str, float] = {}
         for lo in range(0, rows, batch_size):
             hi = min(rows, lo + batch_size)

@@ -18,6 +18,7 @@ import numpy as np
 
 from runner import artifacts
 from runner.build import build, named_weights
+from runner.context import phase
 from runner.diagram import mermaid
 from runner.errors import RunFailed, UserError
 from runner.execute import predict
@@ -120,7 +121,7 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     t = time.perf_counter()
     build(plan)
     timings["build"] = time.perf_counter() - t
-    training = _phase(spec)
+    training = phase(spec)
     keep = set(plan.outputs) | set(spec.model.expect)
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
     prediction = predict(plan, training, keep, progress=progress,
@@ -167,12 +168,6 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         from runner.errors import Problem
 
         raise RunFailed([Problem(f"model.expect.{c.name}", c.detail) for c in failed])
-
-
-def _phase(spec) -> bool:
-    if spec.training is not None:
-        return spec.training
-    return bool(spec.model.training)
 
 
 def _error_text(exc: UserError) -> str:
