@@ -22,6 +22,7 @@ from runner.build import build, named_weights
 from runner.context import pass_context, phase
 from runner.errors import DataError
 from runner.execute import forward, predict
+from runner.fit_plan import plan_fit, plan_task
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
 from runner.run import Outcome, run
@@ -67,7 +68,7 @@ class Model:
     def from_config(cls, config: dict[str, Any], cwd: str | Path | None = None) -> Model:
         load_plugins(config)
         spec = validate(config)
-        return cls(build(make_plan(spec, Path(cwd) if cwd else None)))
+        return cls(build(plan_task(spec, make_plan(spec, Path(cwd) if cwd else None))))
 
     @property
     def outputs(self) -> list[str]:
@@ -80,13 +81,11 @@ class Model:
     def fit(self, progress: bool = False):
         """Train in place with the config's ``fit:`` settings (``task=fit`` without the run
         folder); returns the history, best epoch and monitored score (``FitResult``)."""
-        from runner.fit import check_trainable, fit_model
-        from runner.fit_data import prepare_data
-        from runner.fit_settings import resolve
+        from runner.fit import fit_model
 
-        check_trainable(self.plan)
-        settings = resolve(self.plan.spec, self.plan.outputs)
-        return fit_model(self.plan, settings, prepare_data(self.plan, settings), progress)
+        fit_plan = self.plan.fit if self.plan.fit is not None else plan_fit(self.plan.spec,
+                                                                            self.plan)
+        return fit_model(self.plan, fit_plan.settings, fit_plan.data, progress)
 
     def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool | None = None,
                 keep: set[str] | None = None) -> dict[str, np.ndarray]:

@@ -27,32 +27,16 @@ import numpy as np
 from runner import artifacts, backprop, losses, optim
 from runner.build import build, named_weights
 from runner.context import pass_context
-from runner.errors import ConfigError, Problem, RunFailed
+from runner.errors import Problem, RunFailed
 from runner.execute import forward
-from runner.fit_data import FitData, prepare_data
-from runner.fit_settings import FitSettings, resolve
+from runner.fit_data import FitData
+from runner.fit_plan import plan_fit
+from runner.fit_settings import FitSettings
 from runner.history import write_history
 from runner.plan import Plan
 from runner.streams import shuffle_rng
 
 log = logging.getLogger("runner")
-
-
-def check_trainable(plan: Plan) -> None:
-    """Every layer on a path to an output must have a backward pass."""
-    needed = set(plan.outputs)
-    problems = []
-    for node in reversed(list(plan.nodes.values())):
-        if node.name not in needed:
-            continue
-        needed.update(node.inputs)
-        if not getattr(node.layer, "differentiable", True):
-            problems.append(Problem(node.path, f"{node.layer.spec.type} is forward-only (it "
-                                    "declares differentiable = False), so task=fit cannot "
-                                    "train through it: remove it from the path to the "
-                                    "outputs, or use task=predict"))
-    if problems:
-        raise ConfigError(list(reversed(problems)))
 
 
 # ---- training -------------------------------------------------------------------------------
@@ -224,15 +208,15 @@ def _progress_bar(epoch: int, epochs: int, done: int, total: int, start: float) 
 # ---- the task -------------------------------------------------------------------------------
 def fit_task(spec: Any, plan: Plan, output_dir: Path, result: dict[str, Any],
              timings: dict[str, float], outcome: Any) -> None:
-    """What ``run()`` does for task=fit: train, then write history, weights and scores."""
-    settings = resolve(spec, plan.outputs)
-    check_trainable(plan)
+    """What ``run()`` does for task=fit: train, then write history, weights and scores.
+
+    The settings and data come from the plan (``runner.fit_plan``), checked before this."""
+    fit_plan = plan.fit if plan.fit is not None else plan_fit(spec, plan)
+    settings, data = fit_plan.settings, fit_plan.data
+    timings["data"] = fit_plan.seconds
     t = time.perf_counter()
     build(plan)
     timings["build"] = time.perf_counter() - t
-    t = time.perf_counter()
-    data = prepare_data(plan, settings)
-    timings["data"] = time.perf_counter() - t
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
     log.info("fit: %d training rows, %d validation rows, %d epochs of %d batches; loss %s; "
              "optimizer %s; monitor %s", data.rows, data.val_rows, settings.epochs,

@@ -23,6 +23,7 @@ from runner.diagram import mermaid
 from runner.errors import RunFailed, UserError
 from runner.execute import predict
 from runner.expect import run_checks
+from runner.fit_plan import plan_task
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
 from runner.summary import summary_text
@@ -66,7 +67,7 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         spec = validate(config)
         timings["validate"] = time.perf_counter() - t
         t = time.perf_counter()
-        plan = make_plan(spec, cwd)
+        plan = plan_task(spec, make_plan(spec, cwd))
         outcome.plan = plan
         timings["plan"] = time.perf_counter() - t
         artifacts.write_yaml(output_dir / "config.yaml", spec.model_dump(mode="json"))
