@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from runner import artifacts, backprop, losses, optim
 from runner.build import build, named_weights
@@ -143,6 +144,8 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
         start = time.perf_counter()
         order = order_rng.permutation(n) if settings.shuffle else None
         totals: dict[str, float] = {}
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch",
+                   file=sys.stderr, disable=not progress)
         for b in range(n_batches):
             lo, hi = b * batch, min(n, (b + 1) * batch)
             if order is None:
@@ -153,16 +156,14 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
                 feeds = {k: a[rows] for k, a in data.inputs.items()}
                 targets = {k: t[rows] for k, t in data.targets.items()}
             _add(totals, trainer.step(feeds, targets), hi - lo)
-            if progress:
-                _progress_bar(epoch, settings.epochs, b + 1, n_batches, start)
+            bar.update()
+        bar.close()
         record = {"epoch": epoch, **_epoch_means(totals, n)}
         if data.val_inputs is not None:
             val = trainer.evaluate(data.val_inputs, data.val_targets, batch)
             record.update({f"val_{k}": v for k, v in val.items()})
         history.append(record)
         seconds.append(time.perf_counter() - start)
-        if progress:
-            sys.stderr.write("\n")
         log.info("epoch %d/%d - %s - %.2fs", epoch, settings.epochs, _metrics_text(record),
                  seconds[-1])
         if not math.isfinite(record["loss"]):
@@ -195,14 +196,6 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
 def _metrics_text(record: dict[str, float]) -> str:
     return " - ".join(f"{k} {v:.4f}" for k, v in record.items()
                       if k != "epoch" and not (k.endswith("_penalty") and v == 0))
-
-
-def _progress_bar(epoch: int, epochs: int, done: int, total: int, start: float) -> None:
-    width = 30
-    filled = int(width * done / total)
-    sys.stderr.write(f"\repoch {epoch}/{epochs} [{'#' * filled}{'.' * (width - filled)}] "
-                     f"{done}/{total} batches {time.perf_counter() - start:.1f}s")
-    sys.stderr.flush()
 
 
 # ---- the task -------------------------------------------------------------------------------
