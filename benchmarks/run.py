@@ -367,17 +367,9 @@ def thread_report() -> list[str]:
     except ImportError:
         lines.append("threadpoolctl not installed; BLAS threads from the environment only")
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                       "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                       "RUNNER_THREADS") if k in os.environ}
+                                       "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+           if k in os.environ}
     lines.append(f"environment: {env or 'no thread variables set'}")
-    try:
-        from layers import activations
-
-        threads = getattr(activations, "threads", None)
-        if threads is not None:
-            lines.append(f"runner element-wise threads: {threads()}")
-    except ImportError:
-        pass
     lines.append(f"cores: {os.cpu_count()}")
     return lines
 
