@@ -25,7 +25,7 @@ from runner.execute import forward, predict
 from runner.fit_plan import plan_fit, plan_task
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
-from runner.run import Outcome, run
+from runner.run import run
 from runner.validate import validate
 
 __all__ = ["Model", "compose", "load_model_file", "run", "validate"]
@@ -108,8 +108,3 @@ class Model:
             feeds[name] = a
         values, _, _ = forward(self.plan, feeds, pass_context(self.plan, training), keep)
         return values
-
-
-def run_to_folder(config: dict[str, Any], output_dir: str | Path) -> Outcome:
-    """Run a config and write its run folder (what the CLI does, without Hydra)."""
-    return run(config, Path(output_dir))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ class Prediction:
     penalties: dict[str, float]  # "layer/activity" -> penalty over all rows
     seconds: float = 0.0
     batches: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def forward(plan: Plan, feeds: dict[str, np.ndarray], ctx: Context, keep: set[str],
