@@ -20,9 +20,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from layers.base import Context, Layer, Shape, SpecBase
-from layers.composite import (
-    add_grads, check_children, child_layer, child_rows, in_child, prefixed,
-)
+from layers.composite import add_grads, check_children, child_layer, child_rows, in_child, prefixed
 from layers.registry import AnyLayerSpec, register
 
 
