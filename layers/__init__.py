@@ -1,14 +1,10 @@
 """A plain NumPy library of Keras-style core layers (no Hydra, no runner imports).
 
-Importing this package registers every built-in layer. ``LayerSpec`` is the discriminated
-union of their specs; plugins extend the registry and ``registry.spec_union()`` then covers them.
+Importing this package registers every built-in layer. ``registry.spec_union()`` is the
+discriminated union of the registered specs (plugins extend the registry, and the union with it).
 """
 
 from __future__ import annotations
-
-from typing import Annotated, Union
-
-from pydantic import Field
 
 from layers import registry
 from layers.activation import Activation, ActivationSpec
@@ -28,21 +24,14 @@ from layers.siamese import Siamese, SiameseSpec
 from layers.time_distributed_dense import TimeDistributedDense, TimeDistributedDenseSpec
 from layers.time_distributed_merge import TimeDistributedMerge, TimeDistributedMergeSpec
 
-# The explicit, greppable list of built-in specs; tests keep it equal to the registry's
-# built-in entries.
-LayerSpec = Annotated[
-    Union[  # noqa: UP007
-        MaskingSpec, DropoutSpec, ActivationSpec, ReshapeSpec, PermuteSpec, FlattenSpec,
-        RepeatVectorSpec, DenseSpec, TimeDistributedDenseSpec, TimeDistributedMergeSpec,
-        ActivityRegularizationSpec, MergeSpec, AutoEncoderSpec, LambdaSpec, SiameseSpec,
-    ],
-    Field(discriminator="type"),
-]
 registry.spec_union()  # resolves the layers inside composites (AutoEncoder, Siamese)
 
 __all__ = [
-    "Activation", "ActivityRegularization", "AutoEncoder", "Context", "Dense", "Dropout",
-    "Flatten", "Lambda", "Layer", "LayerSpec", "Masking", "Merge", "Permute", "PlanError",
-    "RepeatVector", "Reshape", "Shape", "Siamese", "SpecBase", "TimeDistributedDense",
-    "TimeDistributedMerge",
+    "Activation", "ActivationSpec", "ActivityRegularization", "ActivityRegularizationSpec",
+    "AutoEncoder", "AutoEncoderSpec", "Context", "Dense", "DenseSpec", "Dropout", "DropoutSpec",
+    "Flatten", "FlattenSpec", "Lambda", "LambdaSpec", "Layer", "Masking", "MaskingSpec", "Merge",
+    "MergeSpec", "Permute", "PermuteSpec", "PlanError", "RepeatVector", "RepeatVectorSpec",
+    "Reshape", "ReshapeSpec", "Shape", "Siamese", "SiameseSpec", "SpecBase",
+    "TimeDistributedDense", "TimeDistributedDenseSpec", "TimeDistributedMerge",
+    "TimeDistributedMergeSpec",
 ]

@@ -7,10 +7,7 @@ dtype (no float64 detour on the hot path) and use overflow-free forms, so extrem
 
 from __future__ import annotations
 
-import contextvars
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -168,7 +165,7 @@ def get(name: str) -> Activation:
     return ACTIVATIONS[name]
 
 
-# ---- the predict hot path: bias + activation in place, in cache-sized blocks, on threads ----
+# ---- the predict hot path: bias + activation in place, in cache-sized blocks ----
 
 def _softmax_(x: np.ndarray) -> None:
     x -= x.max(axis=-1, keepdims=True)
@@ -184,38 +181,14 @@ _IN_PLACE: dict[str, Callable[[np.ndarray], object]] = {
     "softmax": _softmax_,
 }
 _BLOCK = 1 << 18  # elements per block (1 MB of float32): measured best here for multi-pass sigmoid
-_PARALLEL_MIN = 1 << 18  # smaller arrays run on the calling thread (threads cost ~50 us)
-_pool: ThreadPoolExecutor | None = None
-
-
-def _forget_pool() -> None:
-    """After fork the child has no pool threads: start a new pool there on first use."""
-    global _pool
-    _pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def threads() -> int:
-    """Threads for element-wise work: RUNNER_THREADS, else the cores this process may use."""
-    env = os.environ.get("RUNNER_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def apply_(name: str, z: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """``activation(z + bias)``, computed in place in ``z``, which the caller owns.
 
     Rows of the last axis go in blocks that stay in cache (bias add and every pass of the
-    activation touch memory once), and large arrays are split over threads: NumPy releases
-    the GIL in its loops. Element-wise results do not depend on the split (bit-identical to
-    ``get(name).forward(z + bias)``); softmax works on whole rows.
+    activation touch memory once). Element-wise results do not depend on the blocks
+    (bit-identical to ``get(name).forward(z + bias)``); softmax works on whole rows.
     """
     z2 = z.reshape(-1, z.shape[-1]) if z.ndim != 2 else z  # a view: z is contiguous
     if name == "linear" and bias is None:
@@ -223,30 +196,13 @@ def apply_(name: str, z: np.ndarray, bias: np.ndarray | None = None) -> np.ndarr
     in_place = _IN_PLACE.get(name)
     forward = ACTIVATIONS[name].forward
 
-    def work(lo: int, hi: int) -> None:
-        step = max(1, _BLOCK // max(1, z2.shape[1]))
-        for i in range(lo, hi, step):
-            block = z2[i:min(hi, i + step)]
-            if bias is not None:
-                block += bias
-            if in_place is not None:
-                in_place(block)
-            else:
-                block[...] = forward(block)
-
-    rows = z2.shape[0]
-    n = min(threads(), rows) if z2.size >= _PARALLEL_MIN else 1
-    if n <= 1:
-        work(0, rows)
-    else:
-        global _pool
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max(2, threads()), thread_name_prefix="runner")
-        edges = [rows * k // n for k in range(n + 1)]
-        # Each worker runs in a copy of this context, so np.errstate applies there too.
-        futures = [_pool.submit(contextvars.copy_context().run, work, edges[k], edges[k + 1])
-                   for k in range(1, n)]
-        work(edges[0], edges[1])
-        for f in futures:
-            f.result()
+    step = max(1, _BLOCK // max(1, z2.shape[1]))
+    for i in range(0, z2.shape[0], step):
+        block = z2[i:i + step]
+        if bias is not None:
+            block += bias
+        if in_place is not None:
+            in_place(block)
+        else:
+            block[...] = forward(block)
     return z2 if z2 is z else z2.reshape(z.shape)

@@ -8,8 +8,8 @@ from pydantic import Field
 
 from layers import regularizers
 from layers.base import Context, Layer, Shape, SpecBase
-from layers.regularizers import Regularizer
 from layers.registry import register
+from layers.regularizers import Regularizer
 
 
 class ActivityRegularizationSpec(SpecBase):

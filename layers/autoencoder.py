@@ -22,7 +22,13 @@ from pydantic import Field, field_validator
 
 from layers.base import Context, Layer, Name, Shape, SpecBase
 from layers.composite import (
-    add_grads, check_children, child_layer, child_rows, in_child, inner_elements, prefixed,
+    add_grads,
+    check_children,
+    child_layer,
+    child_rows,
+    in_child,
+    inner_elements,
+    prefixed,
 )
 from layers.registry import AnyLayerSpec, register
 

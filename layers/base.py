@@ -22,7 +22,13 @@ from typing import Annotated, Any, ClassVar, Union
 
 import numpy as np
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
 )
 
 Shape = tuple[int, ...]

@@ -11,8 +11,8 @@ from layers import activations, regularizers
 from layers.activations import ActivationName
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
 from layers.initializers import InitName, initialize
-from layers.regularizers import Regularizer
 from layers.registry import register
+from layers.regularizers import Regularizer
 
 
 class DenseSpec(SpecBase):

@@ -27,6 +27,8 @@ from typing import NoReturn
 
 import numpy as np
 
+from layers.activations import ACTIVATIONS
+
 MAX_CHARS = 1000
 MAX_DEPTH = 32
 MAX_NODES = 200
@@ -57,13 +59,10 @@ class ExprFunction:
             raise ExpressionError(f"ExprFunction.n_args must be >= 1, got {self.n_args}")
 
 
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(a))  # never overflows
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _softplus(a: np.ndarray) -> np.ndarray:
-    return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+def _activation(name: str) -> tuple[Callable, Callable]:
+    """The activation's own value and derivative (layers.activations): one copy of the math."""
+    act = ACTIVATIONS[name]
+    return act.forward, act.backward  # backward(x, y, dy) has the vjp's (a, y, g) order
 
 
 # name -> (forward(a), vjp(a, y, g)) for the one-argument elementwise functions
@@ -72,15 +71,15 @@ _UNARY: dict[str, tuple[Callable, Callable]] = {
     "log": (np.log, lambda a, y, g: g / a),
     "log1p": (np.log1p, lambda a, y, g: g / (1 + a)),
     "expm1": (np.expm1, lambda a, y, g: g * (y + 1)),
-    "tanh": (np.tanh, lambda a, y, g: g * (1 - y * y)),
-    "sigmoid": (_sigmoid, lambda a, y, g: g * y * (1 - y)),
+    "tanh": _activation("tanh"),
+    "sigmoid": _activation("sigmoid"),
     "abs": (np.abs, lambda a, y, g: g * np.sign(a)),
     "sqrt": (np.sqrt, lambda a, y, g: g / (2 * y)),
     "square": (np.square, lambda a, y, g: g * 2 * a),
     "sin": (np.sin, lambda a, y, g: g * np.cos(a)),
     "cos": (np.cos, lambda a, y, g: -g * np.sin(a)),
-    "relu": (lambda a: np.maximum(a, 0), lambda a, y, g: g * (a > 0)),
-    "softplus": (_softplus, lambda a, y, g: g * _sigmoid(a)),
+    "relu": _activation("relu"),
+    "softplus": _activation("softplus"),
 }
 _REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
 _OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "<": np.less,

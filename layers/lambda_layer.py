@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field, NonNegativeInt, field_validator
 
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
-from layers.expressions import ExprFunction, ExpressionError, parse
+from layers.expressions import ExpressionError, ExprFunction, parse
 from layers.registry import register
 
 _FUNCTIONS: dict[str, ExprFunction] = {}

@@ -26,7 +26,13 @@ from pydantic import Field, field_validator
 from layers import merge_ops
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
 from layers.composite import (
-    add_grads, check_children, child_layer, child_rows, in_child, inner_elements, prefixed,
+    add_grads,
+    check_children,
+    child_layer,
+    child_rows,
+    in_child,
+    inner_elements,
+    prefixed,
 )
 from layers.merge import arity_message
 from layers.merge_ops import DotAxes

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 
 def _drop_current_directory() -> None:
@@ -23,18 +22,9 @@ _drop_current_directory()
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from runner.conf_dir import config_dir  # noqa: E402
+
 _exit_codes: list[int] = []
-
-
-def config_dir() -> str:
-    """Live conf/ of a checkout or editable install; else the copy packaged as runner.conf."""
-    env = os.environ.get("RUNNER_CONFIG_DIR")
-    if env:
-        return str(Path(env).resolve())
-    repo_conf = Path(__file__).resolve().parent.parent / "conf"
-    if (repo_conf / "config.yaml").is_file():
-        return str(repo_conf)
-    return "pkg://runner.conf"
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from layers.base import Context
 from runner.build import build, named_weights
+from runner.context import pass_context, phase
 from runner.errors import DataError
-from runner.execute import dropout_rng, forward, predict
+from runner.execute import forward, predict
 from runner.file_access import allowed_dirs, check_paths
+from runner.fit_plan import plan_fit, plan_task
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
-from runner.run import Outcome, run
+from runner.run import run
 from runner.validate import validate
 
 __all__ = ["Model", "compose", "load_model_file", "run", "validate"]
@@ -38,7 +39,7 @@ def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
     from hydra.core.global_hydra import GlobalHydra
 
     from runner import config_guard
-    from runner.__main__ import config_dir
+    from runner.conf_dir import config_dir
 
     config_guard.install(config_guard.command_line_list(overrides or [], "allow_resolvers"))
     where = config_dir()
@@ -76,7 +77,7 @@ class Model:
         spec = validate(config)
         where = Path(cwd) if cwd else Path.cwd()
         check_paths(spec, where, allowed_dirs(where, None, spec.data_dirs))
-        return cls(build(make_plan(spec, where)))
+        return cls(build(plan_task(spec, make_plan(spec, where))))
 
     @property
     def outputs(self) -> list[str]:
@@ -89,18 +90,20 @@ class Model:
     def fit(self, progress: bool = False):
         """Train in place with the config's ``fit:`` settings (``task=fit`` without the run
         folder); returns the history, best epoch and monitored score (``FitResult``)."""
-        from runner.fit import check_trainable, fit_model
-        from runner.fit_data import prepare_data
-        from runner.fit_settings import resolve
+        from runner.fit import fit_model
 
-        check_trainable(self.plan)
-        settings = resolve(self.plan.spec, self.plan.outputs)
-        return fit_model(self.plan, settings, prepare_data(self.plan, settings), progress)
+        fit_plan = self.plan.fit if self.plan.fit is not None else plan_fit(self.plan.spec,
+                                                                            self.plan)
+        return fit_model(self.plan, fit_plan.settings, fit_plan.data, progress)
 
-    def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool = False,
+    def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool | None = None,
                 keep: set[str] | None = None) -> dict[str, np.ndarray]:
-        """Outputs by name. Without ``inputs``, the config's own data (in its batches)."""
+        """Outputs by name. Without ``inputs``, the config's own data (in its batches).
+
+        ``training`` chooses the phase; None (the default) is the config's own choice, as on
+        the command line: the run's ``training``, else the model's, else the test phase."""
         keep = set(self.plan.outputs) if keep is None else set(keep)
+        training = phase(self.plan.spec, training)
         if inputs is None:
             return predict(self.plan, training, keep).values
         feeds = {}
@@ -112,11 +115,5 @@ class Model:
                 raise DataError.one(f"model.inputs.{name}", f"expected per-sample shape "
                                     f"{node.shape}, got array of shape {a.shape}")
             feeds[name] = a
-        ctx = Context(training=training, rng=dropout_rng(self.plan.spec.seed), dtype=self.plan.dtype)
-        values, _, _ = forward(self.plan, feeds, ctx, keep)
+        values, _, _ = forward(self.plan, feeds, pass_context(self.plan, training), keep)
         return values
-
-
-def run_to_folder(config: dict[str, Any], output_dir: str | Path) -> Outcome:
-    """Run a config and write its run folder (what the CLI does, without Hydra)."""
-    return run(config, Path(output_dir))

@@ -7,13 +7,9 @@ import logging
 import numpy as np
 
 from runner.plan import Plan
+from runner.streams import init_rng
 
 log = logging.getLogger(__name__)
-
-
-def init_rng(seed: int) -> np.random.Generator:
-    """The weight-initialization stream (separate from dropout's, so they never shift each other)."""
-    return np.random.default_rng([seed, 0])
 
 
 def build(plan: Plan) -> Plan:

@@ -8,8 +8,8 @@ Registered in ``conf/config.yaml`` as ``hydra.callbacks.sweep``. Its settings ar
 - ``resume_from``: a sweep (or run) folder; jobs whose identical resolved config already finished
   ok there are not run again (``runner.cli`` does the lookup).
 
-``on_multirun_end`` runs in the launching process with every launcher, but only when no job raised
-(hydra.md section 4): jobs never raise, they write ``result.json`` with their status. The summary
+``on_multirun_end`` runs in the launching process with every launcher, but Hydra calls it only
+when no job raised: so jobs never raise, they write ``result.json`` with their status. The summary
 reads the folders, never in-memory job returns, because under joblib, submitit and Ray the jobs
 ran in other processes. The sweep's exit code comes from the same files.
 """

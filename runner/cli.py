@@ -104,7 +104,7 @@ def _sweep_metric(result: dict[str, Any], name: str | None) -> float | None:
 
 
 def shipped_models() -> list[str]:
-    from runner.__main__ import config_dir
+    from runner.conf_dir import config_dir
 
     where = config_dir()
     if where.startswith("pkg://"):

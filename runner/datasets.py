@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
 from layers.base import ConfigModel
+from runner import streams
 from runner.errors import ConfigError
 
 
@@ -82,7 +83,7 @@ def load(spec: DatasetSpec, config_path: str, max_bytes: float | None = None) ->
                                 spec.seed)
         classes = spec.classes
     if spec.shuffle:
-        order = np.random.default_rng([spec.seed, 4051]).permutation(len(labels))
+        order = streams.generator(spec.seed, streams.DATASET_ORDER).permutation(len(labels))
         images, labels = images[order], labels[order]
     if spec.rows is not None:
         if spec.rows > len(labels):
@@ -122,7 +123,7 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def _blobs(rows: int, features: int, classes: int, spread: float,
            seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng([seed, 4049])
+    rng = streams.generator(seed, streams.DATASET_POINTS)
     centres = rng.uniform(-4.0, 4.0, size=(classes, features))
     labels = rng.integers(0, classes, size=rows)
     points = centres[labels] + rng.normal(0.0, spread, size=(rows, features))

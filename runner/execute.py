@@ -9,20 +9,18 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from layers.base import Context
 from runner import sources
+from runner.context import pass_context
 from runner.errors import DataError
 from runner.plan import Plan
-
-
-def dropout_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng([seed, 1])
 
 
 @dataclass
@@ -32,7 +30,6 @@ class Prediction:
     penalties: dict[str, float]  # "layer/activity" -> penalty over all rows
     seconds: float = 0.0
     batches: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def forward(plan: Plan, feeds: dict[str, np.ndarray], ctx: Context, keep: set[str],
@@ -130,11 +127,12 @@ def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False,
     if outputs_to_disk and out_dir is None:
         raise ValueError("outputs_to_disk needs out_dir, the folder of the .npy files")
     dtype = plan.dtype
-    ctx = Context(training=training, rng=dropout_rng(plan.spec.seed), dtype=dtype)
+    ctx = pass_context(plan, training)
     results: dict[str, np.ndarray] = {}
     result_masks: dict[str, np.ndarray] = {}
     penalties: dict[str, float] = {}
     n_batches = math.ceil(rows / batch)
+    bar = tqdm(total=n_batches, unit="batch", file=sys.stderr, disable=not progress)
     for b in range(n_batches):
         lo, hi = b * batch, min(rows, (b + 1) * batch)
         feeds = {name: _checked_batch(plan, name, a[lo:hi], dtype) for name, a in arrays.items()}
@@ -156,10 +154,8 @@ def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False,
                 release_rows(a, lo, hi)
         for key, value in ctx.penalties.items():  # per-batch means -> mean over all rows
             penalties[key] = penalties.get(key, 0.0) + value * (hi - lo) / rows
-        if progress:
-            _progress(b + 1, n_batches, start)
-    if progress:
-        sys.stderr.write("\n")
+        bar.update()
+    bar.close()
     return Prediction(results, result_masks, penalties, time.perf_counter() - start, n_batches)
 
 
@@ -210,12 +206,3 @@ def _checked_batch(plan: Plan, name: str, a: np.ndarray, dtype) -> np.ndarray:
         raise DataError.one(f"model.inputs.{name}.data", "contains NaN or Inf values; clean the "
                             "data or use Masking with a finite mask_value for padding", file)
     return batch
-
-
-def _progress(done: int, total: int, start: float) -> None:
-    width = 30
-    filled = int(width * done / total)
-    elapsed = time.perf_counter() - start
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} batches "
-                     f"{elapsed:.1f}s")
-    sys.stderr.flush()

@@ -7,9 +7,9 @@ train phase (Dropout on) keeping caches, the loss of every output against its ta
 go through in the test phase. The history (loss, penalties, accuracy, val_*) drives early
 stopping and restore-best, and ends in ``history.csv``, ``history.png`` and ``result.json``.
 
-Randomness comes from Generators seeded by the run's seed only (init ``[seed, 0]``, dropout
-``[seed, 1]``, shuffling ``[seed, 2]``), so the same config and seed give bit-identical
-histories and weights.
+Randomness comes from Generators seeded by the run's seed only (weight init, dropout and
+shuffling each have their own stream, see ``runner.streams``), so the same config and seed give
+bit-identical histories and weights.
 """
 
 from __future__ import annotations
@@ -23,39 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from layers.base import Context
 from runner import artifacts, backprop, losses, optim
 from runner.build import build, named_weights
-from runner.errors import ConfigError, Problem, RunFailed
-from runner.execute import dropout_rng, forward
-from runner.fit_data import FitData, prepare_data
-from runner.fit_settings import FitSettings, resolve
+from runner.context import pass_context
+from runner.errors import Problem, RunFailed
+from runner.execute import forward
+from runner.fit_data import FitData
+from runner.fit_plan import plan_fit
+from runner.fit_settings import FitSettings
 from runner.history import write_history
 from runner.plan import Plan
+from runner.streams import shuffle_rng
 
 log = logging.getLogger("runner")
-
-
-def shuffle_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng([seed, 2])
-
-
-def check_trainable(plan: Plan) -> None:
-    """Every layer on a path to an output must have a backward pass."""
-    needed = set(plan.outputs)
-    problems = []
-    for node in reversed(list(plan.nodes.values())):
-        if node.name not in needed:
-            continue
-        needed.update(node.inputs)
-        if not getattr(node.layer, "differentiable", True):
-            problems.append(Problem(node.path, f"{node.layer.spec.type} is forward-only (it "
-                                    "declares differentiable = False), so task=fit cannot "
-                                    "train through it: remove it from the path to the "
-                                    "outputs, or use task=predict"))
-    if problems:
-        raise ConfigError(list(reversed(problems)))
 
 
 # ---- training -------------------------------------------------------------------------------
@@ -67,8 +49,7 @@ class Trainer:
         self.settings = settings
         self.params = named_weights(plan)  # the layers' own arrays: updates land in the model
         self.optimizer = optim.Optimizer(settings.optimizer, **settings.optimizer_options)
-        self.ctx = Context(training=True, rng=dropout_rng(plan.spec.seed), dtype=plan.dtype,
-                           keep_cache=True)
+        self.ctx = pass_context(plan, training=True, keep_cache=True)
         self.keep = set(plan.outputs)
         self.accuracy = "accuracy" in settings.metrics
 
@@ -111,7 +92,7 @@ class Trainer:
                  batch_size: int) -> dict[str, float]:
         """Test-phase loss (without penalties, as legacy Keras) and accuracy over all rows."""
         rows = next(iter(inputs.values())).shape[0]
-        ctx = Context(training=False, rng=dropout_rng(self.plan.spec.seed), dtype=self.plan.dtype)
+        ctx = pass_context(self.plan, training=False)
         totals: dict[str, float] = {}
         for lo in range(0, rows, batch_size):
             hi = min(rows, lo + batch_size)
@@ -163,6 +144,8 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
         start = time.perf_counter()
         order = order_rng.permutation(n) if settings.shuffle else None
         totals: dict[str, float] = {}
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch",
+                   file=sys.stderr, disable=not progress)
         for b in range(n_batches):
             lo, hi = b * batch, min(n, (b + 1) * batch)
             if order is None:
@@ -173,16 +156,14 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
                 feeds = {k: a[rows] for k, a in data.inputs.items()}
                 targets = {k: t[rows] for k, t in data.targets.items()}
             _add(totals, trainer.step(feeds, targets), hi - lo)
-            if progress:
-                _progress_bar(epoch, settings.epochs, b + 1, n_batches, start)
+            bar.update()
+        bar.close()
         record = {"epoch": epoch, **_epoch_means(totals, n)}
         if data.val_inputs is not None:
             val = trainer.evaluate(data.val_inputs, data.val_targets, batch)
             record.update({f"val_{k}": v for k, v in val.items()})
         history.append(record)
         seconds.append(time.perf_counter() - start)
-        if progress:
-            sys.stderr.write("\n")
         log.info("epoch %d/%d - %s - %.2fs", epoch, settings.epochs, _metrics_text(record),
                  seconds[-1])
         if not math.isfinite(record["loss"]):
@@ -217,26 +198,18 @@ def _metrics_text(record: dict[str, float]) -> str:
                       if k != "epoch" and not (k.endswith("_penalty") and v == 0))
 
 
-def _progress_bar(epoch: int, epochs: int, done: int, total: int, start: float) -> None:
-    width = 30
-    filled = int(width * done / total)
-    sys.stderr.write(f"\repoch {epoch}/{epochs} [{'#' * filled}{'.' * (width - filled)}] "
-                     f"{done}/{total} batches {time.perf_counter() - start:.1f}s")
-    sys.stderr.flush()
-
-
 # ---- the task -------------------------------------------------------------------------------
 def fit_task(spec: Any, plan: Plan, output_dir: Path, result: dict[str, Any],
              timings: dict[str, float], outcome: Any) -> None:
-    """What ``run()`` does for task=fit: train, then write history, weights and scores."""
-    settings = resolve(spec, plan.outputs)
-    check_trainable(plan)
+    """What ``run()`` does for task=fit: train, then write history, weights and scores.
+
+    The settings and data come from the plan (``runner.fit_plan``), checked before this."""
+    fit_plan = plan.fit if plan.fit is not None else plan_fit(spec, plan)
+    settings, data = fit_plan.settings, fit_plan.data
+    timings["data"] = fit_plan.seconds
     t = time.perf_counter()
     build(plan)
     timings["build"] = time.perf_counter() - t
-    t = time.perf_counter()
-    data = prepare_data(plan, settings)
-    timings["data"] = time.perf_counter() - t
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
     log.info("fit: %d training rows, %d validation rows, %d epochs of %d batches; loss %s; "
              "optimizer %s; monitor %s", data.rows, data.val_rows, settings.epochs,

@@ -40,10 +40,6 @@ class FitSettings:
     origin: dict[str, str] = field(default_factory=dict)
 
     @property
-    def has_validation(self) -> bool:
-        return self.validation_split > 0 or self.validation_data is not None
-
-    @property
     def mode(self) -> str:
         return "max" if self.monitor.endswith("accuracy") else "min"
 

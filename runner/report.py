@@ -19,16 +19,16 @@ import sys
 from pathlib import Path
 
 from runner.artifacts import write_text
-from runner.sweep_files import _csv, _markdown, _plot, console_lines
+from runner.sweep_files import console_lines, csv_text, markdown_text, write_plot
 from runner.sweep_jobs import (  # noqa: F401  (collect, choose_metric: part of this module's API)
     ReportError,
     Summary,
-    _optuna,
     best_job,
     choose_metric,
     choose_mode,
     collect,
     configured,
+    optuna_summary,
     swept_keys,
 )
 
@@ -53,14 +53,14 @@ def summarize(sweep_dir: Path | str, metric: str | None = None, mode: str | None
     chosen_mode = choose_mode(jobs, name, mode, settings)
     summary = Summary(sweep_dir, jobs, swept_keys(jobs), name, chosen_mode, reason,
                       best_job(jobs, name, chosen_mode))
-    summary.optuna = _optuna(sweep_dir, jobs, name)
-    write_text(sweep_dir / "summary.csv", _csv(summary))
+    summary.optuna = optuna_summary(sweep_dir, jobs, name)
+    write_text(sweep_dir / "summary.csv", csv_text(summary))
     summary.files.append(sweep_dir / "summary.csv")
     if plot:
-        summary.plot_note = _plot(summary, sweep_dir / "summary.png")
+        summary.plot_note = write_plot(summary, sweep_dir / "summary.png")
         if (sweep_dir / "summary.png").is_file():
             summary.files.append(sweep_dir / "summary.png")
-    write_text(sweep_dir / "summary.md", _markdown(summary))
+    write_text(sweep_dir / "summary.md", markdown_text(summary))
     summary.files.insert(0, sweep_dir / "summary.md")
     return summary
 

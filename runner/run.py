@@ -24,11 +24,13 @@ import numpy as np
 
 from runner import artifacts
 from runner.build import build, named_weights
+from runner.context import phase
 from runner.diagram import mermaid
 from runner.errors import ConfigError, RunFailed, UserError
 from runner.execute import predict
-from runner.file_access import allowed_dirs, check_paths
 from runner.expect import run_checks
+from runner.file_access import allowed_dirs, check_paths
+from runner.fit_plan import plan_task
 from runner.limits import config_limits, plan_ranks
 from runner.plan import Plan, make_plan
 from runner.plugins import load_plugins
@@ -80,7 +82,7 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         check_paths(spec, cwd, allowed_dirs(cwd, model_file, spec.data_dirs))
         timings["validate"] = time.perf_counter() - t
         t = time.perf_counter()
-        plan = make_plan(spec, cwd)
+        plan = plan_task(spec, make_plan(spec, cwd))
         outcome.plan = plan
         problems = plan_ranks(plan)
         if problems:
@@ -160,7 +162,7 @@ def _load_plugins(config: dict[str, Any]) -> None:
         load_plugins(config)
     except SystemExit as exc:
         raise ConfigError.one("model.plugins", f"{_who(exc, config)} called sys.exit("
-                              f"{exc.code!r}) while being imported: a plugin must not exit")
+                              f"{exc.code!r}) while being imported: a plugin must not exit") from None
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(f"interrupted while importing {_who(exc, config)}") from exc
 
@@ -203,7 +205,7 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     t = time.perf_counter()
     build(plan)
     timings["build"] = time.perf_counter() - t
-    training = _phase(spec)
+    training = phase(spec)
     keep = set(plan.outputs) | set(spec.model.expect)
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
     prediction = predict(plan, training, keep, progress=progress,
@@ -250,12 +252,6 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         from runner.errors import Problem
 
         raise RunFailed([Problem(f"model.expect.{c.name}", c.detail) for c in failed])
-
-
-def _phase(spec) -> bool:
-    if spec.training is not None:
-        return spec.training
-    return bool(spec.model.training)
 
 
 def _error_text(exc: UserError) -> str:

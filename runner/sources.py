@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from layers.base import FileRef
-from runner import datasets
+from runner import datasets, streams
 from runner.datasets import DatasetSource
 from runner.errors import ConfigError
 from runner.schema import RandomSource
@@ -312,7 +312,7 @@ def random_bytes(src: Any, shape: tuple[int, ...]) -> int:
 
 def random_array(src: Any, shape: tuple[int, ...], seed: int, dtype) -> np.ndarray:
     """Seeded random data; the stream depends only on the seed (and the input's own seed)."""
-    rng = np.random.default_rng([src.seed if src.seed is not None else seed, 7919])
+    rng = streams.generator(src.seed if src.seed is not None else seed, streams.RANDOM_DATA)
     size = (src.rows, *shape)
     if src.distribution == "uniform":
         a = rng.uniform(src.low, src.high, size)

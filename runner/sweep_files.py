@@ -7,18 +7,19 @@ import csv
 import io
 from pathlib import Path
 
-from runner.sweep_jobs import Job, Summary, _metric_names, override_value
+from runner.sweep_jobs import Job, Summary, metric_names, override_value
 
 
 def _metric_columns(summary: Summary) -> list[str]:
-    names = _metric_names(summary.jobs)
+    names = metric_names(summary.jobs)
     if summary.metric in names:
         names.remove(summary.metric)
         names.insert(0, summary.metric)
     return names
 
 
-def _csv(summary: Summary) -> str:
+def csv_text(summary: Summary) -> str:
+    """summary.csv: one row per job, swept values then metrics."""
     metrics = _metric_columns(summary)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -41,7 +42,8 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def _markdown(summary: Summary) -> str:
+def markdown_text(summary: Summary) -> str:
+    """summary.md: counts, the best job and a table of every job."""
     counts = summary.counts()
     lines = [f"# Sweep summary: {summary.sweep_dir}", ""]
     lines.append(f"{len(summary.jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -85,7 +87,7 @@ def _markdown(summary: Summary) -> str:
     return "\n".join(lines)
 
 
-def _plot(summary: Summary, path: Path) -> str:
+def write_plot(summary: Summary, path: Path) -> str:
     """Each swept value against the metric, one line per value of a second swept key."""
     if summary.metric is None:
         return "no metric"

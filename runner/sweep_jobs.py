@@ -190,10 +190,12 @@ def configured(jobs: list[Job]) -> dict[str, Any]:
 def choose_metric(jobs: list[Job], metric: str | None = None,
                   settings: dict[str, Any] | None = None) -> tuple[str | None, str]:
     """The metric to rank jobs by, and why it was chosen."""
-    known = _metric_names(jobs)
+    known = metric_names(jobs)
     if metric:
         if known and metric not in known:
-            raise ReportError(f"unknown metric {metric!r}{_did_you_mean(metric, known)}; "
+            from layers.registry import did_you_mean  # imported only on this error path
+
+            raise ReportError(f"unknown metric {metric!r}{did_you_mean(metric, known)}; "
                               f"metrics of this sweep: {', '.join(known)}")
         return metric, "chosen with --metric"
     settings = settings or {}
@@ -235,18 +237,12 @@ def choose_mode(jobs: list[Job], metric: str | None, mode: str | None = None,
     return "max"
 
 
-def _metric_names(jobs: list[Job]) -> list[str]:
+def metric_names(jobs: list[Job]) -> list[str]:
+    """Every metric name of the jobs, in first-seen order."""
     names: dict[str, None] = {}
     for job in jobs:
         names.update(dict.fromkeys(job.metrics))
     return list(names)
-
-
-def _did_you_mean(name: str, known: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def best_job(jobs: list[Job], metric: str | None, mode: str) -> Job | None:
@@ -260,7 +256,8 @@ def best_job(jobs: list[Job], metric: str | None, mode: str) -> Job | None:
     return min(scored, key=lambda j: (sign * j.metrics[metric], _job_order(j)))
 
 
-def _optuna(sweep_dir: Path, jobs: list[Job], metric: str | None) -> dict[str, Any] | None:
+def optuna_summary(sweep_dir: Path, jobs: list[Job],
+                   metric: str | None) -> dict[str, Any] | None:
     """The Optuna sweeper's best trial, matched to its job folder (trial number = job number)."""
     path = sweep_dir / "optimization_results.yaml"
     if not path.is_file():

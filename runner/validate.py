@@ -59,7 +59,9 @@ def _problem(err: dict[str, Any], data: Any) -> Problem:
 
 
 def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
-    """Turn a Pydantic loc into a config path, skipping union tags (hydra.md section 7)."""
+    """Turn a Pydantic loc into a config path, skipping union tags: Pydantic puts the tag of a
+    discriminated union (a layer type, a data-source kind) in the loc, but the config has no
+    such key, so the path names only keys the user wrote."""
     parts: list[str] = []
     node, parent = data, None
     for i, part in enumerate(loc):

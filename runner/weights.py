@@ -19,7 +19,7 @@ from runner import sources
 from runner.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
-    from runner.plan import Node
+    from runner.nodes import Node
 
 
 def check_layer_weights(node: Node, problems: list[Problem], cwd: Path,

@@ -110,7 +110,7 @@ def test_sigkill_mid_run_leaves_no_result_and_the_sweep_reports_it_incomplete(tm
     earlier_files = _snapshot(earlier)
 
     sweep = tmp_path / "outputs" / "sweep"
-    env = {**os.environ, "RUNNER_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # this checkout
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "runner", "-m", "--config-dir", str(tmp_path / "conf"),

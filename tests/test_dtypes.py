@@ -17,7 +17,8 @@ import pytest
 from layers.base import Context
 from runner.api import Model, compose, load_model_file
 from runner.errors import UserError
-from runner.execute import dropout_rng, forward, input_arrays
+from runner.execute import forward, input_arrays
+from runner.streams import dropout_rng
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "conf" / "model").glob("*.yaml"))

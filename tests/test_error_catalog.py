@@ -501,7 +501,8 @@ CLI_IDS = ["str-output-dim", "unknown-layer-type", "dense-on-sequence", "mask-in
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning",
+           "PYTHONPATH": str(ROOT)}  # this checkout's runner, not an installed copy
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -372,3 +372,24 @@ def test_nothing_executes_while_parsing_hostile_input(monkeypatch: pytest.Monkey
             except ExpressionError:
                 pass
     assert calls == [] and accepted == []
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "softplus"])
+def test_functions_shared_with_activation_layers_have_the_same_math(name: str) -> None:
+    """tanh(x) in a Lambda and Activation(tanh) are one implementation: at x=12 in float32
+    the tanh slope is about 1.5e-10 both ways (1 - y*y would round it to 0)."""
+    from layers.activations import get
+
+    x = np.array([[-12.0, -3.0, -0.5, 0.5, 3.0, 12.0]], np.float32)
+    dy = np.ones_like(x)
+    act = get(name)
+    y = act.forward(x)
+    np.testing.assert_array_equal(parse(f"{name}(x)").evaluate(x), y)
+    np.testing.assert_array_equal(parse(f"{name}(x)").backward(x, dy), act.backward(x, y, dy))
+
+
+def test_tanh_gradient_at_12_in_float32_is_not_zero() -> None:
+    x = np.array([[12.0]], np.float32)
+    g = parse("tanh(x)").backward(x, np.ones_like(x))
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g, 4 * np.exp(-24.0), rtol=1e-5)  # sech^2(12) = 1.51e-10

@@ -241,9 +241,10 @@ def test_config_errors_name_the_path(tmp_path, change, path, fragment):
 
 
 def test_forward_only_layer_is_a_config_error(tmp_path, monkeypatch):
+    from typing import Literal
+
     from layers import Layer, registry
     from layers.base import SpecBase
-    from typing import Literal
 
     class FrozenStepSpec(SpecBase):
         type: Literal["FrozenStep"] = "FrozenStep"

@@ -13,7 +13,7 @@ def draw(name, shape, seed=0):
 
 
 @pytest.mark.parametrize("name, shape, limit", [
-    ("glorot_uniform", (3, 3), 1.0),            # sqrt(6 / 6): the layers.md worked limit
+    ("glorot_uniform", (3, 3), 1.0),            # sqrt(6 / (fan_in + fan_out)) = sqrt(6 / 6)
     ("glorot_uniform", (784, 50), 0.0848189),
     ("uniform", (100, 100), 0.05),
     ("lecun_uniform", (300, 10), np.sqrt(3 / 300)),

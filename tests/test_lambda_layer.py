@@ -179,3 +179,22 @@ def test_validated_config_keeps_the_text(run_config):
     assert result["status"] == "ok"
     written = Path(outcome.result["output_dir"], "config.yaml").read_text()
     assert "function: x * x" in written
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_lambda_gradient_equals_the_activation_layer_at_12_in_float32(name):
+    """Lambda(tanh(x)) and Activation(tanh) share the math: at x=12 in float32 the tanh slope
+    is about 1.5e-10 through both (it was 0.0 through Lambda, from 1 - y*y)."""
+    from layers.activation import Activation, ActivationSpec
+
+    x = np.array([[12.0, -12.0, 0.5]], np.float32)
+    dy = np.ones_like(x)
+    ctx = Context(keep_cache=True, dtype=np.dtype(np.float32))
+    lam_layer = Lambda(LambdaSpec(type="Lambda", function=f"{name}(x)"), "f")
+    act_layer = Activation(ActivationSpec(type="Activation", activation=name), "a")
+    y1, _, cache1 = lam_layer.forward(x, None, ctx)
+    y2, _, cache2 = act_layer.forward(x, None, ctx)
+    np.testing.assert_array_equal(y1, y2)
+    g1, g2 = lam_layer.backward(dy, cache1, ctx)[0], act_layer.backward(dy, cache2, ctx)[0]
+    np.testing.assert_array_equal(g1, g2)
+    assert g1.dtype == np.float32 and g1[0, 0] > 0

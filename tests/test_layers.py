@@ -1,4 +1,4 @@
-"""Per-layer values: the reference numbers of layers.md section 9 and hand-computed cases."""
+"""Per-layer values, checked against reference numbers worked out by hand."""
 
 from __future__ import annotations
 
