@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import csv
+import re
 import math
 import zipfile
 from pathlib import Path
@@ -114,13 +115,17 @@ def _inline_problem(value: Any, where: str) -> str:
     return "an unreadable value"
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\{.*\}|b'.*'")
+
+
 def explain_read_error(exc: BaseException) -> str:
     """numpy's load errors in our words: pickled data is refused, never 'load it unsafely'."""
     text = _first_line(exc)
     if "pickle" in text or "Object arrays" in text or "Python objects" in text:
         return ("the file holds pickled Python objects (dtype=object), which are never loaded "
                 "(files are read with allow_pickle=False): save a numeric array instead")
-    return text
+    # NumPy quotes what it read (a header, a key); a message never repeats a file's contents.
+    return _QUOTED.sub("…", text)
 
 
 def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -129,8 +134,8 @@ def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
         version = np.lib.format.read_magic(f)
         shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
                            else np.lib.format.read_array_header_2_0(f))
-    except ValueError:
-        raise ValueError("not a .npy file (no NumPy header)") from None
+    except Exception:  # NumPy parses the header text with Python's tokenizer: any error
+        raise ValueError("not a .npy file (no valid NumPy header)") from None
     if dtype.hasobject:
         raise ValueError("pickled data")
     return tuple(shape), dtype, math.prod(shape) * dtype.itemsize
@@ -268,7 +273,8 @@ def _load_csv(path: Path, where: dict | None = None,
     values = array.array("d")
     width, n_rows, first = 0, 0, True
     with path.open(newline="") as f:
-        for row in csv.reader(_lines(f, max_chars)):
+        reader = csv.reader(_lines(f, max_chars))
+        for row in reader:
             if not row or not any(cell.strip() for cell in row):
                 continue
             if first:
@@ -284,8 +290,10 @@ def _load_csv(path: Path, where: dict | None = None,
             try:
                 values.extend([float(c) for c in row])
             except ValueError:
-                raise ValueError(f"data row {n_rows} has a value that is not a number: "
-                                 f"{row}") from None
+                # The position only: a message never repeats a file's contents.
+                column = next(i for i, c in enumerate(row, 1) if not _numeric([c]))
+                raise ValueError(f"line {reader.line_num}, column {column}: not a number (data "
+                                 f"row {n_rows})") from None
             if max_values is not None and len(values) > max_values:
                 raise ConfigError.one(message=(
                     f"this .csv holds more than {max_values:,} numbers ({_size(len(values) * 8)}"

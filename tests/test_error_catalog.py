@@ -282,7 +282,7 @@ CASES: list[Case] = [
     C("csv-ragged", "files", data({"path": "ragged.csv"}), "model.inputs.x.data",
       ["data row 2 has 2 columns, the first has 3"], file="ragged.csv"),
     C("csv-not-number", "files", data({"path": "words.csv"}), "model.inputs.x.data",
-      ["data row 2 has a value that is not a number", "'x'"], file="words.csv"),
+      ["line 3, column 2: not a number \\(data row 2\\)"], file="words.csv"),
     C("csv-header-only", "files", data({"path": "header.csv"}), "model.inputs.x.data",
       ["no data rows"], file="header.csv"),
     C("npz-needs-key", "files", data({"path": "two.npz"}), "model.inputs.x.data",

@@ -324,3 +324,38 @@ def test_load_model_file_applies_the_guard(tmp_path):
     evil.write_text(GOOD_MODEL + "extra: ${oc.env:HOME}\n")
     with pytest.raises(ModelFileError, match="oc.env"):
         load_model_file(evil)
+
+
+def test_messages_about_file_contents_give_positions_not_data(run_config, tmp_path):
+    """A CSV value or a .npy header that cannot be read: the message says where, never what."""
+    (tmp_path / "x.csv").write_text(f"1,2\n3,{SECRET}\n")
+    (tmp_path / "x.npy").write_bytes(b"\x93NUMPY\x01\x00\x20\x00{'descr': '" + SECRET.encode()
+                                     + b"', 'fortran_order': False, 'shape': (1,)}    \n")
+    for name, fragment in (("x.csv", "line 2, column 2: not a number"), ("x.npy", "")):
+        config = {"model": {"inputs": {"x": {"data": {"path": name}}},
+                            "layers": {"d": {"type": "Dense", "output_dim": 1}}}}
+        outcome, result = run_config(config, cwd=tmp_path)
+        assert outcome.exit_code == 2
+        (problem,) = result["error"]["problems"]
+        assert fragment in problem["message"] and SECRET not in json.dumps(result), problem
+
+
+def test_a_broken_installed_plugin_fails_only_the_models_that_name_it(run_config, tmp_path,
+                                                                      monkeypatch):
+    """An installed entry point whose module is broken: models that don't name it run; one
+    that names it gets a message."""
+    dist = tmp_path / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[runner.layers]\nbroken = broken_plugin_mod\n")
+    (tmp_path / "broken_plugin_mod.py").write_text("raise RuntimeError('broken on import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = {"model": {"inputs": {"x": {"data": [[1.0]]}},
+                       "layers": {"d": {"type": "Dense", "output_dim": 1}}}}
+    outcome, _ = run_config(plain)
+    assert outcome.exit_code == 0
+    outcome, result = run_config({"model": {**plain["model"], "plugins": ["broken"]}})
+    assert outcome.exit_code == 2
+    (problem,) = result["error"]["problems"]
+    assert problem["path"] == "model.plugins[0]"
+    assert "RuntimeError: broken on import" in problem["message"]
