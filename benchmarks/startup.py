@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.15
-HEAVY = ("numpy", "pydantic", "runner.schema", "layers")
+HEAVY = ("numpy", "pydantic", "runner.config.schema", "layers")
 
 
 def runner_cmd(*args: str) -> list[str]:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| module | runner | bare app |")
     print("|---|---:|---:|")
     for mod in ("hydra", "omegaconf", "pydantic", "numpy", "runner.cli", "runner.run",
-                "runner.schema", "layers"):
+                "runner.config.schema", "layers"):
         if mod in run_imports or mod in bare_imports:
             print(f"| {mod} | {run_imports.get(mod, 0.0):.3f} | {bare_imports.get(mod, 0.0):.3f} |")
     return 0 if ok else 1

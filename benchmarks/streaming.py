@@ -50,7 +50,7 @@ def make_input(path: Path, rows: int) -> None:
                 return
         except ValueError:
             pass
-    from runner.execute import release_rows
+    from runner.graph.execute import release_rows
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial.npy")
@@ -70,7 +70,7 @@ def child(mode: str, path: Path, batch_size: int, out_dir: Path, in_memory_rows:
           cold: bool) -> dict:
     """One measured run in this (fresh) process; returns what the parent prints."""
     from runner.api import Model, load_model_file
-    from runner.execute import predict
+    from runner.graph.execute import predict
 
     config = load_model_file(CONFIG, seed=0, batch_size=batch_size,
                              data_dirs=[str(path.parent)])
@@ -112,7 +112,7 @@ def compare(path: Path, batch_size: int, out_dir: Path, segment_rows: int) -> di
     alternate with the same number of rows from RAM (outputs in RAM), so both see the same
     machine load; returns seconds per row of each."""
     from runner.api import Model, load_model_file
-    from runner.execute import predict
+    from runner.graph.execute import predict
 
     config = load_model_file(CONFIG, seed=0, batch_size=batch_size,
                              data_dirs=[str(path.parent)])

@@ -7,7 +7,7 @@
 The step is forward (relu, relu, relu, sigmoid) + MSE against the input + backward + one Adam
 update, in float32. The runner's step goes through the project's API: the model config
 ``benchmarks/configs/w5_autoencoder.yaml`` (an AutoEncoder layer) through
-``Model.from_config``, then ``runner.fit.Trainer.step`` (forward with caches, ``losses``,
+``Model.from_config``, then ``runner.train.fit.Trainer.step`` (forward with caches, ``losses``,
 ``backprop.backward``, ``optim``). The NumPy step is written by hand, idiomatically, from the
 same initial weights; the first step of both is compared (same loss, same updated weights)
 before anything is timed. Repetitions alternate runner / NumPy / NumPy / runner ... after a
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.api import Model, load_model_file  # noqa: E402
-from runner.fit import Trainer  # noqa: E402
-from runner.fit_settings import resolve  # noqa: E402
+from runner.train.fit import Trainer  # noqa: E402
+from runner.train.settings import resolve  # noqa: E402
 
 CONFIG = ROOT / "benchmarks" / "configs" / "w5_autoencoder.yaml"
 BATCH = 256

@@ -12,7 +12,7 @@ import sys
 def _drop_current_directory() -> None:
     """``python -m`` puts the current directory first on sys.path. In a repo of configs, a file
     named like a library (numpy.py, yaml.py, hydra/) would then be imported as code: drop it.
-    Plugins the command line allows are still found there (runner.plugins)."""
+    Plugins the command line allows are still found there (runner.config.plugins)."""
     if sys.path and sys.path[0] in ("", os.getcwd()) and not sys.flags.safe_path:
         del sys.path[0]
 
@@ -22,7 +22,7 @@ _drop_current_directory()
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from runner.conf_dir import config_dir  # noqa: E402
+from runner.config.conf_dir import config_dir  # noqa: E402
 
 _exit_codes: list[int] = []
 
@@ -42,12 +42,11 @@ def main() -> None:
     # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    from runner import config_guard
-
+    from runner.config import guard
     try:
         # Before Hydra reads a file: every config file it loads passes the guard, so a model
         # file cannot configure Hydra or the run (nothing is instantiated before the check).
-        config_guard.install(config_guard.command_line_list(sys.argv[1:], "allow_resolvers"))
+        guard.install(guard.command_line_list(sys.argv[1:], "allow_resolvers"))
         _task()
     except KeyboardInterrupt:
         # Ctrl-C: the run wrote result.json with status "interrupted" (or had not started).
@@ -63,16 +62,16 @@ def main() -> None:
     except Exception as exc:
         if wants_traceback:
             raise
-        from runner.artifacts import machine_error
+        from runner.output.artifacts import machine_error
 
         machine = machine_error(exc)
         if machine is not None:  # a full disk or read-only file system, not a config mistake
             sys.stderr.write(f"error: cannot write the run folder: {machine}\n")
             sys.exit(1)
-        refused = _find(exc, config_guard.ModelFileError)
+        refused = _find(exc, guard.ModelFileError)
         sys.stderr.write(f"invalid config: {refused if refused else _describe(exc)}\n")
         sys.exit(2)
-    from runner.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
+    from runner.sweep.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
 
     sys.exit(max([*_exit_codes, sweep_exit_code()]))
 

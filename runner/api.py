@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from runner.build import build, named_weights
-from runner.context import pass_context, phase
+from runner.config.file_access import allowed_dirs, check_paths
+from runner.config.plugins import load_plugins
+from runner.config.validate import validate
 from runner.errors import DataError
-from runner.execute import forward, predict
-from runner.file_access import allowed_dirs, check_paths
-from runner.fit_plan import plan_fit, plan_task
-from runner.plan import Plan, make_plan
-from runner.plugins import load_plugins
+from runner.graph.build import build, named_weights
+from runner.graph.context import pass_context, phase
+from runner.graph.execute import forward, predict
+from runner.graph.plan import Plan, make_plan
 from runner.run import run
-from runner.validate import validate
+from runner.train.plan import plan_fit, plan_task
 
 __all__ = ["Model", "compose", "load_model_file", "run", "validate"]
 
@@ -38,10 +38,10 @@ def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner import config_guard
-    from runner.conf_dir import config_dir
+    from runner.config import guard
+    from runner.config.conf_dir import config_dir
 
-    config_guard.install(config_guard.command_line_list(overrides or [], "allow_resolvers"))
+    guard.install(guard.command_line_list(overrides or [], "allow_resolvers"))
     where = config_dir()
     GlobalHydra.instance().clear()
     if where.startswith("pkg://"):
@@ -57,10 +57,9 @@ def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
 
 def load_model_file(path: str | Path, **settings: Any) -> dict[str, Any]:
     """A config from a model YAML file alone (run settings as keyword arguments). The file
-    passes the same checks as one chosen with ``+model=`` (runner.config_guard)."""
-    from runner import config_guard
-
-    config_guard.check_model_file(Path(path), settings.get("allow_resolvers") or ())
+    passes the same checks as one chosen with ``+model=`` (runner.config.guard)."""
+    from runner.config import guard
+    guard.check_model_file(Path(path), settings.get("allow_resolvers") or ())
     model = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     return {**settings, "model": model}
 
@@ -90,7 +89,7 @@ class Model:
     def fit(self, progress: bool = False):
         """Train in place with the config's ``fit:`` settings (``task=fit`` without the run
         folder); returns the history, best epoch and monitored score (``FitResult``)."""
-        from runner.fit import fit_model
+        from runner.train.fit import fit_model
 
         fit_plan = self.plan.fit if self.plan.fit is not None else plan_fit(self.plan.spec,
                                                                             self.plan)

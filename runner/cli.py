@@ -15,8 +15,7 @@ log = logging.getLogger("runner")
 
 def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     hydra_cfg = HydraConfig.get()
-    from runner import redact
-
+    from runner.config import redact
     if not any(isinstance(f, redact.MaskFilter) for f in log.filters):
         log.addFilter(redact.MaskFilter())
     if "oc.env" in (cfg.get("allow_resolvers") or []):
@@ -24,7 +23,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     cwd = Path(hydra_cfg.runtime.cwd)
     overrides = list(hydra_cfg.overrides.task)
-    from runner import artifacts
+    from runner.output import artifacts
     from runner.run import run
 
     if "model" not in cfg:
@@ -46,8 +45,8 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
                                          "problems": [{"path": key, "message": message}]}})
         artifacts.release(output_dir)
         return 2, None
-    from runner.callbacks import reuse_finished, set_aside_unfinished, sweep_settings
     from runner.run import config_hash
+    from runner.sweep.callbacks import reuse_finished, set_aside_unfinished, sweep_settings
 
     sweep = sweep_settings()
     if sweep.get("resume_from"):
@@ -104,7 +103,7 @@ def _sweep_metric(result: dict[str, Any], name: str | None) -> float | None:
 
 
 def shipped_models() -> list[str]:
-    from runner.conf_dir import config_dir
+    from runner.config.conf_dir import config_dir
 
     where = config_dir()
     if where.startswith("pkg://"):

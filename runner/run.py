@@ -22,20 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from runner import artifacts
-from runner.build import build, named_weights
-from runner.context import phase
-from runner.diagram import mermaid
+from runner.config.file_access import allowed_dirs, check_paths
+from runner.config.limits import config_limits, plan_ranks
+from runner.config.plugins import load_plugins
+from runner.config.validate import validate
 from runner.errors import ConfigError, RunFailed, UserError
-from runner.execute import predict
-from runner.expect import run_checks
-from runner.file_access import allowed_dirs, check_paths
-from runner.fit_plan import plan_task
-from runner.limits import config_limits, plan_ranks
-from runner.plan import Plan, make_plan
-from runner.plugins import load_plugins
-from runner.summary import summary_text
-from runner.validate import validate
+from runner.graph.build import build, named_weights
+from runner.graph.context import phase
+from runner.graph.execute import predict
+from runner.graph.plan import Plan, make_plan
+from runner.output import artifacts
+from runner.output.diagram import mermaid
+from runner.output.expect import run_checks
+from runner.output.summary import summary_text
+from runner.train.plan import plan_task
 
 log = logging.getLogger("runner")
 
@@ -102,7 +102,7 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         elif spec.task == "predict":
             _predict(spec, plan, output_dir, result, timings, outcome)
         else:
-            from runner.fit import fit_task  # training lives in its own module
+            from runner.train.fit import fit_task  # training lives in its own module
 
             fit_task(spec, plan, output_dir, result, timings, outcome)
         result["status"] = "ok" if outcome.exit_code == 0 else "failed"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner import artifacts
+from runner.output import artifacts
 from runner.run import run
 
 DENSE = {"model": {"inputs": {"x": {"shape": [3], "data": [[10, 20, 30]]}},
@@ -100,8 +100,7 @@ SLOW_MODEL = {
 
 @pytest.mark.slow
 def test_sigkill_mid_run_leaves_no_result_and_the_sweep_reports_it_incomplete(tmp_path):
-    from runner import report
-
+    from runner.sweep import report
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
     (conf / "slow.yaml").write_text(yaml.safe_dump(SLOW_MODEL, sort_keys=False))

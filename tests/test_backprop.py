@@ -7,8 +7,8 @@ import pytest
 
 from layers.base import Context
 from runner.api import Model
-from runner.backprop import backward
-from runner.execute import forward
+from runner.graph.backprop import backward
+from runner.graph.execute import forward
 from tests.conftest import model_config
 from tests.helpers import numeric_gradient
 

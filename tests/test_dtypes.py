@@ -17,7 +17,7 @@ import pytest
 from layers.base import Context
 from runner.api import Model, compose, load_model_file
 from runner.errors import UserError
-from runner.execute import forward, input_arrays
+from runner.graph.execute import forward, input_arrays
 from runner.streams import dropout_rng
 
 ROOT = Path(__file__).resolve().parent.parent

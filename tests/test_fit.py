@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 
 from layers.base import Context
-from runner import backprop, datasets
 from runner.api import compose
-from runner.build import build
-from runner.execute import forward
-from runner.plan import make_plan
+from runner.config.schema import DatasetSpec
+from runner.config.validate import validate
+from runner.data import datasets
+from runner.graph import backprop
+from runner.graph.build import build
+from runner.graph.execute import forward
+from runner.graph.plan import make_plan
 from runner.run import run
-from runner.validate import validate
 
 BLOBS = {"dataset": {"name": "blobs", "rows": 120, "features": 4, "classes": 3, "seed": 1}}
 
@@ -131,7 +133,7 @@ def test_trained_weights_predict_via_model_level_weights(tmp_path):
     outcome = run(config, tmp_path / "predict", tmp_path)
     assert outcome.exit_code == 0
     probs = outcome.values["out"]
-    labels = datasets.load(datasets.DatasetSpec(**BLOBS["dataset"], part="labels"), "t")
+    labels = datasets.load(DatasetSpec(**BLOBS["dataset"], part="labels"), "t")
     val_accuracy = float(np.mean(probs[90:].argmax(axis=1) == labels[90:]))
     assert val_accuracy == pytest.approx(result["metrics"]["val_accuracy"])
 

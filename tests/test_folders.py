@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner import artifacts
+from runner.output import artifacts
 from runner.run import run
 from tests.conftest import REPO, model_config
 
@@ -127,7 +127,7 @@ def _finished(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_resume_reuses_a_folder_whose_hashes_check_out(tmp_path):
-    from runner.callbacks import reuse_finished
+    from runner.sweep.callbacks import reuse_finished
 
     old, digest = _finished(tmp_path)
     reused = reuse_finished(tmp_path / "old", digest, tmp_path / "new", [])
@@ -137,7 +137,7 @@ def test_resume_reuses_a_folder_whose_hashes_check_out(tmp_path):
 
 
 def test_resume_refuses_a_tampered_file(tmp_path):
-    from runner.callbacks import reuse_finished
+    from runner.sweep.callbacks import reuse_finished
 
     old, digest = _finished(tmp_path)
     np.savez(old / "outputs.npz", dense=np.zeros((1, 3), np.float32))   # forged outputs
@@ -146,7 +146,7 @@ def test_resume_refuses_a_tampered_file(tmp_path):
 
 
 def test_resume_never_follows_a_symlink(tmp_path):
-    from runner.callbacks import reuse_finished
+    from runner.sweep.callbacks import reuse_finished
 
     old, digest = _finished(tmp_path)
     secret = tmp_path / "secret.txt"
@@ -252,13 +252,13 @@ def test_report_on_a_malformed_result_json(tmp_path):
     job = tmp_path / "sweep" / "0"
     job.mkdir(parents=True)
     (job / "result.json").write_text("{not json")
-    proc = subprocess.run([sys.executable, "-m", "runner.report", str(tmp_path / "sweep")],
+    proc = subprocess.run([sys.executable, "-m", "runner.sweep.report", str(tmp_path / "sweep")],
                           env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert f"job 0 error: unreadable {job / 'result.json'}" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     (job / "result.json").write_text('{"status": "ok", "metrics": [1, 2]}')
-    proc = subprocess.run([sys.executable, "-m", "runner.report", str(tmp_path / "sweep")],
+    proc = subprocess.run([sys.executable, "-m", "runner.sweep.report", str(tmp_path / "sweep")],
                           env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "'metrics' has the wrong type" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from layers import activations, registry
-from runner.build import build
+from runner.config.plugins import load_plugins
+from runner.config.validate import validate
 from runner.errors import UserError
-from runner.execute import predict
-from runner.plan import make_plan
-from runner.plugins import load_plugins
-from runner.validate import validate
+from runner.graph.build import build
+from runner.graph.execute import predict
+from runner.graph.plan import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 _LONG = os.environ.get("FUZZ_EXAMPLES")

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from runner.config_guard import ModelFileError
+from runner.config.guard import ModelFileError
 
 ROOT = Path(__file__).resolve().parent.parent
 _LONG = os.environ.get("FUZZ_EXAMPLES")
@@ -74,9 +74,8 @@ def compose():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner import config_guard
-
-    config_guard.install()
+    from runner.config import guard
+    guard.install()
     folder = Path(tempfile.mkdtemp(prefix="fuzz-conf-"))
     for rel, text in {
         "hydra/callbacks/evil.yaml": "evil: {_target_: builtins.print}\n",

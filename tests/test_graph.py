@@ -111,7 +111,7 @@ def test_mask_through_tdd_into_tdm():
 
 def _forward(model, feeds, keep):
     from layers.base import Context
-    from runner.execute import forward
+    from runner.graph.execute import forward
 
     return forward(model.plan, feeds, Context(), keep)
 

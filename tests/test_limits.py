@@ -7,10 +7,10 @@ import tracemalloc
 
 import pytest
 
+from runner.config.validate import validate
 from runner.errors import ConfigError
-from runner.plan import make_plan
+from runner.graph.plan import make_plan
 from runner.run import run
-from runner.validate import validate
 
 
 def _balanced(leaves: int) -> str:

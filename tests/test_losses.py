@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from runner import losses
+from runner.train import losses
 
 
 def test_mse_by_hand():
@@ -145,3 +145,12 @@ def test_target_problems_name_what_is_wrong():
                                            np.array([0, 10]))
     assert "whole numbers" in losses.target_problem("sparse_categorical_crossentropy", (10,),
                                                     np.array([0.5, 1.0]))
+
+
+def test_the_loss_names_a_config_may_give_are_the_losses_implemented():
+    from typing import get_args
+
+    from runner.config.schema import LossName
+    from runner.train.losses import SCORES
+
+    assert set(get_args(LossName)) == set(SCORES)

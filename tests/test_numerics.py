@@ -122,8 +122,8 @@ def test_softmax_at_extremes(dtype):
     np.testing.assert_allclose(y.sum(axis=-1, dtype=np.float64), 1.0, rtol=1e-6)
 
 
-# ---- losses (runner/losses.py) -------------------------------------------------------------
-losses = pytest.importorskip("runner.losses")
+# ---- losses (runner/train/losses.py) -------------------------------------------------------------
+losses = pytest.importorskip("runner.train.losses")
 
 
 def _clip_bounds(dtype) -> tuple[float, float]:

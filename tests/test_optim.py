@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from runner import optim
+from runner.train import optim
 
 
 def _steps(name, grads, **options):

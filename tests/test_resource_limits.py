@@ -24,10 +24,10 @@ import yaml
 from layers import composite
 from layers.dense import Dense
 from layers.expressions import parse
+from runner.config.validate import validate
 from runner.errors import ConfigError
-from runner.plan import make_plan
+from runner.graph.plan import make_plan
 from runner.run import run
-from runner.validate import validate
 
 REPO = Path(__file__).resolve().parent.parent
 MB = 2**20

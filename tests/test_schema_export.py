@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 from omegaconf import OmegaConf
 
-from runner import schema_export
 from runner.api import compose
+from runner.config import schema_export
+from runner.config.validate import validate
 from runner.errors import ConfigError
-from runner.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "schema" / "model.schema.json"
@@ -27,9 +27,9 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_committed_schema_is_fresh():
-    """Fails when a layer spec changed without `python -m runner.schema_export`."""
+    """Fails when a layer spec changed without `python -m runner.config.schema_export`."""
     assert COMMITTED.read_text() == schema_export.schema_text(), (
-        "schema/model.schema.json is stale: run `python -m runner.schema_export` and commit it")
+        "schema/model.schema.json is stale: run `python -m runner.config.schema_export` and commit it")
 
 
 def test_check_flag_and_path_argument(tmp_path, capsys):

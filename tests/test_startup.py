@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("numpy", "pydantic", "runner.schema", "layers")
+HEAVY = ("numpy", "pydantic", "runner.config.schema", "layers")
 
 
 def imported_modules(*args: str) -> tuple[set[str], str]:

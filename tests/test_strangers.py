@@ -315,7 +315,7 @@ def test_inputs_that_overflow_floatx_are_refused_at_plan_time(run_config):
 
 def test_load_model_file_applies_the_guard(tmp_path):
     from runner.api import load_model_file
-    from runner.config_guard import ModelFileError
+    from runner.config.guard import ModelFileError
 
     evil = tmp_path / "evil.yaml"
     evil.write_text("# @package _global_\n" + GOOD_MODEL)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from runner import report
+from runner.sweep import report
 
 REPO = Path(__file__).resolve().parent.parent
 

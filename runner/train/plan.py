@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import ConfigError, Problem
-from runner.fit_data import FitData, prepare_data
-from runner.fit_settings import FitSettings, resolve
-from runner.nodes import Plan
+from runner.graph.nodes import Plan
+from runner.train.data import FitData, prepare_data
+from runner.train.settings import FitSettings, resolve
 
 
 @dataclass

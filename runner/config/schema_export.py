@@ -1,8 +1,8 @@
 """Export the JSON Schema of a model config file (what a ``conf/model/*.yaml`` holds).
 
-    python -m runner.schema_export                 # writes schema/model.schema.json
-    python -m runner.schema_export PATH            # writes PATH ("-" prints it)
-    python -m runner.schema_export --check [PATH]  # exit 1 if PATH differs from a fresh export
+    python -m runner.config.schema_export                 # writes schema/model.schema.json
+    python -m runner.config.schema_export PATH            # writes PATH ("-" prints it)
+    python -m runner.config.schema_export --check [PATH]  # exit 1 if PATH differs from a fresh export
 
 The schema comes from the same Pydantic models that validate a run, restricted to the
 built-in layers (plugins register at run time and are not part of the shipped schema). Editors
@@ -23,7 +23,7 @@ from pydantic import Field
 
 import layers  # noqa: F401  (registers the built-in layers)
 from layers import registry
-from runner.schema import _model_spec_class
+from runner.config.schema import _model_spec_class
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../../schema/model.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -52,7 +52,7 @@ def model_schema() -> dict[str, Any]:
         "title": "Model config (conf/model/*.yaml)",
         "description": "Inputs, layers (an ordered mapping: the key is the layer's name), "
                        "wiring, weights and expectations of one model. Generated from the "
-                       "Pydantic models by `python -m runner.schema_export`; do not edit.",
+                       "Pydantic models by `python -m runner.config.schema_export`; do not edit.",
         **schema,
     }
 
@@ -122,14 +122,14 @@ def schema_text() -> str:
 
 def default_path() -> Path:
     """schema/model.schema.json of the checkout this module lives in (else of the cwd)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file():
         return root / "schema" / "model.schema.json"
     return Path("schema") / "model.schema.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runner.schema_export",
+    parser = argparse.ArgumentParser(prog="python -m runner.config.schema_export",
                                      description="Write the JSON Schema of a model config file.")
     parser.add_argument("path", nargs="?", help="where to write it ('-' = stdout); default: "
                         "schema/model.schema.json of the checkout")
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = path.read_text() if path.is_file() else None
         if current != text:
-            sys.stderr.write(f"{path} is stale: regenerate it with python -m runner.schema_export\n")
+            sys.stderr.write(f"{path} is stale: regenerate it with python -m runner.config.schema_export\n")
             return 1
         print(f"{path} is up to date")
         return 0

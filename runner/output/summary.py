@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.plan import Plan
+from runner.graph.plan import Plan
 
 
 def summary_rows(plan: Plan) -> list[tuple[str, str, str, str, str, str]]:

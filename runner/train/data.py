@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from layers.registry import did_you_mean
-from runner import losses
+from runner.data.sources import load_source
 from runner.errors import ConfigError, DataError, Problem
-from runner.execute import input_arrays
-from runner.fit_settings import FitSettings
-from runner.plan import Plan, head_base
-from runner.sources import load_source
+from runner.graph.execute import input_arrays
+from runner.graph.plan import Plan, head_base
+from runner.train import losses
+from runner.train.settings import FitSettings
 
 
 @dataclass

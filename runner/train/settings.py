@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layers.registry import did_you_mean
-from runner import losses, optim
 from runner.errors import ConfigError, Problem
+from runner.train import losses, optim
 
 DEFAULTS: dict[str, Any] = {
     "epochs": 10, "batch_size": 32, "shuffle": True, "loss": "mse", "metrics": ["loss"],

@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from runner.plan import Plan
+from runner.graph.plan import Plan
 from runner.streams import init_rng
 
 log = logging.getLogger(__name__)

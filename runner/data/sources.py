@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import array
 import csv
-import re
 import math
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from layers.base import FileRef
-from runner import datasets, streams
-from runner.datasets import DatasetSource
+from runner import streams
+from runner.config.schema import DatasetSource, RandomSource
+from runner.data import datasets
 from runner.errors import ConfigError
-from runner.schema import RandomSource
 
 
 def resolve_path(path: str, cwd: Path) -> Path:

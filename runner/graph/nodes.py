@@ -61,7 +61,7 @@ class Plan:
     rows: int
     memory_bytes: int
     warnings: list[str] = field(default_factory=list)
-    fit: Any = None  # the fit part (runner.fit_plan.FitPlan) when the task needs it
+    fit: Any = None  # the fit part (runner.train.plan.FitPlan) when the task needs it
 
     @property
     def dtype(self) -> np.dtype:

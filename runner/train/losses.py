@@ -15,14 +15,11 @@ Arithmetic stays in the output's dtype; only the scalar value is summed in float
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 
-LossName = Literal[
-    "mse", "mae", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
-]
+from runner.config.schema import LossName  # noqa: F401 (the names a config may give)
+
 CLASSIFICATION = ("binary_crossentropy", "categorical_crossentropy",
                   "sparse_categorical_crossentropy")
 EPSILON = 1e-7

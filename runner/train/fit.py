@@ -2,8 +2,8 @@
 
 One epoch = a seeded shuffle of the training rows, then one step per batch: forward in the
 train phase (Dropout on) keeping caches, the loss of every output against its target
-(masked timesteps left out), ``runner.backprop.backward``, and one optimizer update
-(``runner.optim``, the only code that changes weights). After each epoch the validation rows
+(masked timesteps left out), ``runner.graph.backprop.backward``, and one optimizer update
+(``runner.train.optim``, the only code that changes weights). After each epoch the validation rows
 go through in the test phase. The history (loss, penalties, accuracy, val_*) drives early
 stopping and restore-best, and ends in ``history.csv``, ``history.png`` and ``result.json``.
 
@@ -25,17 +25,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from runner import artifacts, backprop, losses, optim
-from runner.build import build, named_weights
-from runner.context import pass_context
 from runner.errors import Problem, RunFailed
-from runner.execute import forward
-from runner.fit_data import FitData
-from runner.fit_plan import plan_fit
-from runner.fit_settings import FitSettings
-from runner.history import write_history
-from runner.plan import Plan
+from runner.graph import backprop
+from runner.graph.build import build, named_weights
+from runner.graph.context import pass_context
+from runner.graph.execute import forward
+from runner.graph.plan import Plan
+from runner.output import artifacts
 from runner.streams import shuffle_rng
+from runner.train import losses, optim
+from runner.train.data import FitData
+from runner.train.history import write_history
+from runner.train.plan import plan_fit
+from runner.train.settings import FitSettings
 
 log = logging.getLogger("runner")
 
@@ -203,7 +205,7 @@ def fit_task(spec: Any, plan: Plan, output_dir: Path, result: dict[str, Any],
              timings: dict[str, float], outcome: Any) -> None:
     """What ``run()`` does for task=fit: train, then write history, weights and scores.
 
-    The settings and data come from the plan (``runner.fit_plan``), checked before this."""
+    The settings and data come from the plan (``runner.train.plan``), checked before this."""
     fit_plan = plan.fit if plan.fit is not None else plan_fit(spec, plan)
     settings, data = fit_plan.settings, fit_plan.data
     timings["data"] = fit_plan.seconds

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ValidationError
 
 from layers import registry
 from layers.base import BooleanGiven
+from runner.config.schema import run_spec_class
 from runner.errors import ConfigError, Problem
-from runner.schema import run_spec_class
 
 
 def validate(config: dict[str, Any]) -> BaseModel:

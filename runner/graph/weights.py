@@ -15,11 +15,11 @@ import numpy as np
 from layers import registry
 from layers.base import FileRef, Layer
 from layers.initializers import check_init
-from runner import sources
+from runner.data import sources
 from runner.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
-    from runner.nodes import Node
+    from runner.graph.nodes import Node
 
 
 def check_layer_weights(node: Node, problems: list[Problem], cwd: Path,

@@ -15,44 +15,12 @@ same way); ``rows`` then keeps the first rows only.
 from __future__ import annotations
 
 import functools
-from typing import Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, model_validator
 
-from layers.base import ConfigModel
 from runner import streams
+from runner.config.schema import DatasetSpec
 from runner.errors import ConfigError
-
-
-class DatasetSpec(ConfigModel):
-
-    name: Literal["digits", "blobs"] = Field(description="digits (scikit-learn's bundled "
-                                             "8x8 digits) or blobs (seeded synthetic).")
-    part: Literal["x", "images", "labels", "onehot"] = Field(
-        default="x", description="x: feature rows; images: (8, 8) digits; labels: integer "
-        "classes; onehot: 0/1 class rows.")
-    rows: PositiveInt | None = Field(default=None, description="Keep the first rows only "
-                                     "(blobs: how many to draw, default 600).")
-    features: PositiveInt = Field(default=2, description="blobs: features per sample.")
-    classes: PositiveInt = Field(default=3, description="blobs: number of clusters.")
-    spread: float = Field(default=1.0, gt=0, description="blobs: std of each cluster.")
-    shuffle: bool = Field(default=False, description="Reorder the rows by a permutation "
-                          "drawn from `seed` (the same for every part), so that the last rows "
-                          "a validation_split holds out are a random sample.")
-    seed: int = Field(default=0, description="The data's own seed (blobs draws, shuffle); "
-                      "not the run's.")
-
-    @model_validator(mode="after")
-    def _fits(self) -> DatasetSpec:
-        if self.name == "blobs" and self.part == "images":
-            raise ValueError("part 'images' is for digits only; blobs has x, labels, onehot")
-        return self
-
-
-class DatasetSource(ConfigModel):
-
-    dataset: DatasetSpec
 
 
 def drawn_bytes(spec: DatasetSpec) -> int:

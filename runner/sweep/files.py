@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from runner.sweep_jobs import Job, Summary, metric_names, override_value
+from runner.sweep.jobs import Job, Summary, metric_names, override_value
 
 
 def _metric_columns(summary: Summary) -> list[str]:

@@ -44,7 +44,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_exit_code
-        from runner.report import ReportError, console_lines, summarize
+        from runner.sweep.report import ReportError, console_lines, summarize
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         _stop_local_ray()
@@ -68,24 +68,21 @@ class ClaimFolder(Callback):
     # folder, so a refusal is printed here and ends the process with SystemExit(2).
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from runner import artifacts
-
+        from runner.output import artifacts
         try:
             artifacts.claim(Path(str(config.hydra.run.dir)))
         except artifacts.FolderClaimed as exc:
             _refuse(exc)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from runner import artifacts
-
+        from runner.output import artifacts
         try:
             self._claim_sweep(config)
         except artifacts.FolderClaimed as exc:
             _refuse(exc)
 
     def _claim_sweep(self, config: DictConfig) -> None:
-        from runner import artifacts
-
+        from runner.output import artifacts
         sweep_dir = Path(str(config.hydra.sweep.dir))
         settings = (config.hydra.get("callbacks") or {}).get("sweep") or {}
         resume_from = settings.get("resume_from")
@@ -146,8 +143,7 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
     """
     import json
 
-    from runner import artifacts
-
+    from runner.output import artifacts
     root = Path(os.path.realpath(resume_from))
     found: tuple[Path, dict[str, Any]] | None = None
     for path in sorted(resume_from.rglob("result.json")):
@@ -208,8 +204,7 @@ def _untrusted(folder: Path, files: Any) -> str | None:
     """Why FOLDER's recorded files cannot be trusted, or None when every one checks out."""
     import stat
 
-    from runner import artifacts
-
+    from runner.output import artifacts
     if not isinstance(files, dict) or not files:
         return "its result.json records no file hashes (written by an older runner)"
     real_folder = Path(os.path.realpath(folder))
@@ -259,8 +254,7 @@ def set_aside_unfinished(output_dir: Path) -> str | None:
     """
     import json
 
-    from runner import artifacts
-
+    from runner.output import artifacts
     path = output_dir / "result.json"
     if not path.is_file():
         (output_dir / artifacts.CLAIM).unlink(missing_ok=True)  # left by a job that died

@@ -16,11 +16,11 @@ from pydantic import BaseModel
 from layers import registry
 from layers.base import FileRef, PlanError
 from layers.composite import inner_elements
-from runner import sources
+from runner.config.schema import RandomSource
+from runner.data import sources
 from runner.errors import ConfigError, Problem
-from runner.nodes import InputNode, Node, Plan, head_base
-from runner.schema import RandomSource
-from runner.weights import check_finite_weights, check_layer_weights, load_weight_files
+from runner.graph.nodes import InputNode, Node, Plan, head_base
+from runner.graph.weights import check_finite_weights, check_layer_weights, load_weight_files
 
 __all__ = ["InputNode", "Node", "Plan", "head_base", "make_plan", "estimate_memory"]
 
@@ -92,7 +92,7 @@ def _plan_inputs(model, cwd: Path, problems: list[Problem],
 def _check_finite_inputs(inputs: dict[str, InputNode | None], dtype: np.dtype,
                          problems: list[Problem]) -> None:
     """Data already in memory must be finite in floatx; memory-mapped files are checked batch by
-    batch while they stream (runner.execute)."""
+    batch while they stream (runner.graph.execute)."""
     for node in inputs.values():
         if node is None or node.array is None or isinstance(node.array, np.memmap):
             continue

@@ -8,7 +8,7 @@ GitHub, GitLab and most Markdown viewers render the file; https://mermaid.live d
 
 from __future__ import annotations
 
-from runner.plan import Plan, head_base
+from runner.graph.plan import Plan, head_base
 
 
 def _text(s: str) -> str:

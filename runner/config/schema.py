@@ -23,13 +23,46 @@ from pydantic import (
 
 from layers import registry
 from layers.base import ConfigModel, FileRef, InlineArray, Name
-from runner.datasets import DatasetSource
-from runner.losses import LossName
 
 Strict = ConfigModel  # unknown keys fail, frozen, booleans are not numbers
 
+LossName = Literal[  # the losses of runner.train.losses (a test keeps the two lists equal)
+    "mse", "mae", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+]
+
 ModuleName = Annotated[str, StringConstraints(
     pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
+
+
+class DatasetSpec(Strict):
+
+    name: Literal["digits", "blobs"] = Field(description="digits (scikit-learn's bundled "
+                                             "8x8 digits) or blobs (seeded synthetic).")
+    part: Literal["x", "images", "labels", "onehot"] = Field(
+        default="x", description="x: feature rows; images: (8, 8) digits; labels: integer "
+        "classes; onehot: 0/1 class rows.")
+    rows: PositiveInt | None = Field(default=None, description="Keep the first rows only "
+                                     "(blobs: how many to draw, default 600).")
+    features: PositiveInt = Field(default=2, description="blobs: features per sample.")
+    classes: PositiveInt = Field(default=3, description="blobs: number of clusters.")
+    spread: float = Field(default=1.0, gt=0, description="blobs: std of each cluster.")
+    shuffle: bool = Field(default=False, description="Reorder the rows by a permutation "
+                          "drawn from `seed` (the same for every part), so that the last rows "
+                          "a validation_split holds out are a random sample.")
+    seed: int = Field(default=0, description="The data's own seed (blobs draws, shuffle); "
+                      "not the run's.")
+
+    @model_validator(mode="after")
+    def _fits(self) -> DatasetSpec:
+        if self.name == "blobs" and self.part == "images":
+            raise ValueError("part 'images' is for digits only; blobs has x, labels, onehot")
+        return self
+
+
+class DatasetSource(Strict):
+
+    dataset: DatasetSpec
 
 
 class RandomSpec(Strict):
@@ -113,7 +146,7 @@ class ModelWeights(Strict):
 
 
 class OptimizerSpec(Strict):
-    """An optimizer and its settings; null = the legacy Keras default (see runner/optim.py)."""
+    """An optimizer and its settings; null = the legacy Keras default (see runner/train/optim.py)."""
 
     name: Literal["sgd", "rmsprop", "adagrad", "adam"] | None = Field(
         default=None, description="sgd | rmsprop | adagrad | adam (default adam).")
@@ -145,7 +178,7 @@ Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy"]
 
 class FitSpec(Strict):
     """Training settings. Every null inherits: top-level ``fit`` > the model's ``fit`` >
-    the default named in each description (resolved in runner/fit.py)."""
+    the default named in each description (resolved in runner/train/fit.py)."""
 
     epochs: PositiveInt | None = Field(default=None, description="Passes over the data (10).")
     batch_size: PositiveInt | None = Field(default=None, description="Rows per step (32).")

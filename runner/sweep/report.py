@@ -1,12 +1,12 @@
 """Sweep summaries rebuilt from the job folders on disk.
 
-    python -m runner.report SWEEP_DIR [--metric NAME] [--mode min|max]
+    python -m runner.sweep.report SWEEP_DIR [--metric NAME] [--mode min|max]
 
 writes ``summary.csv``, ``summary.md`` and ``summary.png`` into SWEEP_DIR: one row per job
 (overrides, status, metrics, run folder), the best job marked for the chosen metric, failed jobs
 with the first line of their error, and a plot of the swept value against the metric. Only the
 files matter: it works after a crash, on a partial sweep, and for every launcher. It is also what
-the ``on_multirun_end`` callback (``runner.callbacks``) runs at the end of a sweep.
+the ``on_multirun_end`` callback (``runner.sweep.callbacks``) runs at the end of a sweep.
 
 Exit code: 0 when every job finished ok, 1 when any job failed or is incomplete (like the sweep),
 2 when SWEEP_DIR holds no jobs or the metric is unknown.
@@ -18,9 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from runner.artifacts import write_text
-from runner.sweep_files import console_lines, csv_text, markdown_text, write_plot
-from runner.sweep_jobs import (  # noqa: F401  (collect, choose_metric: part of this module's API)
+from runner.output.artifacts import write_text
+from runner.sweep.files import console_lines, csv_text, markdown_text, write_plot
+from runner.sweep.jobs import (  # noqa: F401  (collect, choose_metric: part of this module's API)
     ReportError,
     Summary,
     best_job,
@@ -67,7 +67,7 @@ def summarize(sweep_dir: Path | str, metric: str | None = None, mode: str | None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m runner.report",
+        prog="python -m runner.sweep.report",
         description="Rebuild summary.csv, summary.md and summary.png of a sweep from its job "
                     "folders.")
     parser.add_argument("sweep_dir", type=Path, help="the sweep folder (holds one folder per job)")

@@ -12,7 +12,7 @@ def config_dir() -> str:
     env = os.environ.get("RUNNER_CONFIG_DIR")
     if env:
         return str(Path(env).resolve())
-    repo_conf = Path(__file__).resolve().parent.parent / "conf"
+    repo_conf = Path(__file__).resolve().parents[2] / "conf"
     if (repo_conf / "config.yaml").is_file():
         return str(repo_conf)
     return "pkg://runner.conf"

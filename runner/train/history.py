@@ -8,7 +8,7 @@ import logging
 import math
 from pathlib import Path
 
-from runner import artifacts
+from runner.output import artifacts
 
 log = logging.getLogger("runner")
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from runner import redact
+from runner.config import redact
 
 CLAIM = ".runner-claim"
 _claimed: set[str] = set()   # folders this process claimed and has not released

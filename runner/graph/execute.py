@@ -17,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from layers.base import Context
-from runner import sources
-from runner.context import pass_context
+from runner.data import sources
 from runner.errors import DataError
-from runner.plan import Plan
+from runner.graph.context import pass_context
+from runner.graph.plan import Plan
 
 
 @dataclass

@@ -1,11 +1,11 @@
 """Graph backward: replay the caches of one forward pass in reverse.
 
-``runner.execute.forward`` with ``Context(keep_cache=True)`` leaves one cache per layer.
+``runner.graph.execute.forward`` with ``Context(keep_cache=True)`` leaves one cache per layer.
 Walking the layers from last to first, each layer turns the gradient of its output into
 gradients of its inputs and of its own parameters. Where a value feeds several layers (or
 one layer twice), the gradients reaching it add up (``+``, never assignment), as in
 micrograd; layers that reach no output get no gradient. Nothing here changes a parameter:
-only ``runner.optim`` does.
+only ``runner.train.optim`` does.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from layers.base import Context
-from runner.plan import Plan, head_base
+from runner.graph.plan import Plan, head_base
 
 
 def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndarray],

@@ -1,0 +1,1 @@
+"""Arrays a config names: inline values, .npy/.npz/.csv files, seeded random data, datasets."""

@@ -1,0 +1,1 @@
+"""The run folder: atomic writes, result.json, summary, diagram, expectation checks."""

@@ -1,0 +1,1 @@
+"""Hydra callbacks (claiming run folders, the sweep summary) and the sweep report."""

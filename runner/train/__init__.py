@@ -1,0 +1,1 @@
+"""task=fit: settings, data, losses, optimizers, the training loop and its history."""
