@@ -48,10 +48,12 @@ TINY_DIVISOR = 32  # --tiny: every per-sample size and output_dim divided by thi
 
 # ---- workloads: config, feeds, hand-written NumPy ------------------------------------------
 
+
 def param(weights: dict[str, np.ndarray], layer: str, name: str) -> np.ndarray:
     """The parameter ``name`` of the layer called ``layer`` (composites nest their keys)."""
-    found = [k for k, v in weights.items()
-             if k.split("/")[-1] == name and layer in k.split("/")[:-1]]
+    found = [
+        k for k, v in weights.items() if k.split("/")[-1] == name and layer in k.split("/")[:-1]
+    ]
     if len(found) != 1:
         raise KeyError(f"expected one weight {layer}/.../{name}, found {found} in {list(weights)}")
     return weights[found[0]]
@@ -101,6 +103,7 @@ def numpy_w5(w, x):
 
 
 # The same graphs written for speed: one 2D GEMM per layer, bias and activation in place.
+
 
 def _dense_fast(x2: np.ndarray, w: np.ndarray, b: np.ndarray, act: str) -> np.ndarray:
     z = x2 @ w
@@ -179,17 +182,57 @@ class Workload:
 
 
 WORKLOADS = [
-    Workload("W1", "MLP 784-1024-1024-10", "w1_mlp.yaml", 4096, ("Dense", "Dropout"),
-             numpy_w1, tuned_w1, 1.05),
-    Workload("W2", "TDD 256 tanh, ave", "w2_tdd.yaml", 256,
-             ("TimeDistributedDense", "TimeDistributedMerge"), numpy_w2, tuned_w2, 0.80),
-    Workload("W3", "W2 + Masking, 30% padded", "w3_masked.yaml", 256,
-             ("Masking", "TimeDistributedDense", "TimeDistributedMerge"), numpy_w3, tuned_w3,
-             0.80, masked_fraction=0.3),
-    Workload("W4", "Siamese Dense 512, concat", "w4_siamese.yaml", 4096, ("Siamese",),
-             numpy_w4, tuned_w4, 1.05),
-    Workload("W5", "AutoEncoder 784-256-64-256-784", "w5_autoencoder.yaml", 4096,
-             ("AutoEncoder",), numpy_w5, tuned_w5, 0.80),
+    Workload(
+        "W1",
+        "MLP 784-1024-1024-10",
+        "w1_mlp.yaml",
+        4096,
+        ("Dense", "Dropout"),
+        numpy_w1,
+        tuned_w1,
+        1.05,
+    ),
+    Workload(
+        "W2",
+        "TDD 256 tanh, ave",
+        "w2_tdd.yaml",
+        256,
+        ("TimeDistributedDense", "TimeDistributedMerge"),
+        numpy_w2,
+        tuned_w2,
+        0.80,
+    ),
+    Workload(
+        "W3",
+        "W2 + Masking, 30% padded",
+        "w3_masked.yaml",
+        256,
+        ("Masking", "TimeDistributedDense", "TimeDistributedMerge"),
+        numpy_w3,
+        tuned_w3,
+        0.80,
+        masked_fraction=0.3,
+    ),
+    Workload(
+        "W4",
+        "Siamese Dense 512, concat",
+        "w4_siamese.yaml",
+        4096,
+        ("Siamese",),
+        numpy_w4,
+        tuned_w4,
+        1.05,
+    ),
+    Workload(
+        "W5",
+        "AutoEncoder 784-256-64-256-784",
+        "w5_autoencoder.yaml",
+        4096,
+        ("AutoEncoder",),
+        numpy_w5,
+        tuned_w5,
+        0.80,
+    ),
 ]
 
 
@@ -223,12 +266,13 @@ def make_feeds(model: Model, w: Workload, rows: int, seed: int = 1) -> dict[str,
             pads = rng.integers(0, int(2 * w.masked_fraction * steps) + 1, rows)
             for i, pad in enumerate(pads):
                 if pad:
-                    x[i, steps - pad:] = 0.0
+                    x[i, steps - pad :] = 0.0
         feeds[name] = x
     return feeds
 
 
 # ---- optional frameworks ----------------------------------------------------------------------
+
 
 def torch_fn(w: Workload, weights, feeds) -> Callable[[], Any] | None:
     """The same graph in torch eager (inference mode), or None when torch is not installed."""
@@ -244,26 +288,33 @@ def torch_fn(w: Workload, weights, feeds) -> Callable[[], Any] | None:
         return t[key]
 
     def dense(x, layer, act=None):
-        z = torch.addmm(p(layer, "b"), x, p(layer, "W")) if x.dim() == 2 else \
-            x @ p(layer, "W") + p(layer, "b")
+        z = (
+            torch.addmm(p(layer, "b"), x, p(layer, "W"))
+            if x.dim() == 2
+            else x @ p(layer, "W") + p(layer, "b")
+        )
         return act(z) if act else z
 
     relu, tanh, sigmoid = torch.relu, torch.tanh, torch.sigmoid
     graphs = {
-        "W1": lambda: torch.softmax(dense(dense(dense(f["x"], "fc1", relu), "fc2", relu), "out"),
-                                    dim=-1),
+        "W1": lambda: torch.softmax(
+            dense(dense(dense(f["x"], "fc1", relu), "fc2", relu), "out"), dim=-1
+        ),
         "W2": lambda: dense(dense(f["x"], "tdd", tanh).mean(dim=1), "out"),
         "W3": lambda: _torch_masked(torch, f["x"], dense, tanh),
-        "W4": lambda: dense(torch.cat([dense(f["a"], "shared", relu),
-                                       dense(f["b"], "shared", relu)], dim=1), "out"),
-        "W5": lambda: dense(dense(dense(dense(f["x"], "enc1", relu), "enc2", relu), "dec1", relu),
-                            "dec2", sigmoid),
+        "W4": lambda: dense(
+            torch.cat([dense(f["a"], "shared", relu), dense(f["b"], "shared", relu)], dim=1), "out"
+        ),
+        "W5": lambda: dense(
+            dense(dense(dense(f["x"], "enc1", relu), "enc2", relu), "dec1", relu), "dec2", sigmoid
+        ),
     }
     graph = graphs[w.key]
 
     def run():
         with torch.inference_mode():
             return graph().numpy()
+
     return run
 
 
@@ -297,8 +348,10 @@ def keras_fn(w: Workload, weights, feeds) -> Callable[[], Any] | None:
         m = L.Masking(0.0)(ins["x"])
         out = dense(L.GlobalAveragePooling1D()(dense(m, "tdd", "tanh")), "out")
     elif w.key == "W4":
-        out = dense(L.Concatenate()([dense(ins["a"], "shared", "relu"),
-                                     dense(ins["b"], "shared", "relu")]), "out")
+        out = dense(
+            L.Concatenate()([dense(ins["a"], "shared", "relu"), dense(ins["b"], "shared", "relu")]),
+            "out",
+        )
     else:
         h = ins["x"]
         for name in ("enc1", "enc2", "dec1"):
@@ -311,7 +364,10 @@ def keras_fn(w: Workload, weights, feeds) -> Callable[[], Any] | None:
 
 # ---- timing ---------------------------------------------------------------------------------
 
-def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int) -> dict[str, list[float]]:
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]], reps: int, warmup: int
+) -> dict[str, list[float]]:
     """Seconds per call for each function; repetitions alternate the order (ABC, CBA, ...)."""
     for _ in range(warmup):
         for fn in fns.values():
@@ -322,7 +378,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int) -> di
     gc.disable()
     try:
         for r in range(reps):
-            for k in (order if r % 2 == 0 else order[::-1]):
+            for k in order if r % 2 == 0 else order[::-1]:
                 start = time.perf_counter()
                 fns[k]()
                 times[k].append(time.perf_counter() - start)
@@ -362,13 +418,23 @@ def thread_report() -> list[str]:
         from threadpoolctl import threadpool_info
 
         for info in threadpool_info():
-            lines.append(f"{info.get('internal_api')} {info.get('version')} "
-                         f"({info.get('architecture')}): {info.get('num_threads')} threads")
+            lines.append(
+                f"{info.get('internal_api')} {info.get('version')} "
+                f"({info.get('architecture')}): {info.get('num_threads')} threads"
+            )
     except ImportError:
         lines.append("threadpoolctl not installed; BLAS threads from the environment only")
-    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                       "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-           if k in os.environ}
+    env = {
+        k: os.environ[k]
+        for k in (
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "OPENBLAS_CORETYPE",
+            "OPENBLAS_L2_SIZE",
+        )
+        if k in os.environ
+    }
     lines.append(f"environment: {env or 'no thread variables set'}")
     lines.append(f"cores: {os.cpu_count()}")
     return lines
@@ -390,22 +456,31 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# runner benchmarks ({'tiny' if tiny else 'full'} sizes)\n")
     if tiny:
-        print("(tiny sizes check that every workload builds and matches NumPy; their times are "
-              "per-call overhead, not a measure of speed)\n")
+        print(
+            "(tiny sizes check that every workload builds and matches NumPy; their times are "
+            "per-call overhead, not a measure of speed)\n"
+        )
     print(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"- python {platform.python_version()}, numpy {np.__version__}, "
-          f"{platform.machine()} {_cpu_name()}")
+    print(
+        f"- python {platform.python_version()}, numpy {np.__version__}, "
+        f"{platform.machine()} {_cpu_name()}"
+    )
     for line in thread_report():
         print(f"- {line}")
     load_start = os.getloadavg()[0]
     print(f"- load average (1 min) at start: {load_start:.2f}")
-    gemm_med, gemm_best = gemm_rate(tiny, interleaved({"gemm": gemm_fn(tiny)}, max(reps, 5), 2)
-                                    ["gemm"])
-    print(f"- float32 GEMM rate ({'x'.join(map(str, GEMM_SHAPE_TINY if tiny else GEMM_SHAPE))}"
-          f"): {gemm_med:.1f} GFLOP/s median, {gemm_best:.1f} best (at start; W1's share uses "
-          "the GEMM timed between W1's repetitions)")
-    print(f"- repetitions: {reps} interleaved, warm-up {args.warmup}; ratio = median runner / "
-          "median NumPy (below 1: the runner is faster)\n")
+    gemm_med, gemm_best = gemm_rate(
+        tiny, interleaved({"gemm": gemm_fn(tiny)}, max(reps, 5), 2)["gemm"]
+    )
+    print(
+        f"- float32 GEMM rate ({'x'.join(map(str, GEMM_SHAPE_TINY if tiny else GEMM_SHAPE))}"
+        f"): {gemm_med:.1f} GFLOP/s median, {gemm_best:.1f} best (at start; W1's share uses "
+        "the GEMM timed between W1's repetitions)"
+    )
+    print(
+        f"- repetitions: {reps} interleaved, warm-up {args.warmup}; ratio = median runner / "
+        "median NumPy (below 1: the runner is faster)\n"
+    )
 
     registered = registry.registered()
     optional = {"torch": torch_fn, "Keras": keras_fn}
@@ -446,15 +521,21 @@ def main(argv: list[str] | None = None) -> int:
         diff = float(np.max(np.abs(ours.astype(np.float64) - ref)))
         diff_tuned = float(np.max(np.abs(fast.astype(np.float64) - ref)))
         if not np.allclose(ours, ref, rtol=1e-4, atol=1e-5) or diff_tuned > 1e-4:
-            print(f"error: {w.key}: outputs differ from hand-written NumPy (max |diff| {diff:.3g},"
-                  f" tuned {diff_tuned:.3g})")
+            print(
+                f"error: {w.key}: outputs differ from hand-written NumPy (max |diff| {diff:.3g},"
+                f" tuned {diff_tuned:.3g})"
+            )
             return 1
         if ours.dtype != np.float32:
             print(f"error: {w.key}: runner output is {ours.dtype}, expected float32")
             return 1
         times = interleaved(fns, reps, args.warmup)
-        row = {"w": w, "times": times, "diff": diff,
-               "flops": mlp_flops(model, n) if w.key == "W1" else 0.0}
+        row = {
+            "w": w,
+            "times": times,
+            "diff": diff,
+            "flops": mlp_flops(model, n) if w.key == "W1" else 0.0,
+        }
         rows.append(row)
 
     if not args.only or "W6" in args.only:
@@ -468,11 +549,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(rows, optional_columns: list[str], gemm: float, tiny: bool = False) -> str:
-    head = ["workload", "runner ms (median / min)", "NumPy ms (median / min)", "ratio",
-            "ratio of mins", "target", "met", "tuned NumPy ratio",
-            *[f"{c} ratio" for c in optional_columns], "max abs diff"]
-    lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    head = [
+        "workload",
+        "runner ms (median / min)",
+        "NumPy ms (median / min)",
+        "ratio",
+        "ratio of mins",
+        "target",
+        "met",
+        "tuned NumPy ratio",
+        *[f"{c} ratio" for c in optional_columns],
+        "max abs diff",
+    ]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
     for row in rows:
         w = row["w"]
         name = f"{w.key} {w.title}"
@@ -489,12 +581,19 @@ def table(rows, optional_columns: list[str], gemm: float, tiny: bool = False) ->
             rate = row["flops"] / med["runner"] / 1e9
             if "gemm" in t:
                 gemm = gemm_rate(tiny, t["gemm"])[0]
-            runner_cell += (f" ({rate:.0f} GFLOP/s, {100 * rate / gemm:.0f}% of the "
-                            f"{gemm:.0f} GFLOP/s GEMM)")
-        cells = [name, runner_cell, f"{fmt_ms(med['numpy'])} / {fmt_ms(mn['numpy'])}",
-                 f"{ratio:.2f}", f"{mn['runner'] / mn['numpy']:.2f}", f"<= {w.target:.2f}",
-                 "yes" if ratio <= w.target else "no",
-                 f"{med['tuned'] / med['numpy']:.2f}" if "tuned" in med else "—"]
+            runner_cell += (
+                f" ({rate:.0f} GFLOP/s, {100 * rate / gemm:.0f}% of the {gemm:.0f} GFLOP/s GEMM)"
+            )
+        cells = [
+            name,
+            runner_cell,
+            f"{fmt_ms(med['numpy'])} / {fmt_ms(mn['numpy'])}",
+            f"{ratio:.2f}",
+            f"{mn['runner'] / mn['numpy']:.2f}",
+            f"<= {w.target:.2f}",
+            "yes" if ratio <= w.target else "no",
+            f"{med['tuned'] / med['numpy']:.2f}" if "tuned" in med else "—",
+        ]
         cells += [f"{med[c] / med['numpy']:.2f}" if c in med else "—" for c in optional_columns]
         cells.append(f"{row['diff']:.1e}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -503,8 +602,9 @@ def table(rows, optional_columns: list[str], gemm: float, tiny: bool = False) ->
 
 def _train_step_row(tiny: bool, reps: int, args) -> dict[str, Any]:
     """W6 from benchmarks/train_step.py (owned by the training work), when it exists."""
-    w = Workload("W6", "train step: W5, batch 256, MSE, Adam", "", 256, (), numpy_w5, tuned_w5,
-                 1.20)
+    w = Workload(
+        "W6", "train step: W5, batch 256, MSE, Adam", "", 256, (), numpy_w5, tuned_w5, 1.20
+    )
     sys.path.insert(0, str(HERE))
     try:
         import train_step  # type: ignore[import-not-found]

@@ -38,8 +38,9 @@ def bare_cmd(*args: str) -> list[str]:
 
 def wall(cmd: list[str]) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, check=False)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -48,9 +49,14 @@ def wall(cmd: list[str]) -> float:
 
 def imported(cmd: list[str]) -> dict[str, float]:
     """Top-level modules the command imports, with cumulative import seconds (-X importtime)."""
-    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], cwd=ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [cmd[0], "-X", "importtime", *cmd[1:]],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     out: dict[str, float] = {}
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -74,21 +80,27 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (1 if args.tiny else 10)
 
     print(f"# start-up benchmark ({'tiny' if args.tiny else 'full'})\n")
-    print(f"- python {sys.version.split()[0]}; load average (1 min) at start: "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"- python {sys.version.split()[0]}; load average (1 min) at start: "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     ok = True
     with tempfile.TemporaryDirectory(prefix="runner-startup-") as tmp:
+
         def run_dir(tag: str, i: int) -> str:
             return f"hydra.run.dir={tmp}/{tag}{i}"
 
         commands = {
-            "runner +model=dense_example": lambda i: runner_cmd("+model=dense_example",
-                                                                run_dir("r", i)),
-            "bare Hydra + Pydantic app": lambda i: bare_cmd("+model=dense_example",
-                                                            run_dir("b", i)),
+            "runner +model=dense_example": lambda i: runner_cmd(
+                "+model=dense_example", run_dir("r", i)
+            ),
+            "bare Hydra + Pydantic app": lambda i: bare_cmd(
+                "+model=dense_example", run_dir("b", i)
+            ),
             "runner --help": lambda i: runner_cmd("--help"),
             "runner +model=dense_example --cfg job": lambda i: runner_cmd(
-                "+model=dense_example", "--cfg", "job"),
+                "+model=dense_example", "--cfg", "job"
+            ),
         }
         if args.tiny:  # CI: the two whole runs only, once each
             commands = dict(list(commands.items())[:2])
@@ -98,11 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {k: [] for k in commands}
         names = list(commands)
         for r in range(1, reps + 1):
-            for name in (names if r % 2 else names[::-1]):
+            for name in names if r % 2 else names[::-1]:
                 times[name].append(wall(commands[name](r)))
         heavy = {}
-        for label, cmd in (("--help", runner_cmd("--help")),
-                           ("--cfg job", runner_cmd("+model=dense_example", "--cfg", "job"))):
+        for label, cmd in (
+            ("--help", runner_cmd("--help")),
+            ("--cfg job", runner_cmd("+model=dense_example", "--cfg", "job")),
+        ):
             mods = imported(cmd)
             heavy[label] = [m for m in HEAVY if m in mods]
         run_imports = imported(runner_cmd("+model=dense_example", run_dir("i", 0)))
@@ -116,16 +130,26 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["runner +model=dense_example"] / med["bare Hydra + Pydantic app"]
     ratio_min = min(times["runner +model=dense_example"]) / min(times["bare Hydra + Pydantic app"])
-    print(f"\nrunner / bare app: {ratio:.2f} (medians), {ratio_min:.2f} (mins); target <= "
-          f"{TARGET}: {'met' if ratio <= TARGET else 'not met'}")
+    print(
+        f"\nrunner / bare app: {ratio:.2f} (medians), {ratio_min:.2f} (mins); target <= "
+        f"{TARGET}: {'met' if ratio <= TARGET else 'not met'}"
+    )
     for label, mods in heavy.items():
         print(f"`{label}` imports {', '.join(mods) if mods else 'none'} of {', '.join(HEAVY)}")
         ok = ok and not mods
     print("\nimport time (cumulative s, one run with -X importtime):")
     print("| module | runner | bare app |")
     print("|---|---:|---:|")
-    for mod in ("hydra", "omegaconf", "pydantic", "numpy", "runner.cli", "runner.run",
-                "runner.config.schema", "layers"):
+    for mod in (
+        "hydra",
+        "omegaconf",
+        "pydantic",
+        "numpy",
+        "runner.cli",
+        "runner.run",
+        "runner.config.schema",
+        "layers",
+    ):
         if mod in run_imports or mod in bare_imports:
             print(f"| {mod} | {run_imports.get(mod, 0.0):.3f} | {bare_imports.get(mod, 0.0):.3f} |")
     return 0 if ok else 1

@@ -66,14 +66,14 @@ def make_input(path: Path, rows: int) -> None:
     os.replace(tmp, path)
 
 
-def child(mode: str, path: Path, batch_size: int, out_dir: Path, in_memory_rows: int,
-          cold: bool) -> dict:
+def child(
+    mode: str, path: Path, batch_size: int, out_dir: Path, in_memory_rows: int, cold: bool
+) -> dict:
     """One measured run in this (fresh) process; returns what the parent prints."""
     from runner.api import Model, load_model_file
     from runner.graph.execute import predict
 
-    config = load_model_file(CONFIG, seed=0, batch_size=batch_size,
-                             data_dirs=[str(path.parent)])
+    config = load_model_file(CONFIG, seed=0, batch_size=batch_size, data_dirs=[str(path.parent)])
     config["model"]["inputs"]["x"]["data"] = {"path": str(path)}
     model = Model.from_config(config)
     plan = model.plan
@@ -88,8 +88,9 @@ def child(mode: str, path: Path, batch_size: int, out_dir: Path, in_memory_rows:
         os.close(fd)
     rows = plan.inputs["x"].array.shape[0]
     start = time.perf_counter()
-    prediction = predict(plan, False, keep, progress=True, out_dir=out_dir,
-                         outputs_to_disk=(mode == "stream"))
+    prediction = predict(
+        plan, False, keep, progress=True, out_dir=out_dir, outputs_to_disk=(mode == "stream")
+    )
     seconds = time.perf_counter() - start
     out = prediction.values[plan.outputs[0]]
     on_disk = isinstance(out, np.memmap)
@@ -101,10 +102,18 @@ def child(mode: str, path: Path, batch_size: int, out_dir: Path, in_memory_rows:
         ref = model.predict({"x": np.asarray(x[sl], dtype=np.float32)})[plan.outputs[0]]
         worst = max(worst, float(np.max(np.abs(np.asarray(out[sl]) - ref))))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
-    return {"mode": mode, "rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
-            "peak_rss_mb": peak_mb, "batches": prediction.batches, "output_on_disk": on_disk,
-            "output_dtype": str(out.dtype), "max_abs_diff": worst,
-            "input_mb": x.nbytes / 2**20}
+    return {
+        "mode": mode,
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "peak_rss_mb": peak_mb,
+        "batches": prediction.batches,
+        "output_on_disk": on_disk,
+        "output_dtype": str(out.dtype),
+        "max_abs_diff": worst,
+        "input_mb": x.nbytes / 2**20,
+    }
 
 
 def compare(path: Path, batch_size: int, out_dir: Path, segment_rows: int) -> dict:
@@ -114,8 +123,7 @@ def compare(path: Path, batch_size: int, out_dir: Path, segment_rows: int) -> di
     from runner.api import Model, load_model_file
     from runner.graph.execute import predict
 
-    config = load_model_file(CONFIG, seed=0, batch_size=batch_size,
-                             data_dirs=[str(path.parent)])
+    config = load_model_file(CONFIG, seed=0, batch_size=batch_size, data_dirs=[str(path.parent)])
     config["model"]["inputs"]["x"]["data"] = {"path": str(path)}
     model = Model.from_config(config)
     plan = model.plan
@@ -128,22 +136,43 @@ def compare(path: Path, batch_size: int, out_dir: Path, segment_rows: int) -> di
     node.array, node.rows = in_ram, segment_rows
     predict(plan, False, set(plan.outputs))  # warm-up: thread pool, first allocations
     for k, lo in enumerate(starts):
-        for mode in (("stream", "memory") if k % 2 == 0 else ("memory", "stream")):
-            node.array = mapped[lo:lo + segment_rows] if mode == "stream" else in_ram
+        for mode in ("stream", "memory") if k % 2 == 0 else ("memory", "stream"):
+            node.array = mapped[lo : lo + segment_rows] if mode == "stream" else in_ram
             node.rows = segment_rows
             start = time.perf_counter()
-            predict(plan, False, set(plan.outputs), out_dir=out_dir / mode,
-                    outputs_to_disk=(mode == "stream"))
+            predict(
+                plan,
+                False,
+                set(plan.outputs),
+                out_dir=out_dir / mode,
+                outputs_to_disk=(mode == "stream"),
+            )
             seconds[mode] += time.perf_counter() - start
             rows[mode] += segment_rows
-    return {"segments": len(starts), "segment_rows": segment_rows, "seconds": seconds,
-            "rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "segments": len(starts),
+        "segment_rows": segment_rows,
+        "seconds": seconds,
+        "rows": rows,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_child(mode: str, args, path: Path, out_dir: Path, in_memory_rows: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--path", str(path),
-           "--batch-size", str(args.batch_size), "--out-dir", str(out_dir),
-           "--in-memory-rows", str(in_memory_rows)] + (["--cold"] if args.cold else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--path",
+        str(path),
+        "--batch-size",
+        str(args.batch_size),
+        "--out-dir",
+        str(out_dir),
+        "--in-memory-rows",
+        str(in_memory_rows),
+    ] + (["--cold"] if args.cold else [])
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} run failed (exit {proc.returncode})")
@@ -166,8 +195,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(compare(args.path, args.batch_size, args.out_dir, args.in_memory_rows)))
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.path, args.batch_size, args.out_dir,
-                               args.in_memory_rows, args.cold)))
+        print(
+            json.dumps(
+                child(
+                    args.child,
+                    args.path,
+                    args.batch_size,
+                    args.out_dir,
+                    args.in_memory_rows,
+                    args.cold,
+                )
+            )
+        )
         return 0
 
     gib = 4 / 1024 if args.tiny else args.gib
@@ -175,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = math.ceil(gib * 2**30 / (FEATURES * 4))
     path = args.dir / f"stream_x_{rows}x{FEATURES}.npy"
     print(f"# streaming benchmark ({'tiny' if args.tiny else 'full'})\n")
-    print(f"- input: {path} ({rows:,} rows x {FEATURES} float32 = "
-          f"{rows * FEATURES * 4 / 2**30:.2f} GiB), batch_size {args.batch_size}, "
-          f"{'cold' if args.cold else 'warm'} page cache")
+    print(
+        f"- input: {path} ({rows:,} rows x {FEATURES} float32 = "
+        f"{rows * FEATURES * 4 / 2**30:.2f} GiB), batch_size {args.batch_size}, "
+        f"{'cold' if args.cold else 'warm'} page cache"
+    )
     print(f"- load average (1 min) at start: {os.getloadavg()[0]:.2f}")
     t = time.perf_counter()
     make_input(path, rows)
@@ -192,24 +233,34 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---|---:|")
     r = stream
     where = "memory-mapped .npy" if r["output_on_disk"] else "RAM"
-    print(f"| stream, whole file | {r['rows']:,} | {r['batches']} | {r['seconds']:.2f} | "
-          f"{r['rows_per_s']:,.0f} | {r['peak_rss_mb']:.0f} | {where} ({r['output_dtype']}) | "
-          f"{r['max_abs_diff']:.1e} |")
+    print(
+        f"| stream, whole file | {r['rows']:,} | {r['batches']} | {r['seconds']:.2f} | "
+        f"{r['rows_per_s']:,.0f} | {r['peak_rss_mb']:.0f} | {where} ({r['output_dtype']}) | "
+        f"{r['max_abs_diff']:.1e} |"
+    )
     rate = {}
-    for mode, label, where in (("stream", "stream, interleaved", "memory-mapped .npy"),
-                               ("memory", "in memory, interleaved", "RAM")):
+    for mode, label, where in (
+        ("stream", "stream, interleaved", "memory-mapped .npy"),
+        ("memory", "in memory, interleaved", "RAM"),
+    ):
         n, sec = paired["rows"][mode], paired["seconds"][mode]
         rate[mode] = n / sec
         rss = "—" if mode == "stream" else f"{paired['peak_rss_mb']:.0f}"
-        print(f"| {label} | {n:,} | {n // args.batch_size} | {sec:.2f} | {rate[mode]:,.0f} | "
-              f"{rss} | {where} | — |")
+        print(
+            f"| {label} | {n:,} | {n // args.batch_size} | {sec:.2f} | {rate[mode]:,.0f} | "
+            f"{rss} | {where} | — |"
+        )
     ratio = rate["stream"] / rate["memory"]
-    print(f"\nthroughput streaming / in memory: {ratio:.2f} over {paired['segments']} pairs of "
-          f"{paired['segment_rows']:,}-row segments, alternating (target >= {THROUGHPUT_TARGET}: "
-          f"{'met' if ratio >= THROUGHPUT_TARGET else 'not met'})")
-    print(f"peak RSS streaming the whole file: {stream['peak_rss_mb']:.0f} MB for a "
-          f"{stream['input_mb']:,.0f} MB input (target < {RSS_LIMIT_MB:.0f} MB: "
-          f"{'met' if stream['peak_rss_mb'] < RSS_LIMIT_MB else 'not met'})")
+    print(
+        f"\nthroughput streaming / in memory: {ratio:.2f} over {paired['segments']} pairs of "
+        f"{paired['segment_rows']:,}-row segments, alternating (target >= {THROUGHPUT_TARGET}: "
+        f"{'met' if ratio >= THROUGHPUT_TARGET else 'not met'})"
+    )
+    print(
+        f"peak RSS streaming the whole file: {stream['peak_rss_mb']:.0f} MB for a "
+        f"{stream['input_mb']:,.0f} MB input (target < {RSS_LIMIT_MB:.0f} MB: "
+        f"{'met' if stream['peak_rss_mb'] < RSS_LIMIT_MB else 'not met'})"
+    )
     bad = [r for r in results if not r["max_abs_diff"] <= 1e-5]
     if bad or not stream["output_on_disk"]:
         print("error: outputs differ from Model.predict, or the output is not on disk")

@@ -50,9 +50,13 @@ def _shrink(model: dict, divisor: int) -> dict:
 
 def build(tiny: bool = False) -> tuple[Trainer, dict[str, np.ndarray], np.ndarray]:
     """The runner's trainer, its initial weights (copies) and one batch."""
-    config = load_model_file(CONFIG, task="fit", seed=0, progress=False,
-                             fit={"loss": "mse", "optimizer": {"name": "adam"},
-                                  "batch_size": BATCH})
+    config = load_model_file(
+        CONFIG,
+        task="fit",
+        seed=0,
+        progress=False,
+        fit={"loss": "mse", "optimizer": {"name": "adam"}, "batch_size": BATCH},
+    )
     if tiny:
         _shrink(config["model"], 32)
     model = Model.from_config(config)
@@ -87,8 +91,16 @@ class NumpyStep:
         dz3 = (dz4 @ W[3].T) * (h3 > 0)
         dz2 = (dz3 @ W[2].T) * (h2 > 0)
         dz1 = (dz2 @ W[1].T) * (h1 > 0)
-        grads = [x.T @ dz1, h1.T @ dz2, h2.T @ dz3, h3.T @ dz4,
-                 dz1.sum(0), dz2.sum(0), dz3.sum(0), dz4.sum(0)]
+        grads = [
+            x.T @ dz1,
+            h1.T @ dz2,
+            h2.T @ dz3,
+            h3.T @ dz4,
+            dz1.sum(0),
+            dz2.sum(0),
+            dz3.sum(0),
+            dz4.sum(0),
+        ]
         self.t += 1
         lr_t = 0.001 * math.sqrt(1 - 0.999**self.t) / (1 - 0.9**self.t)
         for p, g, m, v in zip(W + b, grads, self.m, self.v):
@@ -117,8 +129,11 @@ def check_same_step(tiny: bool) -> tuple[float, float]:
     ours = trainer.params
     worst = 0.0
     for i, key in enumerate(NumpyStep.KEYS):
-        worst = max(worst, float(np.abs(ours[f"{key}/W"] - numpy_step.W[i]).max()),
-                    float(np.abs(ours[f"{key}/b"] - numpy_step.b[i]).max()))
+        worst = max(
+            worst,
+            float(np.abs(ours[f"{key}/W"] - numpy_step.W[i]).max()),
+            float(np.abs(ours[f"{key}/b"] - numpy_step.b[i]).max()),
+        )
     return abs(loss_runner - loss_numpy), worst
 
 
@@ -129,7 +144,7 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int) ->
             fns[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
-        for name in (names if rep % 2 == 0 else names[::-1]):
+        for name in names if rep % 2 == 0 else names[::-1]:
             start = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - start)
@@ -144,21 +159,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reps = args.reps or (5 if args.tiny else 30)
     loss_diff, weight_diff = check_same_step(args.tiny)
-    print(f"first step, runner vs NumPy: |loss difference| {loss_diff:.2e}, "
-          f"max |weight difference| {weight_diff:.2e}")
+    print(
+        f"first step, runner vs NumPy: |loss difference| {loss_diff:.2e}, "
+        f"max |weight difference| {weight_diff:.2e}"
+    )
     times = interleaved(benchmark_functions(args.tiny), reps, args.warmup)
     med = {k: statistics.median(v) for k, v in times.items()}
     low = {k: min(v) for k, v in times.items()}
-    threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or "default"
-    print(f"train step, batch {BATCH}, {'tiny sizes' if args.tiny else '784-256-64-256-784'}, "
-          f"float32, MSE + Adam; {reps} interleaved repetitions; BLAS threads: {threads}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    threads = (
+        os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or "default"
+    )
+    print(
+        f"train step, batch {BATCH}, {'tiny sizes' if args.tiny else '784-256-64-256-784'}, "
+        f"float32, MSE + Adam; {reps} interleaved repetitions; BLAS threads: {threads}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print("| step | median ms | min ms |")
     print("|---|---:|---:|")
     for name in times:
         print(f"| {name} | {1000 * med[name]:.2f} | {1000 * low[name]:.2f} |")
-    print(f"ratio runner / NumPy: {med['runner'] / med['numpy']:.3f} (medians), "
-          f"{low['runner'] / low['numpy']:.3f} (minimums)")
+    print(
+        f"ratio runner / NumPy: {med['runner'] / med['numpy']:.3f} (medians), "
+        f"{low['runner'] / low['numpy']:.3f} (minimums)"
+    )
     return 0
 
 

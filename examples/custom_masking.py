@@ -33,8 +33,9 @@ class CustomMaskingSpec(SpecBase):
     """Input shape (steps, features) or any rank >= 1; output the same, plus a mask."""
 
     type: Literal["CustomMasking"] = "CustomMasking"
-    mask_value: float = Field(default=0.0, description="A step whose first feature equals "
-                              "this value is masked.")
+    mask_value: float = Field(
+        default=0.0, description="A step whose first feature equals this value is masked."
+    )
 
 
 @register

@@ -30,5 +30,4 @@ def _swish_grad(g: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 register_function("swish", _swish, _swish_grad)
-register_function("hard_tanh", lambda a: np.clip(a, -1, 1),
-                  lambda g, a: g * ((a >= -1) & (a <= 1)))
+register_function("hard_tanh", lambda a: np.clip(a, -1, 1), lambda g, a: g * ((a >= -1) & (a <= 1)))

@@ -14,8 +14,18 @@ from typing import Literal
 import numpy as np
 
 ActivationName = Literal[
-    "linear", "tanh", "sigmoid", "hard_sigmoid", "softplus", "relu", "softmax", "softsign",
-    "elu", "selu", "gelu", "swish",
+    "linear",
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "softplus",
+    "relu",
+    "softmax",
+    "softsign",
+    "elu",
+    "selu",
+    "gelu",
+    "swish",
 ]
 
 _SELU_ALPHA = 1.6732632423543772
@@ -79,8 +89,14 @@ def _selu(x):
 def erf(x: np.ndarray) -> np.ndarray:
     """erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32 resolution)."""
     t = _c(x, 1) / (_c(x, 1) + _c(x, 0.3275911) * np.abs(x))
-    poly = t * (_c(x, 0.254829592) + t * (_c(x, -0.284496736) + t * (
-        _c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))))
+    poly = t * (
+        _c(x, 0.254829592)
+        + t
+        * (
+            _c(x, -0.284496736)
+            + t * (_c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))
+        )
+    )
     a = np.minimum(np.abs(x), _c(x, 10))  # erf(10) is 1 in float64: x * x must not overflow
     return np.sign(x) * (_c(x, 1) - poly * np.exp(-a * a))
 
@@ -94,10 +110,18 @@ def _erf_grad(x: np.ndarray) -> np.ndarray:
     """The derivative of ``erf`` above (of the approximation itself, so that gelu's gradient
     is exactly the slope of gelu's forward): exp(-x^2) * (2|x| P(t) + p t^2 P'(t))."""
     t = _c(x, 1) / (_c(x, 1) + _c(x, 0.3275911) * np.abs(x))
-    poly = t * (_c(x, 0.254829592) + t * (_c(x, -0.284496736) + t * (
-        _c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))))
-    dpoly = _c(x, 0.254829592) + t * (_c(x, 2 * -0.284496736) + t * (
-        _c(x, 3 * 1.421413741) + t * (_c(x, 4 * -1.453152027) + t * _c(x, 5 * 1.061405429))))
+    poly = t * (
+        _c(x, 0.254829592)
+        + t
+        * (
+            _c(x, -0.284496736)
+            + t * (_c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))
+        )
+    )
+    dpoly = _c(x, 0.254829592) + t * (
+        _c(x, 2 * -0.284496736)
+        + t * (_c(x, 3 * 1.421413741) + t * (_c(x, 4 * -1.453152027) + t * _c(x, 5 * 1.061405429)))
+    )
     a = np.minimum(np.abs(x), _c(x, 10))  # as in erf: x * x must not overflow
     return np.exp(-a * a) * (_c(x, 2) * a * poly + _c(x, 0.3275911) * t * t * dpoly)
 
@@ -149,12 +173,19 @@ ACTIVATIONS: dict[str, Activation] = {
         lambda x, y, dy: dy / (_c(x, 1) + np.abs(x)) / (_c(x, 1) + np.abs(x)),  # no x**2
     ),
     # exp(x) below 0, not y + 1 (which rounds to 0 once expm1(x) rounds to -1)
-    "elu": Activation(_elu, lambda x, y, dy: dy * np.where(
-        x > 0, _c(x, 1), np.exp(np.minimum(x, _c(x, 0))))),
+    "elu": Activation(
+        _elu, lambda x, y, dy: dy * np.where(x > 0, _c(x, 1), np.exp(np.minimum(x, _c(x, 0))))
+    ),
     "selu": Activation(
         _selu,
-        lambda x, y, dy: dy * np.where(x > 0, _c(x, _SELU_SCALE), _c(
-            x, _SELU_SCALE * _SELU_ALPHA) * np.exp(np.minimum(x, _c(x, 0)))),
+        lambda x, y, dy: (
+            dy
+            * np.where(
+                x > 0,
+                _c(x, _SELU_SCALE),
+                _c(x, _SELU_SCALE * _SELU_ALPHA) * np.exp(np.minimum(x, _c(x, 0))),
+            )
+        ),
     ),
     "gelu": Activation(_gelu, _gelu_grad),
     "swish": Activation(lambda x: x * sigmoid(x), _swish_grad),
@@ -166,6 +197,7 @@ def get(name: str) -> Activation:
 
 
 # ---- the predict hot path: bias + activation in place, in cache-sized blocks ----
+
 
 def _softmax_(x: np.ndarray) -> None:
     x -= x.max(axis=-1, keepdims=True)
@@ -198,7 +230,7 @@ def apply_(name: str, z: np.ndarray, bias: np.ndarray | None = None) -> np.ndarr
 
     step = max(1, _BLOCK // max(1, z2.shape[1]))
     for i in range(0, z2.shape[0], step):
-        block = z2[i:i + step]
+        block = z2[i : i + step]
         if bias is not None:
             block += bias
         if in_place is not None:

@@ -38,12 +38,16 @@ class AutoEncoderSpec(SpecBase):
 
     nested_layers: ClassVar[bool] = True
     type: Literal["AutoEncoder"] = "AutoEncoder"
-    encoder: dict[Name, AnyLayerSpec] = Field(min_length=1, description="Encoder layers by name, "
-                                             "in order.")
-    decoder: dict[Name, AnyLayerSpec] = Field(min_length=1, description="Decoder layers by name, "
-                                             "in order.")
-    output_reconstruction: bool = Field(default=True, description="true: output decoder(encoder"
-                                        "(x)); false: output the code encoder(x).")
+    encoder: dict[Name, AnyLayerSpec] = Field(
+        min_length=1, description="Encoder layers by name, in order."
+    )
+    decoder: dict[Name, AnyLayerSpec] = Field(
+        min_length=1, description="Decoder layers by name, in order."
+    )
+    output_reconstruction: bool = Field(
+        default=True,
+        description="true: output decoder(encoder(x)); false: output the code encoder(x).",
+    )
 
     @field_validator("encoder", "decoder")
     @classmethod
@@ -58,9 +62,12 @@ class AutoEncoder(Layer):
     def __init__(self, spec: AutoEncoderSpec, name: str) -> None:
         super().__init__(spec, name)
         self.stacks = {
-            part: {key: child_layer(s, f"{name}/{part}/{key}")
-                   for key, s in getattr(spec, part).items()}
-            for part in ("encoder", "decoder")}
+            part: {
+                key: child_layer(s, f"{name}/{part}/{key}")
+                for key, s in getattr(spec, part).items()
+            }
+            for part in ("encoder", "decoder")
+        }
         self.differentiable = all(c.differentiable for _, c, _ in self.children())
         # _plan results by (input shape, mask): output_shape, output_mask and param_shapes
         # each need them, and a nested AutoEncoder would otherwise re-plan its whole subtree
@@ -68,13 +75,16 @@ class AutoEncoder(Layer):
         self._plans: dict[tuple[Shape, bool], list[tuple[Shape, bool]]] = {}
 
     def children(self) -> list[tuple[str, Layer, str]]:
-        return [(f"{part}/{key}/", layer, f"{part}.{key}")
-                for part, stack in self.stacks.items() for key, layer in stack.items()]
+        return [
+            (f"{part}/{key}/", layer, f"{part}.{key}")
+            for part, stack in self.stacks.items()
+            for key, layer in stack.items()
+        ]
 
     def _running(self) -> list[tuple[str, Layer, str]]:
         """The children the forward pass runs, in order."""
         kids = self.children()
-        return kids if self.spec.output_reconstruction else kids[:len(self.stacks["encoder"])]
+        return kids if self.spec.output_reconstruction else kids[: len(self.stacks["encoder"])]
 
     def _plan(self, input_shape: Shape, has_mask: bool) -> list[tuple[Shape, bool]]:
         """(input shape, input mask) of every child, then the final (shape, mask)."""
@@ -109,8 +119,9 @@ class AutoEncoder(Layer):
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         out: dict[str, Shape] = {}
-        for (prefix, child, where), (shape, _) in zip(self.children(),
-                                                      self._plan(input_shape, False)):
+        for (prefix, child, where), (shape, _) in zip(
+            self.children(), self._plan(input_shape, False)
+        ):
             out.update(prefixed(prefix, in_child(where, child, child.param_shapes, shape)))
         return out
 
@@ -131,8 +142,9 @@ class AutoEncoder(Layer):
         rows, reads = [], "input"
         for i, (prefix, child, _) in enumerate(self.children()):
             note = "" if i < running else " (not run)"
-            rows += child_rows(prefix.rstrip("/"), child, reads + note, steps[i][0],
-                               steps[i + 1][0])
+            rows += child_rows(
+                prefix.rstrip("/"), child, reads + note, steps[i][0], steps[i + 1][0]
+            )
             reads = prefix.rstrip("/")
         return rows
 

@@ -38,10 +38,12 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _identifier(name: str) -> str:
     if not _IDENTIFIER.fullmatch(name) or len(name) > 100:
-        raise ValueError("names of layers and inputs are identifiers: letters, digits and "
-                         "underscores, not starting with a digit, at most 100 characters "
-                         "(they become keys of the run folder's files, where '/' and '.' "
-                         "have a meaning)")
+        raise ValueError(
+            "names of layers and inputs are identifiers: letters, digits and "
+            "underscores, not starting with a digit, at most 100 characters "
+            "(they become keys of the run folder's files, where '/' and '.' "
+            "have a meaning)"
+        )
     return name
 
 
@@ -100,8 +102,10 @@ class ConfigModel(BaseModel):
 class FileRef(ConfigModel):
     """An array stored in a file: .npy, .npz (with ``key``) or .csv. Never unpickled."""
 
-    path: str = Field(description="File path; relative paths resolve against the directory "
-                      "the runner was started from.")
+    path: str = Field(
+        description="File path; relative paths resolve against the directory "
+        "the runner was started from."
+    )
     key: str | None = Field(default=None, description="Array name inside a .npz file.")
 
 
@@ -117,8 +121,11 @@ WeightValue = Annotated[
 
 
 def _weights_kind(value: Any) -> str:
-    return "file" if isinstance(value, FileRef) or (isinstance(value, dict) and "path" in value) \
+    return (
+        "file"
+        if isinstance(value, FileRef) or (isinstance(value, dict) and "path" in value)
         else "params"
+    )
 
 
 Weights = Annotated[
@@ -216,5 +223,7 @@ class Layer(ABC):
     @abstractmethod
     def forward(self, x: Any, mask: Any, ctx: Context) -> tuple[Any, Any, Any]: ...
 
-    def backward(self, dy: np.ndarray, cache: Any, ctx: Context) -> tuple[Any, dict[str, np.ndarray]]:
+    def backward(
+        self, dy: np.ndarray, cache: Any, ctx: Context
+    ) -> tuple[Any, dict[str, np.ndarray]]:
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")

@@ -29,16 +29,22 @@ def check_children(owner: str, children: dict[str, SpecBase]) -> dict[str, SpecB
     nested at most ``MAX_NESTING`` levels deep (counting the one that holds ``children``)."""
     for key, spec in children.items():
         if spec.inputs is not None:
-            raise ValueError(f"inner layer {key!r} sets 'inputs', but layers inside {owner} are "
-                             "wired by it (each reads the previous one): remove 'inputs'")
+            raise ValueError(
+                f"inner layer {key!r} sets 'inputs', but layers inside {owner} are "
+                "wired by it (each reads the previous one): remove 'inputs'"
+            )
         if registry.layer_class(spec.type).multi_input:
-            raise ValueError(f"inner layer {key!r} is a {spec.type}, which takes several inputs; "
-                             f"layers inside {owner} read exactly one")
+            raise ValueError(
+                f"inner layer {key!r} is a {spec.type}, which takes several inputs; "
+                f"layers inside {owner} read exactly one"
+            )
     depth = 1 + max((nesting_depth(spec) for spec in children.values()), default=0)
     if depth > MAX_NESTING:
-        raise ValueError(f"composite layers (AutoEncoder, Siamese) are nested {depth} levels deep "
-                         f"here; the limit is {MAX_NESTING}: flatten the model (list the layers "
-                         "one after another under model.layers) instead of nesting further")
+        raise ValueError(
+            f"composite layers (AutoEncoder, Siamese) are nested {depth} levels deep "
+            f"here; the limit is {MAX_NESTING}: flatten the model (list the layers "
+            "one after another under model.layers) instead of nesting further"
+        )
     return children
 
 
@@ -81,8 +87,9 @@ def in_child(where: str, layer: Layer, call: Any, *args: Any) -> Any:
         raise PlanError(f"in {where} ({layer.spec.type}): {exc}") from None
 
 
-def child_rows(key: str, child: Layer, reads: str, in_shape: Any, out_shape: Any
-               ) -> list[tuple[str, str, str, tuple, int]]:
+def child_rows(
+    key: str, child: Layer, reads: str, in_shape: Any, out_shape: Any
+) -> list[tuple[str, str, str, tuple, int]]:
     """Summary rows of one child (and of its own children, if it is a composite)."""
     n_params = sum(int(np.prod(s)) for s in child.param_shapes(in_shape).values())
     rows = [(key, child.spec.type, reads, tuple(out_shape), n_params)]

@@ -49,8 +49,11 @@ class AffineLayer(Layer):
 
     def weight_penalty_grads(self) -> dict[str, np.ndarray]:
         regs = {"W": self.spec.W_regularizer, "b": self.spec.b_regularizer}
-        return {k: regularizers.weight_penalty_grad(r, self.params[k]) for k, r in regs.items()
-                if r is not None}
+        return {
+            k: regularizers.weight_penalty_grad(r, self.params[k])
+            for k, r in regs.items()
+            if r is not None
+        }
 
     def forward(self, x, mask, ctx: Context):
         w, b = self.params["W"], self.params["b"]
@@ -63,8 +66,10 @@ class AffineLayer(Layer):
         else:  # predict: bias and activation in place in z, the fresh array this layer owns
             y = activations.apply_(self.spec.activation, z, b)
         if self.spec.activity_regularizer is not None:
-            ctx.add_penalty(f"{self.name}/activity",
-                            regularizers.activity_penalty(self.spec.activity_regularizer, y))
+            ctx.add_penalty(
+                f"{self.name}/activity",
+                regularizers.activity_penalty(self.spec.activity_regularizer, y),
+            )
         cache = (x, z, y) if ctx.keep_cache else None
         return y, mask, cache
 
@@ -78,8 +83,8 @@ class AffineLayer(Layer):
         dz2 = dz.reshape(-1, dz.shape[-1])  # (batch * steps, output_dim)
         grads = {
             "W": x2.T @ dz2 + regularizers.weight_penalty_grad(self.spec.W_regularizer, w),
-            "b": dz2.sum(axis=0) + regularizers.weight_penalty_grad(
-                self.spec.b_regularizer, self.params["b"]),
+            "b": dz2.sum(axis=0)
+            + regularizers.weight_penalty_grad(self.spec.b_regularizer, self.params["b"]),
         }
         return (dz @ w.T if ctx.need_input_grad else None), grads
 

@@ -82,17 +82,31 @@ _UNARY: dict[str, tuple[Callable, Callable]] = {
     "softplus": _activation("softplus"),
 }
 _REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
-_OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "<": np.less,
-        "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
-        "!=": np.not_equal}
+_OPS = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.divide,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
 _COMPARE = frozenset(["<", "<=", ">", ">=", "==", "!="])
 
 #: Public table of built-in functions: name -> call signature.
-FUNCTIONS: Mapping[str, str] = MappingProxyType({
-    **{name: f"{name}(a)" for name in _UNARY},
-    "maximum": "maximum(a, b)", "minimum": "minimum(a, b)", "clip": "clip(a, lo, hi)",
-    "where": "where(cond, a, b)", **{name: f"{name}(a, axis=k)" for name in _REDUCE},
-})
+FUNCTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        **{name: f"{name}(a)" for name in _UNARY},
+        "maximum": "maximum(a, b)",
+        "minimum": "minimum(a, b)",
+        "clip": "clip(a, lo, hi)",
+        "where": "where(cond, a, b)",
+        **{name: f"{name}(a, axis=k)" for name in _REDUCE},
+    }
+)
 
 
 # ---- the parsed tree ----------------------------------------------------------------------
@@ -174,10 +188,19 @@ def _walk(node: Node) -> Iterator[Node]:
 
 # ---- parsing ------------------------------------------------------------------------------
 _AST_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
-_AST_COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
-                ast.NotEq: "!="}
-_BAD_BINOPS = {ast.FloorDiv: "floor division // is", ast.Mod: "modulo % is",
-               ast.MatMult: "matrix multiply @ is"}
+_AST_COMPARE = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
+_BAD_BINOPS = {
+    ast.FloorDiv: "floor division // is",
+    ast.Mod: "modulo % is",
+    ast.MatMult: "matrix multiply @ is",
+}
 _FORBIDDEN: dict[type | tuple[type, ...], str] = {
     ast.Attribute: "attribute access is not allowed",
     ast.Lambda: "lambda is not allowed",
@@ -185,8 +208,12 @@ _FORBIDDEN: dict[type | tuple[type, ...], str] = {
     ast.BoolOp: "boolean operators and/or are not allowed; use comparisons and where()",
     ast.NamedExpr: "assignment expressions (:=) are not allowed",
     (ast.JoinedStr, ast.FormattedValue): "strings and f-strings are not allowed",
-    (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp):
-        "comprehensions and generators are not allowed",
+    (
+        ast.ListComp,
+        ast.SetComp,
+        ast.DictComp,
+        ast.GeneratorExp,
+    ): "comprehensions and generators are not allowed",
     (ast.List, ast.Tuple, ast.Dict, ast.Set): "list, tuple, dict and set literals are not allowed",
     ast.Starred: "starred arguments are not allowed",
     (ast.Await, ast.Yield, ast.YieldFrom): "await and yield are not allowed",
@@ -205,13 +232,18 @@ def _check_size(root: ast.AST, source: str) -> None:
         node, depth = stack.pop()
         count += 1
         if depth > MAX_DEPTH:
-            raise ExpressionError(f"{_segment(source, root)!r}: expression is nested deeper "
-                                  f"than {MAX_DEPTH} levels")
+            raise ExpressionError(
+                f"{_segment(source, root)!r}: expression is nested deeper than {MAX_DEPTH} levels"
+            )
         if count > MAX_NODES:
-            raise ExpressionError(f"{_segment(source, root)!r}: expression has more than "
-                                  f"{MAX_NODES} nodes")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node)
-                     if isinstance(child, (ast.expr, ast.keyword)))
+            raise ExpressionError(
+                f"{_segment(source, root)!r}: expression has more than {MAX_NODES} nodes"
+            )
+        stack.extend(
+            (child, depth + 1)
+            for child in ast.iter_child_nodes(node)
+            if isinstance(child, (ast.expr, ast.keyword))
+        )
 
 
 class _Builder:
@@ -219,15 +251,18 @@ class _Builder:
 
     def __init__(self, source: str, plugins: Mapping[str, ExprFunction]) -> None:
         self.source, self.plugins = source, plugins
-        self.allowed = ("allowed: x, numbers, + - * / ** (number-literal exponent, |e| <= 16), "
-                        "unary -, one comparison < <= > >= == !=, x[:, i] and x[:, a:b], and the "
-                        "functions " + ", ".join([*FUNCTIONS, *plugins]))
+        self.allowed = (
+            "allowed: x, numbers, + - * / ** (number-literal exponent, |e| <= 16), "
+            "unary -, one comparison < <= > >= == !=, x[:, i] and x[:, a:b], and the "
+            "functions " + ", ".join([*FUNCTIONS, *plugins])
+        )
 
     def fail(self, node: ast.AST, reason: str) -> NoReturn:
         raise ExpressionError(f"{_segment(self.source, node)!r}: {reason}; {self.allowed}")
 
-    def literal(self, node: ast.AST, what: str, quote: ast.AST, integer: bool = False
-                ) -> int | float:
+    def literal(
+        self, node: ast.AST, what: str, quote: ast.AST, integer: bool = False
+    ) -> int | float:
         """The value of a (signed) number literal; errors quote the enclosing ``quote`` node."""
         sign, inner = 1, node
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -265,8 +300,11 @@ class _Builder:
             arg = self.build(node.operand)
             if isinstance(node.op, ast.UAdd):
                 return arg
-            return Const(text, False, -arg.value) if isinstance(arg, Const) else \
-                Neg(text, arg.uses_x, arg)
+            return (
+                Const(text, False, -arg.value)
+                if isinstance(arg, Const)
+                else Neg(text, arg.uses_x, arg)
+            )
         if isinstance(node, ast.BinOp):
             return self.binop(node, text)
         if isinstance(node, ast.Compare):
@@ -322,11 +360,13 @@ class _Builder:
                 self.fail(kw, f"{name}() takes no axis argument")
             axis_kw = kw
         plugin = self.plugins.get(name)
-        n_args = plugin.n_args if plugin else \
-            {"maximum": 2, "minimum": 2, "where": 3, "clip": 3}.get(name, 1)
+        n_args = (
+            plugin.n_args
+            if plugin
+            else {"maximum": 2, "minimum": 2, "where": 3, "clip": 3}.get(name, 1)
+        )
         if len(node.args) != n_args:
-            self.fail(node, f"{name}() takes {n_args} positional argument(s), "
-                            f"got {len(node.args)}")
+            self.fail(node, f"{name}() takes {n_args} positional argument(s), got {len(node.args)}")
         if name in _REDUCE:
             if axis_kw is None:
                 self.fail(node, f"{name}() needs an explicit axis=k keyword (k != 0)")
@@ -350,8 +390,12 @@ class _Builder:
             self.fail(node, "only x itself can be indexed, as x[:, i] or x[:, a:b]")
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         first = items[0] if items else None
-        if not (isinstance(first, ast.Slice) and first.lower is None and first.upper is None
-                and first.step is None):
+        if not (
+            isinstance(first, ast.Slice)
+            and first.lower is None
+            and first.upper is None
+            and first.step is None
+        ):
             self.fail(node, "the first index must be ':' (axis 0 is the batch axis), e.g. x[:, 0]")
         out: list[int | tuple[int | None, int | None]] = []
         for item in items[1:]:
@@ -360,9 +404,14 @@ class _Builder:
                 continue
             if item.step is not None:
                 self.fail(item, "slice steps are not supported")
-            out.append(tuple(None if bound is None else
-                             int(self.literal(bound, "a slice bound", node, integer=True))
-                             for bound in (item.lower, item.upper)))
+            out.append(
+                tuple(
+                    None
+                    if bound is None
+                    else int(self.literal(bound, "a slice bound", node, integer=True))
+                    for bound in (item.lower, item.upper)
+                )
+            )
         return Index(text, True, tuple(out))
 
 
@@ -371,8 +420,9 @@ def parse(text: str, extra_functions: Mapping[str, ExprFunction] | None = None) 
     if not isinstance(text, str):
         raise ExpressionError(f"an expression must be a string, got {type(text).__name__}")
     if len(text) > MAX_CHARS:
-        raise ExpressionError(f"{text[:40]!r}...: expression is {len(text)} characters long; "
-                              f"the limit is {MAX_CHARS}")
+        raise ExpressionError(
+            f"{text[:40]!r}...: expression is {len(text)} characters long; the limit is {MAX_CHARS}"
+        )
     plugins = dict(extra_functions or {})
     for name, fn in plugins.items():
         if not name.isidentifier() or keyword.iskeyword(name) or name == "x" or name in FUNCTIONS:
@@ -398,15 +448,18 @@ def _reduce_axis(node: Reduce, rank: int) -> int:
     """Normalise ``node.axis`` for a batched value of ``rank`` dims (batch axis included)."""
     k = node.axis + rank if node.axis < 0 else node.axis
     if not 0 <= k < rank:
-        raise ExpressionError(f"{node.text!r}: axis={node.axis} is out of range for a tensor "
-                              f"of rank {rank} (batch axis included)")
+        raise ExpressionError(
+            f"{node.text!r}: axis={node.axis} is out of range for a tensor "
+            f"of rank {rank} (batch axis included)"
+        )
     if k == 0:
         raise ExpressionError(f"{node.text!r}: axis={node.axis} is the batch axis here")
     return k
 
 
-def _shape(node: Node, s: tuple[int, ...],
-           seen: list[tuple[Node, tuple[int, ...]]] | None = None) -> tuple[int, ...]:
+def _shape(
+    node: Node, s: tuple[int, ...], seen: list[tuple[Node, tuple[int, ...]]] | None = None
+) -> tuple[int, ...]:
     """Per-sample shape of ``node`` for input ``s``; with ``seen``, also appends
     (node, shape) for every node of the subtree (children first)."""
     shape = _node_shape(node, s, seen)
@@ -415,8 +468,9 @@ def _shape(node: Node, s: tuple[int, ...],
     return shape
 
 
-def _node_shape(node: Node, s: tuple[int, ...],
-                seen: list[tuple[Node, tuple[int, ...]]] | None) -> tuple[int, ...]:
+def _node_shape(
+    node: Node, s: tuple[int, ...], seen: list[tuple[Node, tuple[int, ...]]] | None
+) -> tuple[int, ...]:
     if isinstance(node, Var):
         return s
     if isinstance(node, Const):
@@ -430,24 +484,29 @@ def _node_shape(node: Node, s: tuple[int, ...],
                 out.append(len(range(n)[slice(*item)]))
             elif not -n <= item < n:
                 raise ExpressionError(f"{node.text!r}: index {item} is out of range for size {n}")
-        return (*out, *s[len(node.items):])
+        return (*out, *s[len(node.items) :])
     if isinstance(node, Reduce):
         inner = _shape(node.arg, s, seen)
         k = _reduce_axis(node, len(inner) + 1)
-        return inner[:k - 1] + inner[k:]
+        return inner[: k - 1] + inner[k:]
     shapes = [_shape(child, s, seen) for child in _children(node)]
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        raise ExpressionError(f"{node.text!r}: per-sample shapes {shapes} cannot be broadcast "
-                              "together") from None
+        raise ExpressionError(
+            f"{node.text!r}: per-sample shapes {shapes} cannot be broadcast together"
+        ) from None
 
 
 def _align(*arrays: np.ndarray) -> list[np.ndarray]:
     """Give batched values equal rank by inserting axes after the batch axis (0-d stay 0-d)."""
     rank = max(np.ndim(a) for a in arrays)
-    return [a if np.ndim(a) in (0, rank) else
-            a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
+    return [
+        a
+        if np.ndim(a) in (0, rank)
+        else a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:])
+        for a in arrays
+    ]
 
 
 def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -531,8 +590,11 @@ def _vjp(node: Node, g: np.ndarray, args: list[np.ndarray], y: np.ndarray) -> li
         return [g / right, -g * left / (right * right)]
     if node.plugin is not None:
         grads = node.plugin.grad(g, *a)
-        grads = [grads] if node.plugin.n_args == 1 and not isinstance(grads, (list, tuple)) \
+        grads = (
+            [grads]
+            if node.plugin.n_args == 1 and not isinstance(grads, (list, tuple))
             else list(grads)
+        )
         if len(grads) != len(a):
             raise ExpressionError(f"{node.text!r}: plugin gradient returned {len(grads)} arrays")
         return [np.broadcast_to(np.asarray(gr, g.dtype), g.shape) for gr in grads]
@@ -579,8 +641,13 @@ class Expression:
         return not self._no_grad_plugins()
 
     def _no_grad_plugins(self) -> list[str]:
-        return sorted({n.name for n in _walk(self.root) if isinstance(n, Call)
-                       and n.plugin is not None and n.plugin.grad is None})
+        return sorted(
+            {
+                n.name
+                for n in _walk(self.root)
+                if isinstance(n, Call) and n.plugin is not None and n.plugin.grad is None
+            }
+        )
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample output shape for per-sample ``input_shape`` (batch axis excluded)."""
@@ -619,8 +686,10 @@ class Expression:
         """Gradient of ``sum(dy * f(x))`` with respect to ``x`` (reverse mode)."""
         missing = self._no_grad_plugins()
         if missing:
-            raise ExpressionError(f"{self.source!r} is not differentiable: plugin function(s) "
-                                  f"{', '.join(missing)} have no grad")
+            raise ExpressionError(
+                f"{self.source!r} is not differentiable: plugin function(s) "
+                f"{', '.join(missing)} have no grad"
+            )
         x = _as_input(x)
         expected = x.shape[:1] + self.output_shape(x.shape[1:])
         dy = np.asarray(dy, x.dtype)

@@ -11,8 +11,17 @@ from typing import Literal
 import numpy as np
 
 InitName = Literal[
-    "uniform", "normal", "lecun_uniform", "glorot_normal", "glorot_uniform", "he_normal",
-    "he_uniform", "orthogonal", "identity", "zero", "one",
+    "uniform",
+    "normal",
+    "lecun_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "orthogonal",
+    "identity",
+    "zero",
+    "one",
 ]
 
 

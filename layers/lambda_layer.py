@@ -27,8 +27,9 @@ from layers.registry import register
 _FUNCTIONS: dict[str, ExprFunction] = {}
 
 
-def register_function(name: str, fn: Callable[..., np.ndarray],
-                      grad: Callable | None = None, n_args: int = 1) -> ExprFunction:
+def register_function(
+    name: str, fn: Callable[..., np.ndarray], grad: Callable | None = None, n_args: int = 1
+) -> ExprFunction:
     """Make ``name(...)`` callable in Lambda expressions (from a plugin module).
 
     ``fn`` maps ``n_args`` broadcastable arrays to their broadcast shape; ``grad(g, *args)``
@@ -52,11 +53,15 @@ class LambdaSpec(SpecBase):
     """An expression over ``x``; input any shape, output as the expression gives."""
 
     type: Literal["Lambda"] = "Lambda"
-    function: str = Field(description="Expression over x, e.g. 'x * x', 'tanh(x) + 1', "
-                          "'maximum(x, 0.5)', 'sum(x, axis=-1)'; plugin functions by name.")
+    function: str = Field(
+        description="Expression over x, e.g. 'x * x', 'tanh(x) + 1', "
+        "'maximum(x, 0.5)', 'sum(x, axis=-1)'; plugin functions by name."
+    )
     output_shape: list[NonNegativeInt] | None = Field(
-        default=None, description="Per-sample output shape (batch excluded); default: inferred. "
-        "If given, it must equal the inferred shape.")
+        default=None,
+        description="Per-sample output shape (batch excluded); default: inferred. "
+        "If given, it must equal the inferred shape.",
+    )
 
     @field_validator("function")
     @classmethod
@@ -84,12 +89,15 @@ class Lambda(Layer):
             raise PlanError(f"function {exc}") from None
         given = self.spec.output_shape
         if given is not None and tuple(given) != shape:
-            raise PlanError(f"output_shape {list(given)} is given, but {self.spec.function!r} "
-                            f"gives per-sample shape {list(shape)} for input {list(input_shape)}")
+            raise PlanError(
+                f"output_shape {list(given)} is given, but {self.spec.function!r} "
+                f"gives per-sample shape {list(shape)} for input {list(input_shape)}"
+            )
         return shape
 
     def inner_elements(self, input_shape: Shape) -> int:
-        """Per-sample intermediate values of the expression (see Expression.intermediate_elements)."""
+        """Per-sample intermediate values of the expression
+        (see Expression.intermediate_elements)."""
         try:
             return self.expression.intermediate_elements(tuple(input_shape))
         except ExpressionError as exc:

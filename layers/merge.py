@@ -26,13 +26,22 @@ class MergeSpec(SpecBase):
     """Merges its ``inputs`` (two or more names) by ``mode``."""
 
     type: Literal["Merge"] = "Merge"
-    mode: MergeMode = Field(default="sum", description="sum | mul | concat | ave | dot | cos | "
-                            "max (max: elementwise, a modern addition).")
-    concat_axis: int = Field(default=-1, description="Full-tensor axis of concat (0 is the "
-                             "batch axis, so -1 = last axis, 1 = first non-batch axis).")
-    dot_axes: DotAxes = Field(default=-1, description="Axes contracted by dot and cos: -k (last "
-                              "k axes of each), k (last k of the first vs first k of the "
-                              "second), [a, b], or [[a1, ...], [b1, ...]] (full-tensor axes).")
+    mode: MergeMode = Field(
+        default="sum",
+        description="sum | mul | concat | ave | dot | cos | "
+        "max (max: elementwise, a modern addition).",
+    )
+    concat_axis: int = Field(
+        default=-1,
+        description="Full-tensor axis of concat (0 is the "
+        "batch axis, so -1 = last axis, 1 = first non-batch axis).",
+    )
+    dot_axes: DotAxes = Field(
+        default=-1,
+        description="Axes contracted by dot and cos: -k (last "
+        "k axes of each), k (last k of the first vs first k of the "
+        "second), [a, b], or [[a1, ...], [b1, ...]] (full-tensor axes).",
+    )
 
     @field_validator("dot_axes", mode="before")
     @classmethod
@@ -45,8 +54,7 @@ def arity_message(kind: str, mode: str | None, n: int) -> str | None:
     if mode in merge_ops.PAIRWISE and n != 2:
         return f"{kind} mode {mode!r} takes exactly 2 inputs, got {n}"
     if n < 2:
-        return (f"{kind} needs at least 2 inputs, got {n}: list them, e.g. inputs: [left, "
-                "right]")
+        return f"{kind} needs at least 2 inputs, got {n}: list them, e.g. inputs: [left, right]"
     return None
 
 

@@ -42,12 +42,16 @@ def check_dot_axes(value: Any) -> Any:
     """Validate the *form* of ``dot_axes`` (ranks are checked at plan time)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value == 0:
-            raise ValueError("dot_axes=0 contracts no axis: use -1 (last axis of each input), a "
-                             "positive count, or explicit pairs such as [[1], [1]]")
+            raise ValueError(
+                "dot_axes=0 contracts no axis: use -1 (last axis of each input), a "
+                "positive count, or explicit pairs such as [[1], [1]]"
+            )
         return value
     if not isinstance(value, list) or len(value) != 2:
-        raise ValueError(f"dot_axes must be an int, a pair of ints [a, b], or a pair of lists "
-                         f"[[a1, ...], [b1, ...]]; found {value!r}")
+        raise ValueError(
+            f"dot_axes must be an int, a pair of ints [a, b], or a pair of lists "
+            f"[[a1, ...], [b1, ...]]; found {value!r}"
+        )
     if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         pairs = [[value[0]], [value[1]]]
     elif all(isinstance(v, list) for v in value):
@@ -61,8 +65,10 @@ def check_dot_axes(value: Any) -> Any:
         if any(not isinstance(a, int) or isinstance(a, bool) for a in side):
             raise ValueError(f"dot_axes entries must be integers, found {value!r}")
         if 0 in side:
-            raise ValueError(f"dot_axes {value!r} names axis 0, the batch axis; axes are "
-                             "full-tensor indices starting at 1")
+            raise ValueError(
+                f"dot_axes {value!r} names axis 0, the batch axis; axes are "
+                "full-tensor indices starting at 1"
+            )
         if len(set(side)) != len(side):
             raise ValueError(f"dot_axes {value!r} repeats an axis")
     return value
@@ -75,8 +81,10 @@ def dot_axes_pairs(dot_axes: DotAxes, s0: Shape, s1: Shape) -> tuple[list[int], 
     if isinstance(dot_axes, int):
         k = abs(dot_axes)
         if k > r0 or k > r1:
-            raise PlanError(f"dot_axes={dot_axes} needs at least {k} non-batch axes in each "
-                            f"input; per-sample shapes are {s0} and {s1}")
+            raise PlanError(
+                f"dot_axes={dot_axes} needs at least {k} non-batch axes in each "
+                f"input; per-sample shapes are {s0} and {s1}"
+            )
         if dot_axes < 0:  # the last k axes of each
             return list(range(r0 - k, r0)), list(range(r1 - k, r1))
         return list(range(r0 - k, r0)), list(range(k))  # legacy count: last k vs first k
@@ -87,8 +95,10 @@ def dot_axes_pairs(dot_axes: DotAxes, s0: Shape, s1: Shape) -> tuple[list[int], 
         for a in side:
             per_sample = a - 1 if a > 0 else rank + a
             if not 0 <= per_sample < rank:
-                raise PlanError(f"dot_axes {dot_axes} names axis {a} of input {i + 1}, whose "
-                                f"per-sample shape {shape} has full-tensor axes 1..{rank}")
+                raise PlanError(
+                    f"dot_axes {dot_axes} names axis {a} of input {i + 1}, whose "
+                    f"per-sample shape {shape} has full-tensor axes 1..{rank}"
+                )
             axes.append(per_sample)
         if len(set(axes)) != len(axes):
             raise PlanError(f"dot_axes {dot_axes} names the same axis of input {i + 1} twice")
@@ -101,11 +111,15 @@ def concat_axis_index(concat_axis: int, shape: Shape) -> int:
     full = len(shape) + 1
     axis = concat_axis + full if concat_axis < 0 else concat_axis
     if axis == 0:
-        raise PlanError(f"concat_axis={concat_axis} is the batch axis; use -1 (last axis) or a "
-                        f"full-tensor axis 1..{full - 1}")
+        raise PlanError(
+            f"concat_axis={concat_axis} is the batch axis; use -1 (last axis) or a "
+            f"full-tensor axis 1..{full - 1}"
+        )
     if not 1 <= axis < full:
-        raise PlanError(f"concat_axis={concat_axis} is out of range for per-sample shape "
-                        f"{shape}: use 1..{full - 1} or -1..-{full - 1}")
+        raise PlanError(
+            f"concat_axis={concat_axis} is out of range for per-sample shape "
+            f"{shape}: use 1..{full - 1} or -1..-{full - 1}"
+        )
     return axis
 
 
@@ -113,26 +127,32 @@ def output_shape(mode: str, shapes: list[Shape], concat_axis: int, dot_axes: Dot
     shapes = [tuple(s) for s in shapes]
     if mode in ELEMENTWISE:
         if len(set(shapes)) != 1:
-            raise PlanError(f"only inputs of the same shape can be merged with mode {mode!r}; "
-                            f"per-sample shapes: {shapes}")
+            raise PlanError(
+                f"only inputs of the same shape can be merged with mode {mode!r}; "
+                f"per-sample shapes: {shapes}"
+            )
         return shapes[0]
     if mode == "concat":
         if len({len(s) for s in shapes}) != 1:
             raise PlanError(f"'concat' needs inputs of the same rank; per-sample shapes: {shapes}")
         axis = concat_axis_index(concat_axis, shapes[0]) - 1  # per-sample
-        rest = {s[:axis] + s[axis + 1:] for s in shapes}
+        rest = {s[:axis] + s[axis + 1 :] for s in shapes}
         if len(rest) != 1:
-            raise PlanError(f"'concat' needs matching shapes except on concat_axis={concat_axis}; "
-                            f"per-sample shapes: {shapes}")
+            raise PlanError(
+                f"'concat' needs matching shapes except on concat_axis={concat_axis}; "
+                f"per-sample shapes: {shapes}"
+            )
         s = shapes[0]
-        return s[:axis] + (sum(t[axis] for t in shapes),) + s[axis + 1:]
+        return s[:axis] + (sum(t[axis] for t in shapes),) + s[axis + 1 :]
     s0, s1 = shapes
     ax0, ax1 = dot_axes_pairs(dot_axes, s0, s1)
     for a, b in zip(ax0, ax1):
         if s0[a] != s1[b]:
-            raise PlanError(f"dimension mismatch in {mode!r} mode: axis {a + 1} of input 1 has "
-                            f"size {s0[a]}, axis {b + 1} of input 2 has size {s1[b]} (dot_axes="
-                            f"{dot_axes}, per-sample shapes {s0} and {s1})")
+            raise PlanError(
+                f"dimension mismatch in {mode!r} mode: axis {a + 1} of input 1 has "
+                f"size {s0[a]}, axis {b + 1} of input 2 has size {s1[b]} (dot_axes="
+                f"{dot_axes}, per-sample shapes {s0} and {s1})"
+            )
     free = tuple(d for i, d in enumerate(s0) if i not in ax0)
     free += tuple(d for i, d in enumerate(s1) if i not in ax1)
     return free or (1,)
@@ -153,8 +173,10 @@ def combine_masks(mode: str, xs: list[np.ndarray], masks: list[Any], concat_axis
     # Keras 2 Concatenate: masks gain a unit feature axis (all-true for unmasked inputs), are
     # concatenated like the data, then reduced with all() over that axis.
     axis = concat_axis_index(concat_axis, xs[0].shape[1:])
-    parts = [(m if m is not None else np.ones(x.shape[:-1], dtype=bool))[..., None]
-             for x, m in zip(xs, masks)]
+    parts = [
+        (m if m is not None else np.ones(x.shape[:-1], dtype=bool))[..., None]
+        for x, m in zip(xs, masks)
+    ]
     return np.concatenate(parts, axis=axis).all(axis=-1)
 
 
@@ -165,7 +187,8 @@ def _subscripts(r0: int, ax0: list[int], r1: int, ax1: list[int]) -> tuple[str, 
     for a, b in zip(ax0, ax1):
         sub1[b] = sub0[a]  # contracted axes share a letter
     free = [c for i, c in enumerate(sub0) if i not in ax0] + [
-        c for i, c in enumerate(sub1) if i not in ax1]
+        c for i, c in enumerate(sub1) if i not in ax1
+    ]
     return "a" + "".join(sub0), "a" + "".join(sub1), "a" + "".join(free)
 
 
@@ -175,8 +198,9 @@ def _normalize(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.nda
     return x / norm, norm, sq > NORM_EPS
 
 
-def forward(mode: str, xs: list[np.ndarray], concat_axis: int, dot_axes: DotAxes,
-            keep_cache: bool) -> tuple[np.ndarray, Any]:
+def forward(
+    mode: str, xs: list[np.ndarray], concat_axis: int, dot_axes: DotAxes, keep_cache: bool
+) -> tuple[np.ndarray, Any]:
     """Merged output (always a fresh array: no branch output is modified) and a cache."""
     if mode in ("sum", "ave"):
         y = xs[0] + xs[1]
@@ -249,8 +273,10 @@ def backward(mode: str, dy: np.ndarray, cache: Any, n_inputs: int) -> list[np.nd
     dy = dy.reshape((dy.shape[0], *_free_shape(x0, ax0, x1, ax1)))  # drop the (1,) of a scalar
     norms = None
     if is_cos:  # cos = dot(u0, u1) with u = x / max(|x|, eps): go back through u
-        norms = (_normalize(x0, tuple(a + 1 for a in ax0)),
-                 _normalize(x1, tuple(b + 1 for b in ax1)))
+        norms = (
+            _normalize(x0, tuple(a + 1 for a in ax0)),
+            _normalize(x1, tuple(b + 1 for b in ax1)),
+        )
         x0, x1 = norms[0][0], norms[1][0]
     d0 = np.einsum(f"{so},{s1}->{s0}", dy, x1, optimize=True)
     d1 = np.einsum(f"{so},{s0}->{s1}", dy, x0, optimize=True)
@@ -263,7 +289,8 @@ def backward(mode: str, dy: np.ndarray, cache: Any, n_inputs: int) -> list[np.nd
 def _free_shape(x0: np.ndarray, ax0: list[int], x1: np.ndarray, ax1: list[int]) -> tuple:
     s0, s1 = x0.shape[1:], x1.shape[1:]
     return tuple(d for i, d in enumerate(s0) if i not in ax0) + tuple(
-        d for i, d in enumerate(s1) if i not in ax1)
+        d for i, d in enumerate(s1) if i not in ax1
+    )
 
 
 def _normalize_backward(du: np.ndarray, normed: tuple, axes: tuple[int, ...]) -> np.ndarray:

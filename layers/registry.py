@@ -80,8 +80,9 @@ class AnyLayerSpec:
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         if _resolving is None:
-            raise PydanticUndefinedAnnotation("AnyLayerSpec", "the layer union is resolved by "
-                                              "layers.registry.spec_union()")
+            raise PydanticUndefinedAnnotation(
+                "AnyLayerSpec", "the layer union is resolved by layers.registry.spec_union()"
+            )
         return handler.generate_schema(_resolving)
 
 

@@ -13,7 +13,6 @@ from layers.base import ConfigModel
 
 
 class Regularizer(ConfigModel):
-
     l1: float = Field(default=0.0, ge=0, description="L1 coefficient")
     l2: float = Field(default=0.0, ge=0, description="L2 coefficient")
 
@@ -21,7 +20,9 @@ class Regularizer(ConfigModel):
 def weight_penalty(reg: Regularizer | None, w: np.ndarray) -> float:
     if reg is None:
         return 0.0
-    return float(reg.l1 * np.abs(w).sum(dtype=np.float64) + reg.l2 * np.square(w, dtype=np.float64).sum())
+    return float(
+        reg.l1 * np.abs(w).sum(dtype=np.float64) + reg.l2 * np.square(w, dtype=np.float64).sum()
+    )
 
 
 def weight_penalty_grad(reg: Regularizer | None, w: np.ndarray) -> np.ndarray | float:

@@ -24,8 +24,10 @@ class RepeatVector(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
-            raise PlanError(f"RepeatVector expects 2D input (batch, features), got per-sample "
-                            f"shape {input_shape}: Flatten first")
+            raise PlanError(
+                f"RepeatVector expects 2D input (batch, features), got per-sample "
+                f"shape {input_shape}: Flatten first"
+            )
         return (self.spec.n, input_shape[0])
 
     def forward(self, x, mask, ctx: Context):

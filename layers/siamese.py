@@ -48,10 +48,14 @@ class SiameseSpec(SpecBase):
     type: Literal["Siamese"] = "Siamese"
     layer: AnyLayerSpec = Field(description="The shared layer (its weights serve every input).")
     merge_mode: Literal["sum", "mul", "concat", "ave", "dot", "cos", "max", "none"] = Field(
-        default="concat", description="How the heads are merged (as Merge.mode); none (or null) "
-        "keeps one output per input, read as <name>.0, <name>.1, ...")
-    concat_axis: int = Field(default=1, description="Full-tensor concat axis (legacy default 1: "
-                             "the first non-batch axis).")
+        default="concat",
+        description="How the heads are merged (as Merge.mode); none (or null) "
+        "keeps one output per input, read as <name>.0, <name>.1, ...",
+    )
+    concat_axis: int = Field(
+        default=1,
+        description="Full-tensor concat axis (legacy default 1: the first non-batch axis).",
+    )
     dot_axes: DotAxes = Field(default=-1, description="As Merge.dot_axes (normalized here too).")
 
     @field_validator("merge_mode", mode="before")
@@ -94,8 +98,10 @@ class Siamese(Layer):
 
     def _shared_input(self, shapes: list[Shape]) -> Shape:
         if len({tuple(s) for s in shapes}) != 1:
-            raise PlanError(f"Siamese inputs must have identical per-sample shapes (one shared "
-                            f"layer, one set of weights); got {[tuple(s) for s in shapes]}")
+            raise PlanError(
+                f"Siamese inputs must have identical per-sample shapes (one shared "
+                f"layer, one set of weights); got {[tuple(s) for s in shapes]}"
+            )
         return tuple(shapes[0])
 
     def output_shape(self, input_shape: list[Shape]) -> Shape:
@@ -104,16 +110,18 @@ class Siamese(Layer):
         if self.spec.merge_mode == "none":
             return head
         s = self.spec
-        return merge_ops.output_shape(s.merge_mode, [head] * len(input_shape), s.concat_axis,
-                                      s.dot_axes)
+        return merge_ops.output_shape(
+            s.merge_mode, [head] * len(input_shape), s.concat_axis, s.dot_axes
+        )
 
     def output_mask(self, input_shape: list[Shape], has_mask: list[bool]):
         """Each input's mask goes to the shared layer; the heads' masks merge as in Merge.
 
         With ``merge_mode: none`` this is a list: one flag per head."""
         shape = self._shared_input(input_shape)
-        heads = [bool(in_child("layer", self.inner, self.inner.output_mask, shape, m))
-                 for m in has_mask]
+        heads = [
+            bool(in_child("layer", self.inner, self.inner.output_mask, shape, m)) for m in has_mask
+        ]
         if self.spec.merge_mode == "none":
             return heads
         return merge_ops.output_mask(self.spec.merge_mode, heads)
@@ -123,8 +131,11 @@ class Siamese(Layer):
         heads are this layer's outputs, and what it holds inside itself)."""
         shape = self._shared_input(input_shape)
         inner = in_child("layer", self.inner, inner_elements, self.inner, shape)
-        head = 0 if self.spec.merge_mode == "none" else math.prod(
-            in_child("layer", self.inner, self.inner.output_shape, shape))
+        head = (
+            0
+            if self.spec.merge_mode == "none"
+            else math.prod(in_child("layer", self.inner, self.inner.output_shape, shape))
+        )
         return len(input_shape) * (head + inner)
 
     def param_shapes(self, input_shape: list[Shape]) -> dict[str, Shape]:
@@ -134,8 +145,9 @@ class Siamese(Layer):
     def summary_rows(self, input_shape: list[Shape]) -> list[tuple[str, str, str, tuple, int]]:
         shape = self._shared_input(input_shape)
         out = self.inner.output_shape(shape)
-        return child_rows("layer", self.inner, f"each input (shared x{len(input_shape)})",
-                          shape, out)
+        return child_rows(
+            "layer", self.inner, f"each input (shared x{len(input_shape)})", shape, out
+        )
 
     def init_params(self, input_shape, rng, dtype) -> None:
         self.inner.init_params(self._shared_input(input_shape), rng, dtype)
@@ -158,8 +170,9 @@ class Siamese(Layer):
         in_shapes = [xi.shape for xi in x]
         if s.merge_mode == "none":
             return ys, masks, ((caches, in_shapes, None) if ctx.keep_cache else None)
-        y, merge_cache = merge_ops.forward(s.merge_mode, ys, s.concat_axis, s.dot_axes,
-                                           ctx.keep_cache)
+        y, merge_cache = merge_ops.forward(
+            s.merge_mode, ys, s.concat_axis, s.dot_axes, ctx.keep_cache
+        )
         out_mask = merge_ops.combine_masks(s.merge_mode, ys, masks, s.concat_axis)
         return y, out_mask, ((caches, in_shapes, merge_cache) if ctx.keep_cache else None)
 
@@ -181,7 +194,9 @@ class Siamese(Layer):
             dxs.append(dxi)
             add_grads(grads, prefixed(PREFIX, gi))  # shared weights: sum over heads
         heads = sum(d is not None for d in dys)
-        if heads > 1:  # each head's backward added the penalty gradient; the penalty is counted once
+        if (
+            heads > 1
+        ):  # each head's backward added the penalty gradient; the penalty is counted once
             for key, g in prefixed(PREFIX, self.inner.weight_penalty_grads()).items():
                 grads[key] = grads[key] - (heads - 1) * g
         for key, value in self.named_params().items():

@@ -28,8 +28,10 @@ class TimeDistributedMerge(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 2:
-            raise PlanError(f"TimeDistributedMerge expects 3D input (batch, steps, features), "
-                            f"got per-sample shape {input_shape}")
+            raise PlanError(
+                f"TimeDistributedMerge expects 3D input (batch, steps, features), "
+                f"got per-sample shape {input_shape}"
+            )
         return (input_shape[1],)
 
     def output_mask(self, input_shape, has_mask) -> bool:

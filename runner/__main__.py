@@ -43,6 +43,7 @@ def main() -> None:
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     from runner.config import guard
+
     try:
         # Before Hydra reads a file: every config file it loads passes the guard, so a model
         # file cannot configure Hydra or the run (nothing is instantiated before the check).

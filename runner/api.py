@@ -59,6 +59,7 @@ def load_model_file(path: str | Path, **settings: Any) -> dict[str, Any]:
     """A config from a model YAML file alone (run settings as keyword arguments). The file
     passes the same checks as one chosen with ``+model=`` (runner.config.guard)."""
     from runner.config import guard
+
     guard.check_model_file(Path(path), settings.get("allow_resolvers") or ())
     model = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     return {**settings, "model": model}
@@ -91,12 +92,17 @@ class Model:
         folder); returns the history, best epoch and monitored score (``FitResult``)."""
         from runner.train.fit import fit_model
 
-        fit_plan = self.plan.fit if self.plan.fit is not None else plan_fit(self.plan.spec,
-                                                                            self.plan)
+        fit_plan = (
+            self.plan.fit if self.plan.fit is not None else plan_fit(self.plan.spec, self.plan)
+        )
         return fit_model(self.plan, fit_plan.settings, fit_plan.data, progress)
 
-    def predict(self, inputs: dict[str, np.ndarray] | None = None, training: bool | None = None,
-                keep: set[str] | None = None) -> dict[str, np.ndarray]:
+    def predict(
+        self,
+        inputs: dict[str, np.ndarray] | None = None,
+        training: bool | None = None,
+        keep: set[str] | None = None,
+    ) -> dict[str, np.ndarray]:
         """Outputs by name. Without ``inputs``, the config's own data (in its batches).
 
         ``training`` chooses the phase; None (the default) is the config's own choice, as on
@@ -111,8 +117,10 @@ class Model:
                 raise DataError.one(f"model.inputs.{name}", "no array given for this input")
             a = np.asarray(inputs[name], dtype=self.plan.dtype)
             if a.shape[1:] != node.shape:
-                raise DataError.one(f"model.inputs.{name}", f"expected per-sample shape "
-                                    f"{node.shape}, got array of shape {a.shape}")
+                raise DataError.one(
+                    f"model.inputs.{name}",
+                    f"expected per-sample shape {node.shape}, got array of shape {a.shape}",
+                )
             feeds[name] = a
         values, _, _ = forward(self.plan, feeds, pass_context(self.plan, training), keep)
         return values

@@ -16,6 +16,7 @@ log = logging.getLogger("runner")
 def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     hydra_cfg = HydraConfig.get()
     from runner.config import redact
+
     if not any(isinstance(f, redact.MaskFilter) for f in log.filters):
         log.addFilter(redact.MaskFilter())
     if "oc.env" in (cfg.get("allow_resolvers") or []):
@@ -27,11 +28,15 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     from runner.run import run
 
     if "model" not in cfg:
-        log.error("no model chosen: pass +model=NAME, for example\n"
-                  "  python -m runner +model=dense_example\nshipped models: %s",
-                  ", ".join(shipped_models()))
-        artifacts.write_result(output_dir / "result.json", {
-            "status": "error", "error": {"kind": "ConfigError", "message": "no model chosen"}})
+        log.error(
+            "no model chosen: pass +model=NAME, for example\n"
+            "  python -m runner +model=dense_example\nshipped models: %s",
+            ", ".join(shipped_models()),
+        )
+        artifacts.write_result(
+            output_dir / "result.json",
+            {"status": "error", "error": {"kind": "ConfigError", "message": "no model chosen"}},
+        )
         artifacts.release(output_dir)
         return 2, None
     try:
@@ -40,9 +45,13 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
         key = getattr(exc, "full_key", None) or "(config)"
         message = str(exc).splitlines()[0]
         log.error("invalid config: 1 problem\n  %s: cannot resolve: %s", key, message)
-        artifacts.write_result(output_dir / "result.json", {
-            "status": "error", "error": {"kind": "ConfigError",
-                                         "problems": [{"path": key, "message": message}]}})
+        artifacts.write_result(
+            output_dir / "result.json",
+            {
+                "status": "error",
+                "error": {"kind": "ConfigError", "problems": [{"path": key, "message": message}]},
+            },
+        )
         artifacts.release(output_dir)
         return 2, None
     from runner.run import config_hash
@@ -50,19 +59,27 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
 
     sweep = sweep_settings()
     if sweep.get("resume_from"):
-        reused = reuse_finished(cwd / str(sweep["resume_from"]), config_hash(config), output_dir,
-                                overrides)
+        reused = reuse_finished(
+            cwd / str(sweep["resume_from"]), config_hash(config), output_dir, overrides
+        )
         if reused is not None:
-            log.info("resumed: an identical config finished ok in %s; not run again",
-                     reused.get("resumed_from") or output_dir)
+            log.info(
+                "resumed: an identical config finished ok in %s; not run again",
+                reused.get("resumed_from") or output_dir,
+            )
             return 0, _sweep_metric(reused, sweep.get("metric"))
         refusal = set_aside_unfinished(output_dir)
         if refusal:
             log.error("cannot resume: %s", refusal)
             return 2, None
     try:
-        outcome = run(config, output_dir, cwd, extra_result={"overrides": overrides},
-                      model_file=model_file(hydra_cfg))
+        outcome = run(
+            config,
+            output_dir,
+            cwd,
+            extra_result={"overrides": overrides},
+            model_file=model_file(hydra_cfg),
+        )
     except FileExistsError as exc:
         # Never touch an earlier run's results (no result.json is written over it either).
         log.error("%s; or resume a sweep with hydra.callbacks.sweep.resume_from=DIR", exc)

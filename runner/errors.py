@@ -23,6 +23,7 @@ def printable(text: str) -> str:
     """``text`` on one line that cannot drive a terminal: control and format characters
     (newlines, ANSI escapes, NUL, bidi overrides) are shown escaped, as Python writes them."""
     from runner.config import redact
+
     text = redact.text(text)
     if text.isprintable():
         return text

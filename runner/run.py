@@ -56,20 +56,31 @@ class Outcome:
         return float(value) if value is not None else None
 
 
-def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None = None,
-        extra_result: dict[str, Any] | None = None, model_file: Path | None = None) -> Outcome:
+def run(
+    config: dict[str, Any],
+    output_dir: Path | str,
+    cwd: Path | str | None = None,
+    extra_result: dict[str, Any] | None = None,
+    model_file: Path | None = None,
+) -> Outcome:
     """Run ``config`` into ``output_dir``. Data files are read relative to ``cwd`` and only
     from ``cwd``, the folder of ``model_file`` (the YAML the config came from) and data_dirs."""
     output_dir = Path(output_dir)
     cwd = Path.cwd() if cwd is None else Path(cwd)
     artifacts.claim(output_dir)  # no-op when this process claimed it (the Hydra callback)
     start = time.perf_counter()
-    result: dict[str, Any] = {"status": "running", "task": config.get("task", "predict"),
-                              "seed": config.get("seed"), "config_hash": config_hash(config),
-                              **(extra_result or {})}
+    result: dict[str, Any] = {
+        "status": "running",
+        "task": config.get("task", "predict"),
+        "seed": config.get("seed"),
+        "config_hash": config_hash(config),
+        **(extra_result or {}),
+    }
     if model_file is not None:
-        result["model_file"] = {"path": _shown(model_file, cwd),
-                                "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest()}
+        result["model_file"] = {
+            "path": _shown(model_file, cwd),
+            "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+        }
     timings: dict[str, float] = {}
     outcome = Outcome(0, result)
     try:
@@ -94,9 +105,12 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
         artifacts.write_text(output_dir / "graph.mmd", mermaid(plan))
         log.info("%s", summary)
         result["shapes"] = {n: [None, *node.shape] for n, node in plan.nodes.items()}
-        result["plan"] = {"rows": plan.rows, "params": sum(n.n_params for n in plan.nodes.values()),
-                          "memory_mb": round(plan.memory_bytes / 2**20, 3),
-                          "warnings": plan.warnings}
+        result["plan"] = {
+            "rows": plan.rows,
+            "params": sum(n.n_params for n in plan.nodes.values()),
+            "memory_mb": round(plan.memory_bytes / 2**20, 3),
+            "warnings": plan.warnings,
+        }
         if spec.task == "validate":
             log.info("config is valid")
         elif spec.task == "predict":
@@ -109,8 +123,11 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
     except UserError as exc:
         outcome.exit_code = exc.exit_code
         result["status"] = "error" if exc.exit_code == 2 else "failed"
-        result["error"] = {"kind": type(exc).__name__,
-                           "problems": [vars(p) for p in exc.problems], "message": str(exc)}
+        result["error"] = {
+            "kind": type(exc).__name__,
+            "problems": [vars(p) for p in exc.problems],
+            "message": str(exc),
+        }
         log.error("%s", _error_text(exc))
     except artifacts.WriteFailed as exc:  # the machine's problem (disk full), not the config's
         outcome.exit_code = 1
@@ -120,31 +137,43 @@ def run(config: dict[str, Any], output_dir: Path | str, cwd: Path | str | None =
     except SystemExit as exc:  # only plugin code calls sys.exit inside a run
         outcome.exit_code = 1
         result["status"] = "failed"
-        result["error"] = {"kind": "SystemExit",
-                           "message": f"{_who(exc, config)} called sys.exit({exc.code!r}) "
-                                      "during the run: layer code must raise, not exit"}
+        result["error"] = {
+            "kind": "SystemExit",
+            "message": f"{_who(exc, config)} called sys.exit({exc.code!r}) "
+            "during the run: layer code must raise, not exit",
+        }
         log.error("run failed: %s", result["error"]["message"])
     except KeyboardInterrupt as exc:
         result["status"] = "interrupted"
         plugin = _plugin_in(exc, config)
-        result["error"] = {"kind": "KeyboardInterrupt", "message": str(exc) or (
-            f"interrupted: KeyboardInterrupt raised in plugin {plugin!r}" if plugin else
-            "interrupted (Ctrl-C)")}
+        result["error"] = {
+            "kind": "KeyboardInterrupt",
+            "message": str(exc)
+            or (
+                f"interrupted: KeyboardInterrupt raised in plugin {plugin!r}"
+                if plugin
+                else "interrupted (Ctrl-C)"
+            ),
+        }
         _finish(result, timings, start, output_dir)
         raise
     except Exception as exc:  # our bug, not the user's: say so, keep the traceback in the log
         outcome.exit_code = 1
         result["status"] = "failed"  # "error" is kept for what the user must fix (exit 2)
         result["error"] = {"kind": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
-        log.error("internal error: %s: %s (please report it; the traceback is in the run log)",
-                  type(exc).__name__, exc)
+        log.error(
+            "internal error: %s: %s (please report it; the traceback is in the run log)",
+            type(exc).__name__,
+            exc,
+        )
         log.debug("%s", traceback.format_exc())
     _finish(result, timings, start, output_dir)
     return outcome
 
 
-def _finish(result: dict[str, Any], timings: dict[str, float], start: float,
-            output_dir: Path) -> None:
+def _finish(
+    result: dict[str, Any], timings: dict[str, float], start: float, output_dir: Path
+) -> None:
     """result.json, written last: with the sha256 of every file the run wrote; then the claim
     is dropped (result.json now says the folder is finished)."""
     timings["total"] = time.perf_counter() - start
@@ -161,8 +190,11 @@ def _load_plugins(config: dict[str, Any]) -> None:
     try:
         load_plugins(config)
     except SystemExit as exc:
-        raise ConfigError.one("model.plugins", f"{_who(exc, config)} called sys.exit("
-                              f"{exc.code!r}) while being imported: a plugin must not exit") from None
+        raise ConfigError.one(
+            "model.plugins",
+            f"{_who(exc, config)} called sys.exit("
+            f"{exc.code!r}) while being imported: a plugin must not exit",
+        ) from None
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(f"interrupted while importing {_who(exc, config)}") from exc
 
@@ -208,8 +240,14 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     training = phase(spec)
     keep = set(plan.outputs) | set(spec.model.expect)
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
-    prediction = predict(plan, training, keep, progress=progress,
-                         out_dir=output_dir / "outputs", outputs_to_disk=spec.outputs_to_disk)
+    prediction = predict(
+        plan,
+        training,
+        keep,
+        progress=progress,
+        out_dir=output_dir / "outputs",
+        outputs_to_disk=spec.outputs_to_disk,
+    )
     timings["execute"] = prediction.seconds
     outcome.values = prediction.values
     weights = named_weights(plan)
@@ -229,19 +267,25 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     on_disk = {n: a for n, a in saved.items() if isinstance(a, np.memmap)}
     for a in on_disk.values():
         a.flush()
-    artifacts.write_npz(output_dir / "outputs.npz",
-                        {n: a for n, a in saved.items() if n not in on_disk})
+    artifacts.write_npz(
+        output_dir / "outputs.npz", {n: a for n, a in saved.items() if n not in on_disk}
+    )
     artifacts.write_npz(output_dir / "weights.npz", weights)
     result["outputs"] = {
-        name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": artifacts.array_digest(a),
-               **({"file": str(Path(a.filename).relative_to(output_dir))} if name in on_disk
-                  else {}),
-               **({"values": a.tolist()} if a.size <= SMALL_OUTPUT else {})}
-        for name, a in saved.items()}
+        name: {
+            "shape": list(a.shape),
+            "dtype": str(a.dtype),
+            "sha256": artifacts.array_digest(a),
+            **({"file": str(Path(a.filename).relative_to(output_dir))} if name in on_disk else {}),
+            **({"values": a.tolist()} if a.size <= SMALL_OUTPUT else {}),
+        }
+        for name, a in saved.items()
+    }
     for name in plan.outputs:
         log.info("%s =\n%s", name, np.array2string(prediction.values[name], threshold=50))
-    checks = run_checks(spec.model.expect, prediction.values, prediction.masks,
-                        prediction.penalties)
+    checks = run_checks(
+        spec.model.expect, prediction.values, prediction.masks, prediction.penalties
+    )
     result["expect"] = [c.as_dict() for c in checks]
     if checks:
         passed = sum(c.ok for c in checks)
@@ -257,8 +301,13 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
 def _error_text(exc: UserError) -> str:
     from runner.errors import DataError
 
-    kind = ("invalid data" if isinstance(exc, DataError) else
-            "invalid config" if exc.exit_code == 2 else "run failed")
+    kind = (
+        "invalid data"
+        if isinstance(exc, DataError)
+        else "invalid config"
+        if exc.exit_code == 2
+        else "run failed"
+    )
     n = len(exc.problems)
     head = f"{kind}: {n} problem{'s' if n != 1 else ''}"
     return head + "\n" + "\n".join(f"  {p}" for p in exc.problems)

@@ -15,12 +15,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def model_config(layers: dict[str, Any], inputs: dict[str, Any] | None = None,
-                 **model_extra: Any) -> dict[str, Any]:
+def model_config(
+    layers: dict[str, Any], inputs: dict[str, Any] | None = None, **model_extra: Any
+) -> dict[str, Any]:
     """A whole run config around a model; the default input is x = [[10, 20, 30]]."""
     inputs = inputs or {"x": {"shape": [3], "data": [[10, 20, 30]]}}
-    return {"task": "predict", "seed": 0, "model": {"inputs": inputs, "layers": layers,
-                                                     **model_extra}}
+    return {
+        "task": "predict",
+        "seed": 0,
+        "model": {"inputs": inputs, "layers": layers, **model_extra},
+    }
 
 
 @pytest.fixture
@@ -59,8 +63,14 @@ def cli(tmp_path):
         cwd = cwd or tmp_path
         full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         full_env.pop("HYDRA_FULL_ERROR", None)
-        proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=full_env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner", *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return CliResult(proc, cwd)
 
     return _cli

@@ -25,8 +25,13 @@ TABLE: dict[str, tuple[dict, object]] = {
     "ActivityRegularization": ({"l1": 0.1, "l2": 0.2}, (3, 2)),
     "Merge": ({"mode": "concat"}, [(3,), (2,)]),
     "Siamese": ({"layer": {"type": "Dense", "output_dim": 2}, "merge_mode": "sum"}, [(3,), (3,)]),
-    "AutoEncoder": ({"encoder": {"e": {"type": "Dense", "output_dim": 2}},
-                     "decoder": {"d": {"type": "Dense", "output_dim": 5}}}, (5,)),
+    "AutoEncoder": (
+        {
+            "encoder": {"e": {"type": "Dense", "output_dim": 2}},
+            "decoder": {"d": {"type": "Dense", "output_dim": 5}},
+        },
+        (5,),
+    ),
     "Lambda": ({"function": "tanh(x) * 2"}, (3, 2)),
 }
 
@@ -64,7 +69,8 @@ def test_planned_shape_equals_computed_and_test_phase_is_deterministic(tag):
     np.testing.assert_array_equal(y1, y2)
     params = layer.named_params()
     assert {k: v.shape for k, v in params.items()} == {
-        k: tuple(s) for k, s in layer.param_shapes(shape).items()}
+        k: tuple(s) for k, s in layer.param_shapes(shape).items()
+    }
 
 
 @pytest.mark.parametrize("tag", sorted(registry.registered()))
@@ -79,15 +85,18 @@ def test_same_seed_same_weights_and_train_outputs(tag):
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
-@pytest.mark.parametrize("tag, fields, shape", [
-    ("Dense", {"output_dim": 2}, (3, 4)),
-    ("TimeDistributedDense", {"output_dim": 2}, (4,)),
-    ("TimeDistributedMerge", {}, (4,)),
-    ("RepeatVector", {"n": 2}, (2, 2)),
-    ("Reshape", {"dims": [5, -1]}, (12,)),
-    ("Reshape", {"dims": [5, 3]}, (12,)),
-    ("Permute", {"dims": [2, 1]}, (2, 3, 4)),
-])
+@pytest.mark.parametrize(
+    "tag, fields, shape",
+    [
+        ("Dense", {"output_dim": 2}, (3, 4)),
+        ("TimeDistributedDense", {"output_dim": 2}, (4,)),
+        ("TimeDistributedMerge", {}, (4,)),
+        ("RepeatVector", {"n": 2}, (2, 2)),
+        ("Reshape", {"dims": [5, -1]}, (12,)),
+        ("Reshape", {"dims": [5, 3]}, (12,)),
+        ("Permute", {"dims": [2, 1]}, (2, 3, 4)),
+    ],
+)
 def test_plan_rejects_shapes(tag, fields, shape):
     cls = registry.layer_class(tag)
     with pytest.raises(PlanError):

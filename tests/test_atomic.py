@@ -18,16 +18,30 @@ import yaml
 from runner.output import artifacts
 from runner.run import run
 
-DENSE = {"model": {"inputs": {"x": {"shape": [3], "data": [[10, 20, 30]]}},
-                   "layers": {"dense": {"type": "Dense", "output_dim": 3, "weights": {
-                       "W": [[0.1, 0.2, 0.5]] * 3, "b": [0, 0, 0]}}}}}
+DENSE = {
+    "model": {
+        "inputs": {"x": {"shape": [3], "data": [[10, 20, 30]]}},
+        "layers": {
+            "dense": {
+                "type": "Dense",
+                "output_dim": 3,
+                "weights": {"W": [[0.1, 0.2, 0.5]] * 3, "b": [0, 0, 0]},
+            }
+        },
+    }
+}
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     """Every file under ``folder``: content hash and modification time (ns)."""
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(),
-                                         p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_result_json_is_the_last_file_written(tmp_path, monkeypatch):
@@ -91,16 +105,21 @@ def test_an_error_result_is_written_atomically_too(tmp_path):
 SLOW_MODEL = {
     # RepeatVector n makes the work: with n=1 a job takes milliseconds, with n=3000 minutes.
     "inputs": {"x": {"shape": [64], "data": {"random": {"rows": 4000}}}},
-    "layers": {"rep": {"type": "RepeatVector", "n": 1},
-               **{f"t{i}": {"type": "TimeDistributedDense", "output_dim": 64,
-                            "activation": "tanh"} for i in range(8)},
-               "pool": {"type": "TimeDistributedMerge", "mode": "ave"}},
+    "layers": {
+        "rep": {"type": "RepeatVector", "n": 1},
+        **{
+            f"t{i}": {"type": "TimeDistributedDense", "output_dim": 64, "activation": "tanh"}
+            for i in range(8)
+        },
+        "pool": {"type": "TimeDistributedMerge", "mode": "ave"},
+    },
 }
 
 
 @pytest.mark.slow
 def test_sigkill_mid_run_leaves_no_result_and_the_sweep_reports_it_incomplete(tmp_path):
     from runner.sweep import report
+
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
     (conf / "slow.yaml").write_text(yaml.safe_dump(SLOW_MODEL, sort_keys=False))
@@ -112,10 +131,23 @@ def test_sigkill_mid_run_leaves_no_result_and_the_sweep_reports_it_incomplete(tm
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # this checkout
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "-m", "--config-dir", str(tmp_path / "conf"),
-         "+model=slow", "model.layers.rep.n=1,3000", "batch_size=20",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            "--config-dir",
+            str(tmp_path / "conf"),
+            "+model=slow",
+            "model.layers.rep.n=1,3000",
+            "batch_size=20",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120  # a guard against a hung start, not a timing test
         while not (sweep / "1" / "summary.txt").exists():
@@ -136,8 +168,7 @@ def test_sigkill_mid_run_leaves_no_result_and_the_sweep_reports_it_incomplete(tm
     killed = sorted(p.name for p in (sweep / "1").iterdir())
     assert "result.json" not in killed and "summary.txt" in killed
     assert not [n for n in killed if n.startswith(".result.json")]
-    assert {job.name: job.status for job in report.collect(sweep)} == {
-        "0": "ok", "1": "incomplete"}
+    assert {job.name: job.status for job in report.collect(sweep)} == {"0": "ok", "1": "incomplete"}
     assert _snapshot(earlier) == earlier_files
 
 

@@ -22,11 +22,19 @@ X = RNG.uniform(-1, 1, size=(6, 5)).round(3)
 
 
 def ae_layer(reconstruction: bool = True, **extra) -> dict:
-    return {"type": "AutoEncoder", "output_reconstruction": reconstruction,
-            "encoder": {"enc": {"type": "Dense", "output_dim": 3, "activation": "tanh"},
-                        "code": {"type": "Dense", "output_dim": 2}},
-            "decoder": {"dec": {"type": "Dense", "output_dim": 3, "activation": "relu"},
-                        "out": {"type": "Dense", "output_dim": 5}}, **extra}
+    return {
+        "type": "AutoEncoder",
+        "output_reconstruction": reconstruction,
+        "encoder": {
+            "enc": {"type": "Dense", "output_dim": 3, "activation": "tanh"},
+            "code": {"type": "Dense", "output_dim": 2},
+        },
+        "decoder": {
+            "dec": {"type": "Dense", "output_dim": 3, "activation": "relu"},
+            "out": {"type": "Dense", "output_dim": 5},
+        },
+        **extra,
+    }
 
 
 def config(reconstruction: bool = True, **extra) -> dict:
@@ -46,9 +54,16 @@ def numpy_autoencoder(w: dict[str, np.ndarray], x: np.ndarray):
 def test_both_modes_against_numpy(reconstruction):
     model = Model.from_config(config(reconstruction))
     weights = {k: v.astype(np.float64) for k, v in model.weights.items()}
-    assert sorted(weights) == ["ae/decoder/dec/W", "ae/decoder/dec/b", "ae/decoder/out/W",
-                               "ae/decoder/out/b", "ae/encoder/code/W", "ae/encoder/code/b",
-                               "ae/encoder/enc/W", "ae/encoder/enc/b"]
+    assert sorted(weights) == [
+        "ae/decoder/dec/W",
+        "ae/decoder/dec/b",
+        "ae/decoder/out/W",
+        "ae/decoder/out/b",
+        "ae/encoder/code/W",
+        "ae/encoder/code/b",
+        "ae/encoder/enc/W",
+        "ae/encoder/enc/b",
+    ]
     assert weights["ae/decoder/out/W"].shape == (3, 5)
     code, recon = numpy_autoencoder(weights, X)
     out = model.predict()["ae"]
@@ -69,35 +84,57 @@ def test_weights_saved_by_one_run_load_into_the_other_mode(run_config, tmp_path)
 
 
 def test_inline_weights_of_inner_layers():
-    layer = {"type": "AutoEncoder",
-             "encoder": {"enc": {"type": "Dense", "output_dim": 1, "weights": {"W": [[1], [2]],
-                                                                               "b": [0.5]}}},
-             "decoder": {"dec": {"type": "Dense", "output_dim": 2,
-                                 "weights": {"W": [[2, -1]], "b": [0, 1]}}}}
+    layer = {
+        "type": "AutoEncoder",
+        "encoder": {
+            "enc": {"type": "Dense", "output_dim": 1, "weights": {"W": [[1], [2]], "b": [0.5]}}
+        },
+        "decoder": {
+            "dec": {"type": "Dense", "output_dim": 2, "weights": {"W": [[2, -1]], "b": [0, 1]}}
+        },
+    }
     inputs = {"x": {"shape": [2], "data": [[1, 1], [0, 2]]}}
     out = Model.from_config(model_config({"ae": layer}, inputs)).predict()["ae"]
     # code = x1 + 2 x2 + 0.5 = [3.5, 4.5]; recon = [2c, 1 - c]
     np.testing.assert_array_equal(out, [[7, -2.5], [9, -3.5]])
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda l: l["encoder"]["enc"].update(weights={"W": [[1, 2, 3]]}),
-     r"model.layers.ae.encoder.enc.weights.W: expected shape \(5, 3\)"),
-    (lambda l: l["decoder"]["out"].update(weights={"V": [[1]]}),
-     r"model.layers.ae.decoder.out.weights.V: Dense has no parameter 'V'"),
-    (lambda l: l["encoder"]["code"].update(inputs=["x"]),
-     r"model.layers.ae.encoder: inner layer 'code' sets 'inputs'"),
-    (lambda l: l["decoder"].update(m={"type": "Merge"}),
-     r"model.layers.ae.decoder: inner layer 'm' is a Merge, which takes several inputs"),
-    (lambda l: l["decoder"]["dec"].update(output_dim=0),
-     r"model.layers.ae.decoder.dec.output_dim: expected greater than 0"),
-    (lambda l: l["decoder"].update(pool={"type": "TimeDistributedMerge"}),
-     r"model.layers.ae: in decoder.pool \(TimeDistributedMerge\): TimeDistributedMerge expects "
-     r"3D input \(batch, steps, features\), got per-sample shape \(5,\) \(fed by model.inputs.x"),
-    (lambda l: l.update(encoder={}), r"model.layers.ae.encoder: expected at least 1 entry"),
-    (lambda l: l["encoder"].update(bad={"type": "Denze"}),
-     r"model.layers.ae.encoder.bad: unknown layer type 'Denze' \(did you mean 'Dense'\?\)"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda l: l["encoder"]["enc"].update(weights={"W": [[1, 2, 3]]}),
+            r"model.layers.ae.encoder.enc.weights.W: expected shape \(5, 3\)",
+        ),
+        (
+            lambda l: l["decoder"]["out"].update(weights={"V": [[1]]}),
+            r"model.layers.ae.decoder.out.weights.V: Dense has no parameter 'V'",
+        ),
+        (
+            lambda l: l["encoder"]["code"].update(inputs=["x"]),
+            r"model.layers.ae.encoder: inner layer 'code' sets 'inputs'",
+        ),
+        (
+            lambda l: l["decoder"].update(m={"type": "Merge"}),
+            r"model.layers.ae.decoder: inner layer 'm' is a Merge, which takes several inputs",
+        ),
+        (
+            lambda l: l["decoder"]["dec"].update(output_dim=0),
+            r"model.layers.ae.decoder.dec.output_dim: expected greater than 0",
+        ),
+        (
+            lambda l: l["decoder"].update(pool={"type": "TimeDistributedMerge"}),
+            r"model.layers.ae: in decoder.pool \(TimeDistributedMerge\): TimeDistributedMerge "
+            r"expects 3D input \(batch, steps, features\), got per-sample shape \(5,\) "
+            r"\(fed by model.inputs.x",
+        ),
+        (lambda l: l.update(encoder={}), r"model.layers.ae.encoder: expected at least 1 entry"),
+        (
+            lambda l: l["encoder"].update(bad={"type": "Denze"}),
+            r"model.layers.ae.encoder.bad: unknown layer type 'Denze' \(did you mean 'Dense'\?\)",
+        ),
+    ],
+)
 def test_inner_errors_name_the_inner_path(mutate, message):
     cfg = config()
     mutate(cfg["model"]["layers"]["ae"])
@@ -120,10 +157,18 @@ def test_summary_rows_and_graph_show_inner_layers(run_config):
 
 
 def test_autoencoder_inside_siamese_keys_and_values():
-    inputs = {"a": {"shape": [5], "data": X[:3].tolist()},
-              "b": {"shape": [5], "data": X[3:].tolist()}}
-    layers_ = {"s": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "none",
-                     "layer": ae_layer(True)}}
+    inputs = {
+        "a": {"shape": [5], "data": X[:3].tolist()},
+        "b": {"shape": [5], "data": X[3:].tolist()},
+    }
+    layers_ = {
+        "s": {
+            "type": "Siamese",
+            "inputs": ["a", "b"],
+            "merge_mode": "none",
+            "layer": ae_layer(True),
+        }
+    }
     model = Model.from_config(model_config(layers_, inputs))
     w = {k.replace("s/layer/", "ae/"): v.astype(np.float64) for k, v in model.weights.items()}
     assert len(w) == 8 and "ae/decoder/out/b" in w
@@ -133,9 +178,13 @@ def test_autoencoder_inside_siamese_keys_and_values():
 
 
 def test_masks_travel_through_the_stacks():
-    spec = AutoEncoderSpec.model_validate({
-        "type": "AutoEncoder", "encoder": {"t": {"type": "TimeDistributedDense", "output_dim": 2}},
-        "decoder": {"m": {"type": "TimeDistributedMerge", "mode": "ave"}}})
+    spec = AutoEncoderSpec.model_validate(
+        {
+            "type": "AutoEncoder",
+            "encoder": {"t": {"type": "TimeDistributedDense", "output_dim": 2}},
+            "decoder": {"m": {"type": "TimeDistributedMerge", "mode": "ave"}},
+        }
+    )
     ae = AutoEncoder(spec, "ae")
     assert ae.output_mask((3, 4), True) is False  # consumed by the TimeDistributedMerge
     ae.init_params((3, 4), np.random.default_rng(0), np.dtype(np.float32))

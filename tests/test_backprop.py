@@ -14,22 +14,34 @@ from tests.helpers import numeric_gradient
 
 GRAPHS = {
     "siamese heads into merge": (
-        {"siam": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "none",
-                  "layer": {"type": "Dense", "output_dim": 2, "activation": "tanh"}},
-         "m": {"type": "Merge", "mode": "mul", "inputs": ["siam.0", "siam.1"]}},
-        ["m"]),
+        {
+            "siam": {
+                "type": "Siamese",
+                "inputs": ["a", "b"],
+                "merge_mode": "none",
+                "layer": {"type": "Dense", "output_dim": 2, "activation": "tanh"},
+            },
+            "m": {"type": "Merge", "mode": "mul", "inputs": ["siam.0", "siam.1"]},
+        },
+        ["m"],
+    ),
     "one value feeding two branches": (
-        {"d": {"type": "Dense", "output_dim": 3, "inputs": ["a"]},
-         "t": {"type": "Activation", "activation": "tanh", "inputs": ["d"]},
-         "s": {"type": "Activation", "activation": "sigmoid", "inputs": ["d"]},
-         "m": {"type": "Merge", "mode": "concat", "inputs": ["t", "s", "b"]}},
-        ["m"]),
+        {
+            "d": {"type": "Dense", "output_dim": 3, "inputs": ["a"]},
+            "t": {"type": "Activation", "activation": "tanh", "inputs": ["d"]},
+            "s": {"type": "Activation", "activation": "sigmoid", "inputs": ["d"]},
+            "m": {"type": "Merge", "mode": "concat", "inputs": ["t", "s", "b"]},
+        },
+        ["m"],
+    ),
 }
 
 
 def build(layers, outputs):
-    inputs = {"a": {"shape": [2], "data": [[0.3, -0.7], [1.1, 0.4]]},
-              "b": {"shape": [2], "data": [[0.5, 0.9], [-0.2, 0.8]]}}
+    inputs = {
+        "a": {"shape": [2], "data": [[0.3, -0.7], [1.1, 0.4]]},
+        "b": {"shape": [2], "data": [[0.5, 0.9], [-0.2, 0.8]]},
+    }
     config = model_config(layers, inputs, outputs=outputs)
     config["floatx"] = "float64"
     return Model.from_config(config)

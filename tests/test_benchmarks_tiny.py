@@ -20,8 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_script(name: str, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's runner, not an installed one
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 

@@ -20,8 +20,15 @@ def test_dense_example_run_folder(cli):
     assert "[[ 6. 12. 30.]]" in res.stdout
     assert res.folder is not None and res.folder.parent.parent.name == "outputs"
     files = {p.name for p in res.folder.iterdir()}
-    assert {"config.yaml", "summary.txt", "outputs.npz", "weights.npz", "result.json", "run.log",
-            ".hydra"} <= files
+    assert {
+        "config.yaml",
+        "summary.txt",
+        "outputs.npz",
+        "weights.npz",
+        "result.json",
+        "run.log",
+        ".hydra",
+    } <= files
     config = yaml.safe_load((res.folder / "config.yaml").read_text())
     dense = config["model"]["layers"]["dense"]
     assert dense["activation"] == "linear" and dense["W_regularizer"] is None  # defaults explicit
@@ -37,8 +44,9 @@ def test_dense_example_run_folder(cli):
     result = res.result
     assert result["status"] == "ok" and result["seed"] == 0 and result["phase"] == "test"
     assert result["outputs"]["dense"]["values"] == [[6.0, 12.0, 30.0]]
-    assert result["expect"] == [{"check": "dense.values", "ok": True,
-                                 "detail": result["expect"][0]["detail"]}]
+    assert result["expect"] == [
+        {"check": "dense.values", "ok": True, "detail": result["expect"][0]["detail"]}
+    ]
     assert set(result["versions"]) >= {"python", "numpy", "pydantic", "hydra-core", "omegaconf"}
     assert result["overrides"] == ["+model=dense_example"]
     assert result["timings"]["total"] > 0
@@ -104,7 +112,9 @@ def test_every_shipped_config_meets_its_expectations(cli, tmp_path):
     for model, result in jobs.items():
         failed = [c for c in result.get("expect", []) if not c["ok"]]
         assert result["status"] == "ok" and not failed, (model, result.get("error"), failed)
-    with_expect = [m for m in SHIPPED if "expect:" in (REPO / "conf/model" / f"{m}.yaml").read_text()]
+    with_expect = [
+        m for m in SHIPPED if "expect:" in (REPO / "conf/model" / f"{m}.yaml").read_text()
+    ]
     for model in with_expect:
         assert jobs[model]["expect"], f"{model} declares expectations but none ran"
 
@@ -136,11 +146,16 @@ def test_run_never_overwrites_a_finished_folder(tmp_path):
 
 def test_relative_paths_resolve_against_the_launch_directory(cli, tmp_path):
     np.save(tmp_path / "x.npy", np.array([[1, 2, 3], [4, 5, 6]], np.float32))
-    res = cli("+model=dense_example", "~model.inputs.x.data", "+model.inputs.x.data={path: x.npy}",
-              "~model.expect")
+    res = cli(
+        "+model=dense_example",
+        "~model.inputs.x.data",
+        "+model.inputs.x.data={path: x.npy}",
+        "~model.expect",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
-    np.testing.assert_allclose(res.result["outputs"]["dense"]["values"],
-                               [[0.6, 1.2, 3.0], [1.5, 3.0, 7.5]], rtol=1e-6)
+    np.testing.assert_allclose(
+        res.result["outputs"]["dense"]["values"], [[0.6, 1.2, 3.0], [1.5, 3.0, 7.5]], rtol=1e-6
+    )
     assert Path(res.folder).is_relative_to(tmp_path)
 
 
@@ -149,7 +164,9 @@ def test_rerunning_into_a_finished_folder_is_refused_and_keeps_it(cli, tmp_path)
     before = (tmp_path / "fixed" / "result.json").read_bytes()
     again = cli("+model=dense_example", "hydra.run.dir=fixed", "seed=4")
     assert first.returncode == 0 and again.returncode == 2
-    assert "already holds a finished run" in again.stdout + again.stderr  # refused before logging starts
+    assert (
+        "already holds a finished run" in again.stdout + again.stderr
+    )  # refused before logging starts
     assert "Traceback" not in again.stdout + again.stderr
     assert (tmp_path / "fixed" / "result.json").read_bytes() == before
 
@@ -159,8 +176,9 @@ def test_streamed_outputs_land_in_memory_mapped_files(tmp_path):
     from runner.run import run
 
     np.save(tmp_path / "x.npy", np.arange(30, dtype=np.float32).reshape(10, 3))
-    config = load_model_file(REPO / "conf/model/dense_example.yaml", batch_size=4,
-                             outputs_to_disk=True)
+    config = load_model_file(
+        REPO / "conf/model/dense_example.yaml", batch_size=4, outputs_to_disk=True
+    )
     config["model"]["inputs"]["x"]["data"] = {"path": "x.npy"}
     del config["model"]["expect"]
     outcome = run(config, tmp_path / "r", tmp_path)

@@ -57,8 +57,9 @@ def wrong_float_dtypes(model: Model, feeds, expected: np.dtype) -> list[str]:
     found: list[tuple[str, np.ndarray]] = [(f"weights.{k}", v) for k, v in model.weights.items()]
     for training in (False, True):
         for keep_cache in (False, True):
-            ctx = Context(training=training, rng=dropout_rng(0), dtype=model.plan.dtype,
-                          keep_cache=keep_cache)
+            ctx = Context(
+                training=training, rng=dropout_rng(0), dtype=model.plan.dtype, keep_cache=keep_cache
+            )
             values, masks, caches = forward(model.plan, dict(feeds), ctx, Everything())
             tag = f"training={training}, keep_cache={keep_cache}"
             found += [(f"{tag}: values.{k}", v) for k, v in values.items()]
@@ -66,8 +67,11 @@ def wrong_float_dtypes(model: Model, feeds, expected: np.dtype) -> list[str]:
             found += list(arrays_in(caches, f"{tag}: caches"))
             assert set(model.plan.outputs) <= set(values)
     assert found
-    return [f"{where}: {a.dtype}" for where, a in found
-            if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and a.dtype != expected]
+    return [
+        f"{where}: {a.dtype}"
+        for where, a in found
+        if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and a.dtype != expected
+    ]
 
 
 def build(path: Path, floatx: str) -> Model:
@@ -85,8 +89,9 @@ def build(path: Path, floatx: str) -> Model:
 
 def config_feeds(model: Model) -> dict[str, np.ndarray]:
     """The config's own data (random inputs drawn now), cast as the executor does."""
-    return {k: np.asarray(v[:64], dtype=model.plan.dtype)
-            for k, v in input_arrays(model.plan).items()}
+    return {
+        k: np.asarray(v[:64], dtype=model.plan.dtype) for k, v in input_arrays(model.plan).items()
+    }
 
 
 def workload_feeds(model: Model) -> dict[str, np.ndarray]:
@@ -151,8 +156,9 @@ def test_in_place_activations_match_the_reference_forward(dtype):
         expected = act.forward(z + b)
         got = activations.apply_(name, z.copy(), b)
         assert got.dtype == dtype and got.shape == z.shape
-        np.testing.assert_allclose(got, expected, rtol=2 * np.finfo(dtype).eps, atol=0,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            got, expected, rtol=2 * np.finfo(dtype).eps, atol=0, err_msg=name
+        )
         if name in ("linear", "relu", "tanh", "sigmoid", "softmax"):
             np.testing.assert_array_equal(got, expected, err_msg=name)  # bit for bit
     z3 = z.reshape(70, 10, 600)  # 3D (TimeDistributedDense): the same numbers

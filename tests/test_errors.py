@@ -17,68 +17,159 @@ def cfg(layers=None, inputs=None, **extra):
 
 CASES = [
     # (id, config, [fragments that must all appear in one problem's text])
-    ("wrong type", cfg({"dense": {"type": "Dense", "output_dim": "three"}}),
-     ["model.layers.dense.output_dim", "valid integer", "'three'"]),
-    ("negative units", cfg({"dense": {"type": "Dense", "output_dim": -3}}),
-     ["model.layers.dense.output_dim", "greater than 0", "-3"]),
-    ("unknown key", cfg({"dense": {"type": "Dense", "ouput_dim": 3, "output_dim": 3}}),
-     ["model.layers.dense.ouput_dim", "unknown key", "did you mean 'output_dim'"]),
-    ("unknown layer", cfg({"dense": {"type": "Dence", "output_dim": 3}}),
-     ["model.layers.dense", "unknown layer type 'Dence'", "did you mean 'Dense'"]),
+    (
+        "wrong type",
+        cfg({"dense": {"type": "Dense", "output_dim": "three"}}),
+        ["model.layers.dense.output_dim", "valid integer", "'three'"],
+    ),
+    (
+        "negative units",
+        cfg({"dense": {"type": "Dense", "output_dim": -3}}),
+        ["model.layers.dense.output_dim", "greater than 0", "-3"],
+    ),
+    (
+        "unknown key",
+        cfg({"dense": {"type": "Dense", "ouput_dim": 3, "output_dim": 3}}),
+        ["model.layers.dense.ouput_dim", "unknown key", "did you mean 'output_dim'"],
+    ),
+    (
+        "unknown layer",
+        cfg({"dense": {"type": "Dence", "output_dim": 3}}),
+        ["model.layers.dense", "unknown layer type 'Dence'", "did you mean 'Dense'"],
+    ),
     ("missing type", cfg({"dense": {"output_dim": 3}}), ["model.layers.dense", "needs a 'type'"]),
-    ("bad activation", cfg({"dense": {"type": "Dense", "output_dim": 3, "activation": "tanhh"}}),
-     ["model.layers.dense.activation", "'tanhh'", "did you mean 'tanh'"]),
-    ("bad init", cfg({"dense": {"type": "Dense", "output_dim": 3, "init": "glorot"}}),
-     ["model.layers.dense.init", "'glorot'"]),
-    ("dropout p too big", cfg({"drop": {"type": "Dropout", "p": 1.5}}),
-     ["model.layers.drop.p", "less than 1", "1.5"]),
-    ("dropout p negative", cfg({"drop": {"type": "Dropout", "p": -0.1}}),
-     ["model.layers.drop.p", "greater than or equal to 0", "-0.1"]),
-    ("reshape size", cfg({"r": {"type": "Reshape", "dims": [2, 2]}}),
-     ["model.layers.r", "sizes 3 and 4 differ", "model.inputs.x"]),
-    ("reshape two unknowns", cfg({"r": {"type": "Reshape", "dims": [-1, -1]}}),
-     ["model.layers.r.dims", "at most one"]),
-    ("permute not a permutation", cfg({"p": {"type": "Permute", "dims": [1, 1]}}, SEQ),
-     ["model.layers.p.dims", "permutation of 1..2"]),
-    ("permute rank", cfg({"p": {"type": "Permute", "dims": [2, 1]}}),
-     ["model.layers.p", "per-sample input shape (3,)"]),
-    ("dense on 3D", cfg(DENSE, SEQ), ["model.layers.dense", "expects 2D input", "TimeDistributedDense",
-                                      "fed by model.inputs.x"]),
-    ("tdd on 2D", cfg({"t": {"type": "TimeDistributedDense", "output_dim": 2}}),
-     ["model.layers.t", "expects 3D input"]),
-    ("masked into flatten", cfg({"m": {"type": "Masking"}, "f": {"type": "Flatten"}}, SEQ),
-     ["model.layers.f", "cannot take a masked input", "model.layers.m (Masking", "TimeDistributedMerge"]),
-    ("wrong weight shape", cfg({"dense": {"type": "Dense", "output_dim": 3,
-                                          "weights": {"W": [[1, 2], [3, 4]]}}}),
-     ["model.layers.dense.weights.W", "expected shape (3, 3)", "found (2, 2)"]),
-    ("unknown weight name", cfg({"dense": {"type": "Dense", "output_dim": 3,
-                                           "weights": {"V": [[1]]}}}),
-     ["model.layers.dense.weights.V", "no parameter 'V'", "['W', 'b']"]),
-    ("missing data file", cfg(inputs={"x": {"data": {"path": "nowhere.npy"}}}),
-     ["model.inputs.x.data", "nowhere.npy", "file not found"]),
-    ("unknown wiring name", cfg({"dense": {"type": "Dense", "output_dim": 3, "inputs": ["xx"]}}),
-     ["model.layers.dense.inputs", "unknown name 'xx'", "did you mean 'x'"]),
-    ("wiring to later layer", cfg({"a": {"type": "Dense", "output_dim": 3, "inputs": ["b"]},
-                                   "b": {"type": "Dense", "output_dim": 3}}),
-     ["model.layers.a.inputs", "defined after this layer"]),
-    ("bad output name", cfg(outputs=["dens"]), ["model.outputs", "unknown name 'dens'",
-                                                "did you mean 'dense'"]),
-    ("ragged inline data", cfg(inputs={"x": {"data": [[1, 2], [3]]}}),
-     ["model.inputs.x.data", "rectangular"]),
-    ("shape disagrees", cfg(inputs={"x": {"shape": [4], "data": [[1, 2, 3]]}}),
-     ["model.inputs.x.shape", "declared per-sample shape (4,)", "(1, 3)"]),
-    ("empty input", cfg(inputs={"x": {"shape": [3], "data": []}}), ["model.inputs.x.data", "empty"]),
-    ("random without shape", cfg(inputs={"x": {"data": {"random": {"rows": 3}}}}),
-     ["model.inputs.x", "needs a 'shape'"]),
+    (
+        "bad activation",
+        cfg({"dense": {"type": "Dense", "output_dim": 3, "activation": "tanhh"}}),
+        ["model.layers.dense.activation", "'tanhh'", "did you mean 'tanh'"],
+    ),
+    (
+        "bad init",
+        cfg({"dense": {"type": "Dense", "output_dim": 3, "init": "glorot"}}),
+        ["model.layers.dense.init", "'glorot'"],
+    ),
+    (
+        "dropout p too big",
+        cfg({"drop": {"type": "Dropout", "p": 1.5}}),
+        ["model.layers.drop.p", "less than 1", "1.5"],
+    ),
+    (
+        "dropout p negative",
+        cfg({"drop": {"type": "Dropout", "p": -0.1}}),
+        ["model.layers.drop.p", "greater than or equal to 0", "-0.1"],
+    ),
+    (
+        "reshape size",
+        cfg({"r": {"type": "Reshape", "dims": [2, 2]}}),
+        ["model.layers.r", "sizes 3 and 4 differ", "model.inputs.x"],
+    ),
+    (
+        "reshape two unknowns",
+        cfg({"r": {"type": "Reshape", "dims": [-1, -1]}}),
+        ["model.layers.r.dims", "at most one"],
+    ),
+    (
+        "permute not a permutation",
+        cfg({"p": {"type": "Permute", "dims": [1, 1]}}, SEQ),
+        ["model.layers.p.dims", "permutation of 1..2"],
+    ),
+    (
+        "permute rank",
+        cfg({"p": {"type": "Permute", "dims": [2, 1]}}),
+        ["model.layers.p", "per-sample input shape (3,)"],
+    ),
+    (
+        "dense on 3D",
+        cfg(DENSE, SEQ),
+        ["model.layers.dense", "expects 2D input", "TimeDistributedDense", "fed by model.inputs.x"],
+    ),
+    (
+        "tdd on 2D",
+        cfg({"t": {"type": "TimeDistributedDense", "output_dim": 2}}),
+        ["model.layers.t", "expects 3D input"],
+    ),
+    (
+        "masked into flatten",
+        cfg({"m": {"type": "Masking"}, "f": {"type": "Flatten"}}, SEQ),
+        [
+            "model.layers.f",
+            "cannot take a masked input",
+            "model.layers.m (Masking",
+            "TimeDistributedMerge",
+        ],
+    ),
+    (
+        "wrong weight shape",
+        cfg({"dense": {"type": "Dense", "output_dim": 3, "weights": {"W": [[1, 2], [3, 4]]}}}),
+        ["model.layers.dense.weights.W", "expected shape (3, 3)", "found (2, 2)"],
+    ),
+    (
+        "unknown weight name",
+        cfg({"dense": {"type": "Dense", "output_dim": 3, "weights": {"V": [[1]]}}}),
+        ["model.layers.dense.weights.V", "no parameter 'V'", "['W', 'b']"],
+    ),
+    (
+        "missing data file",
+        cfg(inputs={"x": {"data": {"path": "nowhere.npy"}}}),
+        ["model.inputs.x.data", "nowhere.npy", "file not found"],
+    ),
+    (
+        "unknown wiring name",
+        cfg({"dense": {"type": "Dense", "output_dim": 3, "inputs": ["xx"]}}),
+        ["model.layers.dense.inputs", "unknown name 'xx'", "did you mean 'x'"],
+    ),
+    (
+        "wiring to later layer",
+        cfg(
+            {
+                "a": {"type": "Dense", "output_dim": 3, "inputs": ["b"]},
+                "b": {"type": "Dense", "output_dim": 3},
+            }
+        ),
+        ["model.layers.a.inputs", "defined after this layer"],
+    ),
+    (
+        "bad output name",
+        cfg(outputs=["dens"]),
+        ["model.outputs", "unknown name 'dens'", "did you mean 'dense'"],
+    ),
+    (
+        "ragged inline data",
+        cfg(inputs={"x": {"data": [[1, 2], [3]]}}),
+        ["model.inputs.x.data", "rectangular"],
+    ),
+    (
+        "shape disagrees",
+        cfg(inputs={"x": {"shape": [4], "data": [[1, 2, 3]]}}),
+        ["model.inputs.x.shape", "declared per-sample shape (4,)", "(1, 3)"],
+    ),
+    (
+        "empty input",
+        cfg(inputs={"x": {"shape": [3], "data": []}}),
+        ["model.inputs.x.data", "empty"],
+    ),
+    (
+        "random without shape",
+        cfg(inputs={"x": {"data": {"random": {"rows": 3}}}}),
+        ["model.inputs.x", "needs a 'shape'"],
+    ),
     ("unknown run setting", {**cfg(), "sed": 1}, ["sed", "unknown key", "did you mean 'seed'"]),
     ("bad floatx", {**cfg(), "floatx": "float16"}, ["floatx", "'float16'"]),
-    ("identity init on non-square", cfg({"dense": {"type": "Dense", "output_dim": 2,
-                                                   "init": "identity"}}),
-     ["model.layers.dense.init", "square"]),
-    ("huge model", cfg({"dense": {"type": "Dense", "output_dim": 10_000_000_000}}),
-     ["max_memory_mb", "MB"]),
-    ("layer named like input", cfg({"x": {"type": "Dense", "output_dim": 3, "inputs": ["x"]}}),
-     ["model.layers.x", "already a model input"]),
+    (
+        "identity init on non-square",
+        cfg({"dense": {"type": "Dense", "output_dim": 2, "init": "identity"}}),
+        ["model.layers.dense.init", "square"],
+    ),
+    (
+        "huge model",
+        cfg({"dense": {"type": "Dense", "output_dim": 10_000_000_000}}),
+        ["max_memory_mb", "MB"],
+    ),
+    (
+        "layer named like input",
+        cfg({"x": {"type": "Dense", "output_dim": 3, "inputs": ["x"]}}),
+        ["model.layers.x", "already a model input"],
+    ),
 ]
 
 
@@ -92,8 +183,13 @@ def test_bad_config_message(run_config, case_id, config, fragments):
 
 
 def test_independent_problems_are_reported_together(run_config):
-    config = cfg({"a": {"type": "Dense", "output_dim": 0}, "b": {"type": "Dropout", "p": 2},
-                  "c": {"type": "Dence"}})
+    config = cfg(
+        {
+            "a": {"type": "Dense", "output_dim": 0},
+            "b": {"type": "Dropout", "p": 2},
+            "c": {"type": "Dence"},
+        }
+    )
     _, result = run_config(config)
     paths = [p["path"] for p in result["error"]["problems"]]
     assert paths == ["model.layers.a.output_dim", "model.layers.b.p", "model.layers.c"]
@@ -132,8 +228,10 @@ def test_malformed_csv(run_config, tmp_path):
 
 
 def test_failed_expectation_exits_1(run_config):
-    config = cfg({"dense": {"type": "Dense", "output_dim": 1, "init": "one"}},
-                 expect={"dense": {"values": [[61]]}})
+    config = cfg(
+        {"dense": {"type": "Dense", "output_dim": 1, "init": "one"}},
+        expect={"dense": {"values": [[61]]}},
+    )
     outcome, result = run_config(config)
     assert outcome.exit_code == 1 and result["status"] == "failed"
     (problem,) = result["error"]["problems"]
@@ -152,8 +250,10 @@ def test_plugin_given_as_file_name_gets_a_hint(run_config):
     config["allow_plugins"] = ["my_layers.py"]
     _, result = run_config(config)
     (problem,) = result["error"]["problems"]
-    assert problem["path"] == "model.plugins[0]" and "name the module, not the file: 'my_layers'" \
-        in problem["message"]
+    assert (
+        problem["path"] == "model.plugins[0]"
+        and "name the module, not the file: 'my_layers'" in problem["message"]
+    )
 
 
 def test_infinite_lambda_literal_is_refused(run_config):
@@ -171,9 +271,13 @@ def test_bad_data_is_reported_as_invalid_data(run_config, tmp_path, caplog):
 
 
 def test_a_boolean_is_not_read_as_a_number(run_config):
-    layers = {"dense": {"type": "Dense", "output_dim": True},
-              "reg": {"type": "ActivityRegularization", "l1": False}}
+    layers = {
+        "dense": {"type": "Dense", "output_dim": True},
+        "reg": {"type": "ActivityRegularization", "l1": False},
+    }
     _, result = run_config(cfg(layers))
     texts = [f"{p['path']}: {p['message']}" for p in result["error"]["problems"]]
-    assert texts == ["model.layers.dense.output_dim: expected a valid integer; found true (a boolean)",
-                     "model.layers.reg.l1: expected a valid number; found false (a boolean)"]
+    assert texts == [
+        "model.layers.dense.output_dim: expected a valid integer; found true (a boolean)",
+        "model.layers.reg.l1: expected a valid number; found false (a boolean)",
+    ]

@@ -32,14 +32,14 @@ def test_reference_square() -> None:
 
 # Each function against a NumPy formula written independently of the module.
 FORMULAS = [
-    ("exp(x)", X, lambda v: np.e ** v),
+    ("exp(x)", X, lambda v: np.e**v),
     ("log(x)", POS, lambda v: np.log(v)),
     ("log1p(x)", POS, lambda v: np.log(1 + v)),
     ("expm1(x)", X, lambda v: np.exp(v) - 1),
     ("tanh(x)", X, lambda v: (np.exp(2 * v) - 1) / (np.exp(2 * v) + 1)),
     ("sigmoid(x)", X, lambda v: 1 / (1 + np.exp(-v))),
     ("abs(x)", X, lambda v: np.where(v < 0, -v, v)),
-    ("sqrt(x)", POS, lambda v: v ** 0.5),
+    ("sqrt(x)", POS, lambda v: v**0.5),
     ("square(x)", X, lambda v: v * v),
     ("sin(x)", X, np.sin),
     ("cos(x)", X, np.cos),
@@ -54,8 +54,11 @@ FORMULAS = [
     ("max(x, axis=2)", X, lambda v: np.sort(v, axis=2)[:, :, -1]),
     ("min(x, axis=1)", X, lambda v: np.sort(v, axis=1)[:, 0, :]),
     ("x - 2 / x + -x ** 3", X, lambda v: v - 2 / v - v * v * v),
-    ("(x >= 0.5) + (x < -1) * 2 + (x == x) + (x != x) + (x <= 0)", X,
-     lambda v: 1.0 * (v >= 0.5) + 2.0 * (v < -1) + 1.0 + 1.0 * (v <= 0)),
+    (
+        "(x >= 0.5) + (x < -1) * 2 + (x == x) + (x != x) + (x <= 0)",
+        X,
+        lambda v: 1.0 * (v >= 0.5) + 2.0 * (v < -1) + 1.0 + 1.0 * (v <= 0),
+    ),
     ("x[:, 1]", X, lambda v: v[:, 1, :]),
     ("x[:, -2:, 3]", X, lambda v: v[:, 1:, 3]),
     ("x[:, 1:3] * 2", X, lambda v: np.stack([v[:, 1], v[:, 2]], axis=1) * 2),
@@ -78,10 +81,15 @@ def test_sigmoid_and_softplus_are_stable_for_huge_inputs() -> None:
         warnings.simplefilter("error")
         sig = parse("sigmoid(x)").evaluate(x)
         soft = parse("softplus(x)").evaluate(x)
-    np.testing.assert_allclose(sig, [[0.0, 9.357622968839299e-14, 0.5, 1 - 9.357622968839299e-14,
-                                      1.0]], rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(soft, [[0.0, 9.357622968840175e-14, np.log(2.0), 30.0, 1000.0]],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        sig,
+        [[0.0, 9.357622968839299e-14, 0.5, 1 - 9.357622968839299e-14, 1.0]],
+        rtol=1e-12,
+        atol=1e-300,
+    )
+    np.testing.assert_allclose(
+        soft, [[0.0, 9.357622968840175e-14, np.log(2.0), 30.0, 1000.0]], rtol=1e-12
+    )
 
 
 # (expression, per-sample input shape, expected per-sample output shape)
@@ -117,19 +125,23 @@ def test_output_shape_matches_evaluation(text: str, shape: tuple, expected: tupl
 def test_lower_rank_values_broadcast_after_the_batch_axis() -> None:
     # With batch 3 == feature 3, plain NumPy broadcasting would silently mix samples.
     x = np.arange(9.0).reshape(3, 3)
-    np.testing.assert_array_equal(parse("x + sum(x, axis=1)").evaluate(x),
-                                  x + x.sum(axis=1, keepdims=True))
+    np.testing.assert_array_equal(
+        parse("x + sum(x, axis=1)").evaluate(x), x + x.sum(axis=1, keepdims=True)
+    )
     np.testing.assert_array_equal(parse("2 + 3").evaluate(x), [5.0, 5.0, 5.0])
 
 
-@pytest.mark.parametrize("text,shape,fragment", [
-    ("x[:, 0] * x[:, :, 0]", (3, 4), "x[:, 0] * x[:, :, 0]"),
-    ("sum(x, axis=3)", (3, 4), "sum(x, axis=3)"),
-    ("sum(x, axis=-3)", (3, 4), "batch axis"),
-    ("x[:, 5]", (3, 4), "x[:, 5]"),
-    ("x[:, 0, 0, 0]", (3, 4), "too many indices"),
-    ("sum(2, axis=1)", (3,), "sum(2, axis=1)"),
-])
+@pytest.mark.parametrize(
+    "text,shape,fragment",
+    [
+        ("x[:, 0] * x[:, :, 0]", (3, 4), "x[:, 0] * x[:, :, 0]"),
+        ("sum(x, axis=3)", (3, 4), "sum(x, axis=3)"),
+        ("sum(x, axis=-3)", (3, 4), "batch axis"),
+        ("x[:, 5]", (3, 4), "x[:, 5]"),
+        ("x[:, 0, 0, 0]", (3, 4), "too many indices"),
+        ("sum(2, axis=1)", (3,), "sum(2, axis=1)"),
+    ],
+)
 def test_shape_errors_name_the_subexpression(text: str, shape: tuple, fragment: str) -> None:
     with pytest.raises(ExpressionError) as err:
         parse(text).output_shape(shape)
@@ -138,9 +150,20 @@ def test_shape_errors_name_the_subexpression(text: str, shape: tuple, fragment: 
         parse(text).evaluate(np.zeros((2, *shape)))
 
 
-@pytest.mark.parametrize("text", ["x * 0.1 + 1e-3", "where(x > 0, x, 0.1 * x)", "sigmoid(x) ** 2",
-                                  "mean(x ** 2, axis=1)", "2 + 3", "x > 0", "clip(x, -1, 1)",
-                                  "max(x, axis=-1) / 3", "softplus(x) - log1p(x * x)"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x * 0.1 + 1e-3",
+        "where(x > 0, x, 0.1 * x)",
+        "sigmoid(x) ** 2",
+        "mean(x ** 2, axis=1)",
+        "2 + 3",
+        "x > 0",
+        "clip(x, -1, 1)",
+        "max(x, axis=-1) / 3",
+        "softplus(x) - log1p(x * x)",
+    ],
+)
 def test_float32_stays_float32(text: str) -> None:
     x = X.astype(np.float32)
     expr = parse(text)
@@ -160,13 +183,36 @@ def test_integer_input_becomes_float64_and_output_never_aliases_input() -> None:
 
 # Finite-difference gradient checks: every differentiable function and operator.
 GRAD_CASES = [
-    "x * x", "x + 2 * x - 1", "x / (x * x + 1)", "x ** 3 - x ** -2 + x ** 0", "-x + +x * 3",
-    "exp(x) * 0.5", "log(x * x + 1)", "log1p(x * x)", "expm1(x)", "tanh(x)", "sigmoid(x)",
-    "abs(x)", "sqrt(x * x + 0.5)", "square(x)", "sin(x) * cos(x)", "relu(x)", "softplus(x)",
-    "maximum(x, 0.3)", "minimum(x, x * x)", "clip(x, -0.5, 0.5)", "where(x > 0, x ** 3, 0.1 * x)",
-    "sum(x * x, axis=1)", "mean(x ** 2, axis=-1)", "max(x, axis=1)", "min(sin(x), axis=2)",
-    "x[:, 0] * x", "x[:, 1:3] + sum(x, axis=1)", "x[:, :, 2] * (x[:, :, 2] > 0)",
-    "x * mean(x, axis=1) / 2", "tanh(x) * (x < 0.5) + 1",
+    "x * x",
+    "x + 2 * x - 1",
+    "x / (x * x + 1)",
+    "x ** 3 - x ** -2 + x ** 0",
+    "-x + +x * 3",
+    "exp(x) * 0.5",
+    "log(x * x + 1)",
+    "log1p(x * x)",
+    "expm1(x)",
+    "tanh(x)",
+    "sigmoid(x)",
+    "abs(x)",
+    "sqrt(x * x + 0.5)",
+    "square(x)",
+    "sin(x) * cos(x)",
+    "relu(x)",
+    "softplus(x)",
+    "maximum(x, 0.3)",
+    "minimum(x, x * x)",
+    "clip(x, -0.5, 0.5)",
+    "where(x > 0, x ** 3, 0.1 * x)",
+    "sum(x * x, axis=1)",
+    "mean(x ** 2, axis=-1)",
+    "max(x, axis=1)",
+    "min(sin(x), axis=2)",
+    "x[:, 0] * x",
+    "x[:, 1:3] + sum(x, axis=1)",
+    "x[:, :, 2] * (x[:, :, 2] > 0)",
+    "x * mean(x, axis=1) / 2",
+    "tanh(x) * (x < 0.5) + 1",
 ]
 
 
@@ -186,8 +232,9 @@ def test_gradient_matches_central_differences(text: str) -> None:
     expr = parse(text)
     assert expr.is_differentiable
     dy = RNG.normal(size=expr.evaluate(x).shape)
-    np.testing.assert_allclose(expr.backward(x, dy), _numeric_grad(expr, x, dy),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        expr.backward(x, dy), _numeric_grad(expr, x, dy), rtol=1e-6, atol=1e-7
+    )
 
 
 def test_gradient_conventions_at_kinks_and_ties() -> None:
@@ -207,11 +254,11 @@ def test_backward_rejects_wrong_dy_shape() -> None:
 
 
 def test_plugin_functions() -> None:
-    cube = ExprFunction(lambda a: a ** 3, grad=lambda g, a: g * 3 * a ** 2)
+    cube = ExprFunction(lambda a: a**3, grad=lambda g, a: g * 3 * a**2)
     hyp = ExprFunction(lambda a, b: np.sqrt(a * a + b * b), n_args=2)
     expr = parse("cube(x) + 1", extra_functions={"cube": cube})
     x = _away_from_zero((2, 3))
-    np.testing.assert_allclose(expr.evaluate(x), x ** 3 + 1)
+    np.testing.assert_allclose(expr.evaluate(x), x**3 + 1)
     dy = RNG.normal(size=x.shape)
     np.testing.assert_allclose(expr.backward(x, dy), _numeric_grad(expr, x, dy), rtol=1e-6)
     plain = parse("hyp(x, 4)", extra_functions={"hyp": hyp})
@@ -344,6 +391,7 @@ def test_nothing_executes_while_parsing_hostile_input(monkeypatch: pytest.Monkey
     def spy(name: str):
         def record(*args, **kwargs):
             calls.append(name)
+
         return record
 
     real_compile = builtins.compile

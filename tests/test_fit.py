@@ -26,16 +26,30 @@ BLOBS = {"dataset": {"name": "blobs", "rows": 120, "features": 4, "classes": 3, 
 
 def classifier(**fit) -> dict:
     return {
-        "task": "fit", "seed": 3, "progress": False,
-        "fit": {"epochs": 4, "batch_size": 16, "validation_split": 0.25,
-                "loss": "sparse_categorical_crossentropy", "metrics": ["loss", "accuracy"],
-                "optimizer": {"name": "adam", "lr": 0.01}, **fit},
+        "task": "fit",
+        "seed": 3,
+        "progress": False,
+        "fit": {
+            "epochs": 4,
+            "batch_size": 16,
+            "validation_split": 0.25,
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["loss", "accuracy"],
+            "optimizer": {"name": "adam", "lr": 0.01},
+            **fit,
+        },
         "model": {
             "inputs": {"x": {"data": BLOBS}},
-            "layers": {"h": {"type": "Dense", "output_dim": 8, "activation": "tanh",
-                             "W_regularizer": {"l2": 0.001}},
-                       "drop": {"type": "Dropout", "p": 0.3},
-                       "out": {"type": "Dense", "output_dim": 3, "activation": "softmax"}},
+            "layers": {
+                "h": {
+                    "type": "Dense",
+                    "output_dim": 8,
+                    "activation": "tanh",
+                    "W_regularizer": {"l2": 0.001},
+                },
+                "drop": {"type": "Dropout", "p": 0.3},
+                "out": {"type": "Dense", "output_dim": 3, "activation": "softmax"},
+            },
             "targets": {"out": {"dataset": {**BLOBS["dataset"], "part": "labels"}}},
         },
     }
@@ -57,13 +71,25 @@ def test_one_sgd_step_by_hand(tmp_path):
     x = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
     t = np.array([[1.0], [0.0], [2.0]])
     w0 = np.array([[0.1], [-0.2]])
-    config = {"task": "fit", "floatx": "float64", "progress": False,
-              "fit": {"epochs": 1, "batch_size": 3, "shuffle": False, "loss": "mse",
-                      "optimizer": {"name": "sgd", "lr": 0.1}},
-              "model": {"inputs": {"x": {"data": x.tolist()}},
-                        "layers": {"d": {"type": "Dense", "output_dim": 1,
-                                         "weights": {"W": w0.tolist(), "b": [0.5]}}},
-                        "targets": {"d": t.tolist()}}}
+    config = {
+        "task": "fit",
+        "floatx": "float64",
+        "progress": False,
+        "fit": {
+            "epochs": 1,
+            "batch_size": 3,
+            "shuffle": False,
+            "loss": "mse",
+            "optimizer": {"name": "sgd", "lr": 0.1},
+        },
+        "model": {
+            "inputs": {"x": {"data": x.tolist()}},
+            "layers": {
+                "d": {"type": "Dense", "output_dim": 1, "weights": {"W": w0.tolist(), "b": [0.5]}}
+            },
+            "targets": {"d": t.tolist()},
+        },
+    }
     outcome, result, folder = fit_run(tmp_path, config)
     assert outcome.exit_code == 0, result.get("error")
     y = x @ w0 + 0.5
@@ -100,8 +126,7 @@ def test_training_learns_and_history_files_agree(tmp_path):
     assert result["metrics"]["val_accuracy"] > 0.8  # three well-separated blobs
     assert result["metrics"]["weight_penalty"] > 0  # the l2 on h/W is in the training loss
     lines = (folder / "history.csv").read_text().splitlines()
-    assert lines[0] == ("epoch,loss,weight_penalty,activity_penalty,accuracy,val_loss,"
-                        "val_accuracy")
+    assert lines[0] == ("epoch,loss,weight_penalty,activity_penalty,accuracy,val_loss,val_accuracy")
     assert len(lines) == 9
     assert float(lines[-1].split(",")[5]) == history[-1]["val_loss"]  # exact floats
     assert (folder / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -112,8 +137,9 @@ def test_training_learns_and_history_files_agree(tmp_path):
 
 def test_early_stopping_and_restore_best(tmp_path):
     # min_delta so large that no epoch after the first improves: stop after `patience` more
-    config = classifier(epochs=10, patience=2, min_delta=1e9, restore_best=True,
-                        monitor="val_accuracy")
+    config = classifier(
+        epochs=10, patience=2, min_delta=1e9, restore_best=True, monitor="val_accuracy"
+    )
     _, result, folder = fit_run(tmp_path, config, "stopped")
     assert len(result["history"]) == 3
     assert result["fit"]["stopped_early"] and result["fit"]["restored_best"]
@@ -140,18 +166,27 @@ def test_trained_weights_predict_via_model_level_weights(tmp_path):
 
 def test_validation_data_and_autoencoder_default_target(tmp_path):
     rows = {"dataset": {"name": "blobs", "rows": 64, "features": 6, "seed": 2}}
-    held_out = {"dataset": {"name": "blobs", "rows": 64, "features": 6, "seed": 2,
-                            "shuffle": True}}
+    held_out = {"dataset": {"name": "blobs", "rows": 64, "features": 6, "seed": 2, "shuffle": True}}
     config = {
-        "task": "fit", "progress": False,
-        "fit": {"epochs": 40, "batch_size": 8, "loss": "mse",
-                "optimizer": {"name": "adam", "lr": 0.01},
-                "validation_data": {"inputs": {"x": held_out}}},
-        "model": {"inputs": {"x": {"data": rows}},
-                  "layers": {"ae": {"type": "AutoEncoder",
-                                    "encoder": {"e": {"type": "Dense", "output_dim": 3,
-                                                      "activation": "tanh"}},
-                                    "decoder": {"d": {"type": "Dense", "output_dim": 6}}}}},
+        "task": "fit",
+        "progress": False,
+        "fit": {
+            "epochs": 40,
+            "batch_size": 8,
+            "loss": "mse",
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "validation_data": {"inputs": {"x": held_out}},
+        },
+        "model": {
+            "inputs": {"x": {"data": rows}},
+            "layers": {
+                "ae": {
+                    "type": "AutoEncoder",
+                    "encoder": {"e": {"type": "Dense", "output_dim": 3, "activation": "tanh"}},
+                    "decoder": {"d": {"type": "Dense", "output_dim": 6}},
+                }
+            },
+        },
     }
     outcome, result, _ = fit_run(tmp_path, config)
     assert outcome.exit_code == 0, result.get("error")
@@ -167,12 +202,20 @@ def test_masked_timesteps_do_not_train(tmp_path):
     other[0, 1], other[1, 2] = -40.0, 99.0  # only masked steps differ
 
     def trained(t):
-        config = {"task": "fit", "floatx": "float64", "progress": False,
-                  "fit": {"epochs": 2, "batch_size": 2, "loss": "mse"},
-                  "model": {"inputs": {"x": {"data": x.tolist()}},
-                            "layers": {"m": {"type": "Masking"},
-                                       "td": {"type": "TimeDistributedDense", "output_dim": 1}},
-                            "targets": {"td": t.tolist()}}}
+        config = {
+            "task": "fit",
+            "floatx": "float64",
+            "progress": False,
+            "fit": {"epochs": 2, "batch_size": 2, "loss": "mse"},
+            "model": {
+                "inputs": {"x": {"data": x.tolist()}},
+                "layers": {
+                    "m": {"type": "Masking"},
+                    "td": {"type": "TimeDistributedDense", "output_dim": 1},
+                },
+                "targets": {"td": t.tolist()},
+            },
+        }
         _, result, folder = fit_run(tmp_path, config, f"mask{t[1, 2, 0]}")
         return result, weights(folder)
 
@@ -184,13 +227,18 @@ def test_masked_timesteps_do_not_train(tmp_path):
 
 def test_graph_backward_accumulates_where_a_value_feeds_two_layers():
     """x -> h -> (a, b) both outputs: dh = da W_a^T + db W_b^T; checked by finite differences."""
-    config = {"floatx": "float64", "model": {
-        "inputs": {"x": {"shape": [3], "data": [[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]]}},
-        "layers": {"h": {"type": "Dense", "output_dim": 4, "activation": "tanh"},
-                   "a": {"type": "Dense", "output_dim": 2, "inputs": ["h"]},
-                   "b": {"type": "Dense", "output_dim": 3, "activation": "sigmoid",
-                         "inputs": ["h"]}},
-        "outputs": ["a", "b"]}}
+    config = {
+        "floatx": "float64",
+        "model": {
+            "inputs": {"x": {"shape": [3], "data": [[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]]}},
+            "layers": {
+                "h": {"type": "Dense", "output_dim": 4, "activation": "tanh"},
+                "a": {"type": "Dense", "output_dim": 2, "inputs": ["h"]},
+                "b": {"type": "Dense", "output_dim": 3, "activation": "sigmoid", "inputs": ["h"]},
+            },
+            "outputs": ["a", "b"],
+        },
+    }
     plan = build(make_plan(validate(config)))
     x = np.array([[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]])
     rng = np.random.default_rng(0)
@@ -203,8 +251,11 @@ def test_graph_backward_accumulates_where_a_value_feeds_two_layers():
     ctx = Context(dtype=np.dtype(np.float64), keep_cache=True)
     _, _, caches = forward(plan, {"x": x}, ctx, {"a", "b"})
     grads, inputs = backprop.backward(plan, caches, r, ctx, input_grads=True)
-    params = {f"{n}/{k}": v for n, node in plan.nodes.items()
-              for k, v in node.layer.named_params().items()}
+    params = {
+        f"{n}/{k}": v
+        for n, node in plan.nodes.items()
+        for k, v in node.layer.named_params().items()
+    }
     for key, array in [*params.items(), ("x", x)]:
         numeric = np.zeros_like(array)
         for idx in np.ndindex(array.shape):
@@ -219,19 +270,34 @@ def test_graph_backward_accumulates_where_a_value_feeds_two_layers():
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9, err_msg=key)
 
 
-@pytest.mark.parametrize(("change", "path", "fragment"), [
-    ({"fit": {"monitor": "val_loss", "validation_split": 0.0}}, "fit.monitor",
-     "needs validation data"),
-    ({"fit": {"optimizer": {"name": "adam", "momentum": 0.9}}}, "fit.optimizer.momentum",
-     "not a setting of adam"),
-    ({"fit": {"loss": "mse"}}, "fit.metrics", "accuracy needs a classification loss"),
-    ({"fit": {"validation_data": {"inputs": {"x": [[1, 2, 3, 4]]}}}}, "fit.validation_data",
-     "not both"),
-    ({"fit": {"loss": {"outt": "mse"}}}, "fit.loss.outt", "did you mean 'out'"),
-    ({"model": {"targets": {}}}, "model.targets", "no target for output 'out'"),
-    ({"model": {"targets": {"out": {"dataset": {**BLOBS["dataset"], "part": "onehot"}}}}},
-     "model.targets.out", "one integer class label per sample"),
-])
+@pytest.mark.parametrize(
+    ("change", "path", "fragment"),
+    [
+        (
+            {"fit": {"monitor": "val_loss", "validation_split": 0.0}},
+            "fit.monitor",
+            "needs validation data",
+        ),
+        (
+            {"fit": {"optimizer": {"name": "adam", "momentum": 0.9}}},
+            "fit.optimizer.momentum",
+            "not a setting of adam",
+        ),
+        ({"fit": {"loss": "mse"}}, "fit.metrics", "accuracy needs a classification loss"),
+        (
+            {"fit": {"validation_data": {"inputs": {"x": [[1, 2, 3, 4]]}}}},
+            "fit.validation_data",
+            "not both",
+        ),
+        ({"fit": {"loss": {"outt": "mse"}}}, "fit.loss.outt", "did you mean 'out'"),
+        ({"model": {"targets": {}}}, "model.targets", "no target for output 'out'"),
+        (
+            {"model": {"targets": {"out": {"dataset": {**BLOBS["dataset"], "part": "onehot"}}}}},
+            "model.targets.out",
+            "one integer class label per sample",
+        ),
+    ],
+)
 def test_config_errors_name_the_path(tmp_path, change, path, fragment):
     config = classifier()
     for section, values in change.items():
@@ -284,8 +350,13 @@ def test_model_fit_block_is_overridden_by_top_level(tmp_path):
     assert result["fit"]["optimizer"]["momentum"] == 0.5
     config["fit"]["optimizer"] = {"name": "adam"}  # another optimizer drops the model's settings
     _, result, _ = fit_run(tmp_path, config, "top_level")
-    assert result["fit"]["optimizer"] == {"name": "adam", "lr": 0.001, "beta_1": 0.9,
-                                          "beta_2": 0.999, "epsilon": 1e-8}
+    assert result["fit"]["optimizer"] == {
+        "name": "adam",
+        "lr": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+    }
 
 
 @pytest.mark.slow
@@ -310,10 +381,15 @@ def test_cli_fit_prints_epochs_and_returns_the_score(cli):
     res = cli("+model=mlp_digits", "task=fit", "fit.epochs=2", "fit.patience=null")
     assert res.returncode == 0, res.stderr
     assert "epoch 1/2" in res.stdout and "val_accuracy" in res.stdout
-    assert {p.name for p in res.folder.iterdir()} >= {"history.csv", "history.png", "weights.npz",
-                                                      "result.json"}
-    assert res.result["metrics"]["objective"] == max(r["val_accuracy"]
-                                                     for r in res.result["history"])
+    assert {p.name for p in res.folder.iterdir()} >= {
+        "history.csv",
+        "history.png",
+        "weights.npz",
+        "result.json",
+    }
+    assert res.result["metrics"]["objective"] == max(
+        r["val_accuracy"] for r in res.result["history"]
+    )
 
 
 def test_api_fit_trains_in_place_like_the_task(tmp_path):
@@ -333,16 +409,30 @@ def test_api_fit_trains_in_place_like_the_task(tmp_path):
 
 def test_fit_through_siamese_heads(tmp_path):
     """Outputs that are heads of a Siamese (merge_mode none) get targets and gradients."""
-    config = {"task": "fit", "seed": 0, "fit": {"epochs": 40, "batch_size": 8,
-                                                "optimizer": {"name": "sgd", "lr": 0.1}},
-              "model": {
-                  "inputs": {"a": {"shape": [2], "data": {"random": {"rows": 32, "seed": 1}}},
-                             "b": {"shape": [2], "data": {"random": {"rows": 32, "seed": 2}}}},
-                  "layers": {"siam": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "none",
-                                      "layer": {"type": "Dense", "output_dim": 2}}},
-                  "outputs": ["siam.0", "siam.1"],
-                  "targets": {"siam.0": {"random": {"rows": 32, "seed": 1}},   # = a: learn identity
-                              "siam.1": {"random": {"rows": 32, "seed": 2}}}}}  # = b
+    config = {
+        "task": "fit",
+        "seed": 0,
+        "fit": {"epochs": 40, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.1}},
+        "model": {
+            "inputs": {
+                "a": {"shape": [2], "data": {"random": {"rows": 32, "seed": 1}}},
+                "b": {"shape": [2], "data": {"random": {"rows": 32, "seed": 2}}},
+            },
+            "layers": {
+                "siam": {
+                    "type": "Siamese",
+                    "inputs": ["a", "b"],
+                    "merge_mode": "none",
+                    "layer": {"type": "Dense", "output_dim": 2},
+                }
+            },
+            "outputs": ["siam.0", "siam.1"],
+            "targets": {
+                "siam.0": {"random": {"rows": 32, "seed": 1}},  # = a: learn identity
+                "siam.1": {"random": {"rows": 32, "seed": 2}},
+            },
+        },
+    }  # = b
     config["model"]["targets"]["siam.0"]["random"]["distribution"] = "uniform"
     outcome = run(config, tmp_path / "r", tmp_path)
     result = json.loads((tmp_path / "r" / "result.json").read_text())

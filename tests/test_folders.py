@@ -24,8 +24,11 @@ DENSE = model_config({"dense": {"type": "Dense", "output_dim": 3}})
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _env() -> dict[str, str]:
@@ -35,8 +38,14 @@ def _env() -> dict[str, str]:
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=cwd, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # ---- §7 claims -------------------------------------------------------------------------------
@@ -54,15 +63,18 @@ def test_second_cli_run_into_a_finished_folder_changes_no_byte(tmp_path):
 
 
 def test_two_runs_started_together_into_one_folder_one_is_refused(tmp_path):
-    procs = [_cli(tmp_path, "+model=dense_example", "hydra.run.dir=shared", f"seed={i}")
-             for i in range(2)]
+    procs = [
+        _cli(tmp_path, "+model=dense_example", "hydra.run.dir=shared", f"seed={i}")
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [0, 2], outs
     winner = codes.index(0)
     loser_err = outs[1 - winner][1]
-    assert "shared" in loser_err and ("claimed by another run" in loser_err
-                                      or "already holds a finished run" in loser_err)
+    assert "shared" in loser_err and (
+        "claimed by another run" in loser_err or "already holds a finished run" in loser_err
+    )
     result = json.loads((tmp_path / "shared" / "result.json").read_text())
     assert result["status"] == "ok" and result["seed"] == winner
     assert not (tmp_path / "shared" / artifacts.CLAIM).exists()
@@ -82,14 +94,14 @@ def test_second_multirun_into_a_sweep_folder_is_refused_untouched(tmp_path):
 
 def test_python_path_claims_the_folder_itself(tmp_path):
     folder = tmp_path / "run"
-    artifacts.claim(folder)          # as if another run (here: this process) were using it
-    artifacts.keep_claim(folder)     # ... but not through this process's own bookkeeping
+    artifacts.claim(folder)  # as if another run (here: this process) were using it
+    artifacts.keep_claim(folder)  # ... but not through this process's own bookkeeping
     with pytest.raises(FileExistsError, match="claimed by another run"):
         run(DENSE, folder)
     assert sorted(p.name for p in folder.iterdir()) == [artifacts.CLAIM]
     outcome = run(DENSE, tmp_path / "other")
     assert outcome.exit_code == 0
-    assert not (tmp_path / "other" / artifacts.CLAIM).exists()   # dropped once finished
+    assert not (tmp_path / "other" / artifacts.CLAIM).exists()  # dropped once finished
 
 
 def test_files_follow_the_umask(tmp_path):
@@ -99,8 +111,17 @@ def test_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
-    assert modes == {n: 0o644 for n in ("config.yaml", "summary.txt", "graph.mmd", "outputs.npz",
-                                        "weights.npz", "result.json")}
+    assert modes == {
+        n: 0o644
+        for n in (
+            "config.yaml",
+            "summary.txt",
+            "graph.mmd",
+            "outputs.npz",
+            "weights.npz",
+            "result.json",
+        )
+    }
     old = os.umask(0o077)
     try:
         artifacts.write_text(tmp_path / "private.txt", "x")
@@ -140,7 +161,7 @@ def test_resume_refuses_a_tampered_file(tmp_path):
     from runner.sweep.callbacks import reuse_finished
 
     old, digest = _finished(tmp_path)
-    np.savez(old / "outputs.npz", dense=np.zeros((1, 3), np.float32))   # forged outputs
+    np.savez(old / "outputs.npz", dense=np.zeros((1, 3), np.float32))  # forged outputs
     assert reuse_finished(tmp_path / "old", digest, tmp_path / "new", []) is None
     assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
 
@@ -150,7 +171,7 @@ def test_resume_never_follows_a_symlink(tmp_path):
 
     old, digest = _finished(tmp_path)
     secret = tmp_path / "secret.txt"
-    secret.write_bytes((old / "summary.txt").read_bytes())   # same bytes, outside the folder
+    secret.write_bytes((old / "summary.txt").read_bytes())  # same bytes, outside the folder
     (old / "summary.txt").unlink()
     (old / "summary.txt").symlink_to(secret)
     assert reuse_finished(tmp_path / "old", digest, tmp_path / "new", []) is None
@@ -160,21 +181,57 @@ def test_resume_never_follows_a_symlink(tmp_path):
 
 # ---- §8 named mistakes ------------------------------------------------------------------------
 CASES = [
-    ("400-digit output_dim", model_config({"d": {"type": "Dense", "output_dim": int("9" * 400)}}),
-     "model.layers.d.output_dim", "400 digits"),
-    ("uniform overflow", model_config({"d": {"type": "Dense", "output_dim": 2}}, {"x": {
-        "shape": [3], "data": {"random": {"distribution": "uniform", "low": -1e308,
-                                          "high": 1e308, "rows": 2}}}}),
-     "model.inputs.x.data.random.high", "overflows a float"),
-    ("65-dim reshape", model_config({"r": {"type": "Reshape", "dims": [1] * 65}},
-                                    {"x": {"shape": [1], "data": [[1]]}}),
-     "model.layers.r.dims", "at most 64"),
-    ("65-dim input", model_config({"f": {"type": "Flatten"}},
-                                  {"x": {"shape": [1] * 65, "data": {"random": {"rows": 1}}}}),
-     "model.inputs.x.shape", "at most 64"),
-    ("string in expect.values", model_config({"d": {"type": "Dense", "output_dim": 3}},
-                                             expect={"d": {"values": [[1, "a", 2]]}}),
-     "model.expect.d.values[0][1]", "expected a number"),
+    (
+        "400-digit output_dim",
+        model_config({"d": {"type": "Dense", "output_dim": int("9" * 400)}}),
+        "model.layers.d.output_dim",
+        "400 digits",
+    ),
+    (
+        "uniform overflow",
+        model_config(
+            {"d": {"type": "Dense", "output_dim": 2}},
+            {
+                "x": {
+                    "shape": [3],
+                    "data": {
+                        "random": {
+                            "distribution": "uniform",
+                            "low": -1e308,
+                            "high": 1e308,
+                            "rows": 2,
+                        }
+                    },
+                }
+            },
+        ),
+        "model.inputs.x.data.random.high",
+        "overflows a float",
+    ),
+    (
+        "65-dim reshape",
+        model_config(
+            {"r": {"type": "Reshape", "dims": [1] * 65}}, {"x": {"shape": [1], "data": [[1]]}}
+        ),
+        "model.layers.r.dims",
+        "at most 64",
+    ),
+    (
+        "65-dim input",
+        model_config(
+            {"f": {"type": "Flatten"}}, {"x": {"shape": [1] * 65, "data": {"random": {"rows": 1}}}}
+        ),
+        "model.inputs.x.shape",
+        "at most 64",
+    ),
+    (
+        "string in expect.values",
+        model_config(
+            {"d": {"type": "Dense", "output_dim": 3}}, expect={"d": {"values": [[1, "a", 2]]}}
+        ),
+        "model.expect.d.values[0][1]",
+        "expected a number",
+    ),
 ]
 
 
@@ -183,18 +240,24 @@ def test_machine_limits_are_named_config_errors(run_config, case_id, config, pat
     outcome, result = run_config(config)
     assert outcome.exit_code == 2 and result["status"] == "error"
     assert result["error"]["kind"] == "ConfigError"
-    assert any(p["path"] == path and fragment in p["message"]
-               for p in result["error"]["problems"]), result["error"]
+    assert any(
+        p["path"] == path and fragment in p["message"] for p in result["error"]["problems"]
+    ), result["error"]
 
 
 def test_a_csv_field_beyond_the_csv_limit_is_named(run_config, tmp_path):
     (tmp_path / "big.csv").write_text("1," + "9" * 140_000 + "\n")
-    outcome, result = run_config(model_config({"d": {"type": "Dense", "output_dim": 2}},
-                                              {"x": {"data": {"path": "big.csv"}}}))
+    outcome, result = run_config(
+        model_config(
+            {"d": {"type": "Dense", "output_dim": 2}}, {"x": {"data": {"path": "big.csv"}}}
+        )
+    )
     assert outcome.exit_code == 2
     problem = result["error"]["problems"][0]
-    assert problem["path"] == "model.inputs.x.data" and "field larger than field limit" in \
-        problem["message"]
+    assert (
+        problem["path"] == "model.inputs.x.data"
+        and "field larger than field limit" in problem["message"]
+    )
 
 
 def test_a_full_disk_is_named_and_leaves_no_temporary_file(tmp_path, monkeypatch):
@@ -208,8 +271,9 @@ def test_a_full_disk_is_named_and_leaves_no_temporary_file(tmp_path, monkeypatch
     assert result["status"] == "failed" and result["error"]["kind"] == "WriteFailed"
     assert "No space left on device" in result["error"]["message"]
     assert str(tmp_path / "run" / "outputs.npz") in result["error"]["message"]
-    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")
-                or ".tmp" in p.name]
+    assert not [
+        p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".") or ".tmp" in p.name
+    ]
 
 
 def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
@@ -236,11 +300,17 @@ def test_cli_names_a_full_disk(tmp_path):
         "import errno, numpy\n"
         "def full(*a, **k):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
-        "numpy.savez = full\n")
+        "numpy.savez = full\n"
+    )
     env = {**_env(), "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}
-    proc = subprocess.run([sys.executable, "-m", "runner", "+model=dense_example",
-                           "hydra.run.dir=out"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "+model=dense_example", "hydra.run.dir=out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "No space left on device" in proc.stdout and "outputs.npz" in proc.stdout
     assert "invalid config" not in proc.stdout + proc.stderr
@@ -252,14 +322,24 @@ def test_report_on_a_malformed_result_json(tmp_path):
     job = tmp_path / "sweep" / "0"
     job.mkdir(parents=True)
     (job / "result.json").write_text("{not json")
-    proc = subprocess.run([sys.executable, "-m", "runner.sweep.report", str(tmp_path / "sweep")],
-                          env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner.sweep.report", str(tmp_path / "sweep")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert f"job 0 error: unreadable {job / 'result.json'}" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     (job / "result.json").write_text('{"status": "ok", "metrics": [1, 2]}')
-    proc = subprocess.run([sys.executable, "-m", "runner.sweep.report", str(tmp_path / "sweep")],
-                          env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner.sweep.report", str(tmp_path / "sweep")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "'metrics' has the wrong type" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
 
@@ -282,8 +362,7 @@ def test_plugin_calling_sys_exit_at_import_is_named(run_config, tmp_path, monkey
     assert "plugin module 'exit_plugin' called sys.exit(3)" in problem["message"]
 
 
-def test_plugin_raising_keyboardinterrupt_at_import_leaves_an_honest_result(
-        tmp_path, monkeypatch):
+def test_plugin_raising_keyboardinterrupt_at_import_leaves_an_honest_result(tmp_path, monkeypatch):
     config = _plugin(tmp_path, monkeypatch, "ki_plugin", "raise KeyboardInterrupt\n")
     with pytest.raises(KeyboardInterrupt):
         run(config, tmp_path / "run")
@@ -310,8 +389,14 @@ def test_ctrl_c_exits_130_without_traceback_or_success(tmp_path):
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
     (conf / "slow.yaml").write_text(SLOW)
-    proc = _cli(tmp_path, "--config-dir", str(tmp_path / "conf"), "+model=slow", "batch_size=10",
-                "hydra.run.dir=slow")
+    proc = _cli(
+        tmp_path,
+        "--config-dir",
+        str(tmp_path / "conf"),
+        "+model=slow",
+        "batch_size=10",
+        "hydra.run.dir=slow",
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / "slow" / "summary.txt").exists():
         assert proc.poll() is None, proc.communicate()

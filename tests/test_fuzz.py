@@ -44,11 +44,27 @@ FUZZ = settings(
 )
 
 ACTIVATIONS = sorted(activations.ACTIVATIONS)
-INITS = ["uniform", "normal", "lecun_uniform", "glorot_normal", "glorot_uniform", "he_normal",
-         "he_uniform", "orthogonal", "zero", "one"]
+INITS = [
+    "uniform",
+    "normal",
+    "lecun_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "orthogonal",
+    "zero",
+    "one",
+]
 # bounded expressions: a stack of them cannot overflow
-LAMBDAS = ["tanh(x) + 1", "maximum(x, 0.5)", "sigmoid(x) * 2", "clip(x, -1, 1)", "abs(x) / 2",
-           "where(x > 0.5, x, -x)"]
+LAMBDAS = [
+    "tanh(x) + 1",
+    "maximum(x, 0.5)",
+    "sigmoid(x) * 2",
+    "clip(x, -1, 1)",
+    "abs(x) / 2",
+    "where(x > 0.5, x, -x)",
+]
 REDUCE = "mean(x, axis=-1)"  # drops the last axis (rank >= 2 only, so a feature axis remains)
 PASS_MASK = {"Dropout", "Activation", "ActivityRegularization", "TimeDistributedDense"}
 
@@ -75,8 +91,11 @@ def layer_for(draw, shape: tuple[int, ...], masked: bool) -> dict[str, Any]:
     kind = draw(st.sampled_from(options))
     small = st.integers(1, 6)
     if kind == "Dense" or kind == "TimeDistributedDense":
-        spec = {"output_dim": draw(small), "activation": draw(st.sampled_from(ACTIVATIONS)),
-                "init": draw(st.sampled_from(INITS))}
+        spec = {
+            "output_dim": draw(small),
+            "activation": draw(st.sampled_from(ACTIVATIONS)),
+            "init": draw(st.sampled_from(INITS)),
+        }
         if draw(st.booleans()):
             spec["W_regularizer"] = {"l2": draw(st.floats(0, 0.1))}
         if draw(st.booleans()):
@@ -142,9 +161,20 @@ def stacks(draw) -> tuple[dict, dict[str, tuple[int, ...]], dict[str, bool]]:
         "floatx": draw(st.sampled_from(["float32", "float64"])),
         "training": draw(st.booleans()),
         "batch_size": draw(st.none() | st.integers(1, 4)),
-        "model": {"inputs": {"x": {"shape": list(shape), "data": {"random": {
-            "rows": rows, "distribution": draw(st.sampled_from(["uniform", "normal"]))}}}},
-            "layers": {}},
+        "model": {
+            "inputs": {
+                "x": {
+                    "shape": list(shape),
+                    "data": {
+                        "random": {
+                            "rows": rows,
+                            "distribution": draw(st.sampled_from(["uniform", "normal"])),
+                        }
+                    },
+                }
+            },
+            "layers": {},
+        },
     }
     expected: dict[str, tuple[int, ...]] = {}
     masks: dict[str, bool] = {}
@@ -194,11 +224,18 @@ def test_random_valid_stacks_plan_and_run_with_planned_shapes(case):
 
 # ---- invalid values anywhere ---------------------------------------------------------------
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=True),
-    st.text(max_size=12), st.just("${nope}"), st.just("_target_"),
-    st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=5),
-                                                              st.integers(), max_size=2),
-    st.just([[1, 2], [3]]), st.just({"path": "missing.npy"}), st.just({"random": {"rows": 0}}),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.just("${nope}"),
+    st.just("_target_"),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.just([[1, 2], [3]]),
+    st.just({"path": "missing.npy"}),
+    st.just({"random": {"rows": 0}}),
 ).map(copy.deepcopy)  # a fresh object each time: mutations must not build cycles
 
 
@@ -270,8 +307,9 @@ def mutations(draw, config: dict) -> dict:
         for part in path[:-1]:
             parent = parent[part]
         key = path[-1]
-        op = draw(st.sampled_from(["junk", "delete", "rename", "retype", "wrap", "duplicate",
-                                   "reverse"]))
+        op = draw(
+            st.sampled_from(["junk", "delete", "rename", "retype", "wrap", "duplicate", "reverse"])
+        )
         try:
             if op == "junk":
                 parent[key] = draw(JUNK)
@@ -285,8 +323,9 @@ def mutations(draw, config: dict) -> dict:
                 parent[key] = [parent[key]]
             elif op == "duplicate" and isinstance(parent, dict):
                 parent[f"{key}_copy"] = copy.deepcopy(parent[key])
-            elif op == "reverse" and isinstance(parent.get(key) if isinstance(parent, dict)
-                                                else None, dict):
+            elif op == "reverse" and isinstance(
+                parent.get(key) if isinstance(parent, dict) else None, dict
+            ):
                 parent[key] = dict(reversed(list(parent[key].items())))
         except (TypeError, KeyError, IndexError, AttributeError):
             pass

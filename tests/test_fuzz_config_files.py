@@ -22,18 +22,47 @@ from runner.config.guard import ModelFileError
 
 ROOT = Path(__file__).resolve().parent.parent
 _LONG = os.environ.get("FUZZ_EXAMPLES")
-FUZZ = settings(max_examples=int(_LONG) if _LONG else 300, deadline=None,
-                derandomize=not _LONG, database=None, phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(_LONG) if _LONG else 300,
+    deadline=None,
+    derandomize=not _LONG,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
-PACKAGES = [None, "_global_", "_group_", "model", "hydra", "hydra.callbacks", "model.sub",
-            "_global_.model", "foo", "_here_"]
+PACKAGES = [
+    None,
+    "_global_",
+    "_group_",
+    "model",
+    "hydra",
+    "hydra.callbacks",
+    "model.sub",
+    "_global_.model",
+    "foo",
+    "_here_",
+]
 DEFAULT_ENTRIES = [
-    "_self_", "base", "/model/base", "optional base", "base@_here_", "base@sub", "base@_global_",
-    "base@_global_.hydra", "/model: base", "/hydra/callbacks: evil", "hydra/callbacks: evil",
-    "override /hydra/launcher: basic", "/experiment: global_exp", "override /model: base",
-    "/model/base@_global_", "../experiment/global_exp", "optional /hydra/callbacks: evil",
-    "/hydra/job_logging: disabled", "base@..hydra",
+    "_self_",
+    "base",
+    "/model/base",
+    "optional base",
+    "base@_here_",
+    "base@sub",
+    "base@_global_",
+    "base@_global_.hydra",
+    "/model: base",
+    "/hydra/callbacks: evil",
+    "hydra/callbacks: evil",
+    "override /hydra/launcher: basic",
+    "/experiment: global_exp",
+    "override /model: base",
+    "/model/base@_global_",
+    "../experiment/global_exp",
+    "optional /hydra/callbacks: evil",
+    "/hydra/job_logging: disabled",
+    "base@..hydra",
 ]
 BODIES = [
     {"hydra": {"callbacks": {"evil": {"_target_": "builtins.print"}}}},
@@ -47,8 +76,19 @@ BODIES = [
     {"layers": {"d": {"type": "${seed}"}}},
 ]
 # Hydra keys whose values a model file must never change.
-HYDRA_KEYS = ["callbacks", "run", "sweep", "launcher", "sweeper", "job_logging", "hydra_logging",
-              "searchpath", "mode", "output_subdir", "verbose"]
+HYDRA_KEYS = [
+    "callbacks",
+    "run",
+    "sweep",
+    "launcher",
+    "sweeper",
+    "job_logging",
+    "hydra_logging",
+    "searchpath",
+    "mode",
+    "output_subdir",
+    "verbose",
+]
 
 
 def _text(package: str | None, defaults: list[str], body: dict) -> str:
@@ -61,10 +101,12 @@ def _text(package: str | None, defaults: list[str], body: dict) -> str:
 
 
 model_files = st.builds(
-    _text, st.sampled_from(PACKAGES),
+    _text,
+    st.sampled_from(PACKAGES),
     st.lists(st.sampled_from(DEFAULT_ENTRIES), max_size=3),
     st.fixed_dictionaries({}, optional={f"k{i}": st.just(b) for i, b in enumerate(BODIES)}).map(
-        lambda d: {k: v for b in d.values() for k, v in b.items()}),
+        lambda d: {k: v for b in d.values() for k, v in b.items()}
+    ),
 )
 
 
@@ -75,6 +117,7 @@ def compose():
     from hydra.core.global_hydra import GlobalHydra
 
     from runner.config import guard
+
     guard.install()
     folder = Path(tempfile.mkdtemp(prefix="fuzz-conf-"))
     for rel, text in {
@@ -90,8 +133,11 @@ def compose():
         (folder / "model" / "base.yaml").write_text(base_text)
         GlobalHydra.instance().clear()
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-            return hydra_compose("config", overrides=[f"hydra.searchpath=[file://{folder}]",
-                                                      "+model=evil"], return_hydra_config=True)
+            return hydra_compose(
+                "config",
+                overrides=[f"hydra.searchpath=[file://{folder}]", "+model=evil"],
+                return_hydra_config=True,
+            )
 
     yield _compose
     GlobalHydra.instance().clear()

@@ -38,17 +38,21 @@ class Case:
 
 
 ROWS = 3
-STEP_MASK = np.array([[True, False, True, True], [True, True, True, False],
-                      [False, True, True, True]])
+STEP_MASK = np.array(
+    [[True, False, True, True], [True, True, True, False], [False, True, True, True]]
+)
 
 
 def merge_cases() -> dict[str, Case]:
     shapes = {"concat": [(3,), (2,)], "dot": [(4,), (4,)], "cos": [(4,), (4,)]}
     cases = {}
     for mode in merge_modes():
-        cases[f"Merge-{mode}"] = Case({"mode": mode}, shapes.get(mode, [(3, 2), (3, 2), (3, 2)]
-                                                                if mode not in ("dot", "cos")
-                                                                else [(4,), (4,)]))
+        cases[f"Merge-{mode}"] = Case(
+            {"mode": mode},
+            shapes.get(
+                mode, [(3, 2), (3, 2), (3, 2)] if mode not in ("dot", "cos") else [(4,), (4,)]
+            ),
+        )
     cases["Merge-concat-axis1"] = Case({"mode": "concat", "concat_axis": 1}, [(2, 3), (4, 3)])
     cases["Merge-dot-axes"] = Case({"mode": "dot", "dot_axes": [[2], [1]]}, [(3, 2), (2, 4)])
     return cases
@@ -64,24 +68,31 @@ def siamese_modes() -> tuple[str, ...]:
     if "Siamese" not in registry.registered():
         return ()
     return typing.get_args(
-        registry.layer_class("Siamese").Spec.model_fields["merge_mode"].annotation)
+        registry.layer_class("Siamese").Spec.model_fields["merge_mode"].annotation
+    )
 
 
 def siamese_cases() -> dict[str, Case]:
     dense = {"type": "Dense", "output_dim": 3, "activation": "tanh", "W_regularizer": REG}
-    return {f"Siamese-{mode}": Case({"layer": dense, "merge_mode": mode}, [(4,), (4,)])
-            for mode in siamese_modes()}
+    return {
+        f"Siamese-{mode}": Case({"layer": dense, "merge_mode": mode}, [(4,), (4,)])
+        for mode in siamese_modes()
+    }
 
 
 TABLE: dict[str, dict[str, Case]] = {
     "Masking": {"Masking": Case({"mask_value": 0.0}, (4, 3))},
     "CustomMasking": {"CustomMasking": Case({"mask_value": 0.0}, (4, 3))},  # examples/ plugin
-    "Dropout": {"Dropout-train": Case({"p": 0.4}, (6,), training=True),
-                "Dropout-test": Case({"p": 0.4}, (6,)),
-                "Dropout-masked": Case({"p": 0.3}, (4, 2), mask=STEP_MASK, training=True)},
+    "Dropout": {
+        "Dropout-train": Case({"p": 0.4}, (6,), training=True),
+        "Dropout-test": Case({"p": 0.4}, (6,)),
+        "Dropout-masked": Case({"p": 0.3}, (4, 2), mask=STEP_MASK, training=True),
+    },
     "Activation": {
-        **{f"Activation-{name}": Case({"activation": name}, (3, 5) if name == "softmax" else (5,))
-           for name in ACTIVATIONS},
+        **{
+            f"Activation-{name}": Case({"activation": name}, (3, 5) if name == "softmax" else (5,))
+            for name in ACTIVATIONS
+        },
         "Activation-softmax-2d": Case({"activation": "softmax"}, (5,)),
         "Activation-masked": Case({"activation": "sigmoid"}, (4, 2), mask=STEP_MASK),
     },
@@ -93,19 +104,36 @@ TABLE: dict[str, dict[str, Case]] = {
         "Dense-tanh": Case({"output_dim": 3, "activation": "tanh"}, (4,)),
         "Dense-relu": Case({"output_dim": 3, "activation": "relu"}, (4,)),
         "Dense-softmax": Case({"output_dim": 4, "activation": "softmax"}, (3,)),
-        "Dense-regularized": Case({"output_dim": 3, "activation": "sigmoid", "W_regularizer": REG,
-                                   "b_regularizer": REG, "activity_regularizer": REG}, (4,)),
+        "Dense-regularized": Case(
+            {
+                "output_dim": 3,
+                "activation": "sigmoid",
+                "W_regularizer": REG,
+                "b_regularizer": REG,
+                "activity_regularizer": REG,
+            },
+            (4,),
+        ),
     },
     "TimeDistributedDense": {
         "TimeDistributedDense": Case({"output_dim": 3, "activation": "softmax"}, (4, 2)),
         "TimeDistributedDense-masked-regularized": Case(
-            {"output_dim": 2, "activation": "tanh", "W_regularizer": REG,
-             "activity_regularizer": REG}, (4, 3), mask=STEP_MASK),
+            {
+                "output_dim": 2,
+                "activation": "tanh",
+                "W_regularizer": REG,
+                "activity_regularizer": REG,
+            },
+            (4, 3),
+            mask=STEP_MASK,
+        ),
     },
     "TimeDistributedMerge": {
         **{f"TimeDistributedMerge-{m}": Case({"mode": m}, (4, 3)) for m in ("sum", "mul", "ave")},
-        **{f"TimeDistributedMerge-{m}-masked": Case({"mode": m}, (4, 3), mask=STEP_MASK)
-           for m in ("sum", "mul", "ave")},
+        **{
+            f"TimeDistributedMerge-{m}-masked": Case({"mode": m}, (4, 3), mask=STEP_MASK)
+            for m in ("sum", "mul", "ave")
+        },
     },
     "ActivityRegularization": {
         "ActivityRegularization": Case({"l1": 0.1, "l2": 0.2}, (3, 2)),
@@ -114,27 +142,54 @@ TABLE: dict[str, dict[str, Case]] = {
     "Merge": merge_cases(),
     "Siamese": siamese_cases(),
     "AutoEncoder": {
-        "AutoEncoder": Case({"encoder": {"e": {"type": "Dense", "output_dim": 3,
-                                               "activation": "tanh", "W_regularizer": REG},
-                                         "e2": {"type": "Dropout", "p": 0.3}},
-                             "decoder": {"d": {"type": "Dense", "output_dim": 4,
-                                               "activation": "sigmoid",
-                                               "activity_regularizer": REG}}}, (4,),
-                            training=True),
-        "AutoEncoder-code": Case({"output_reconstruction": False,
-                                  "encoder": {"e": {"type": "Dense", "output_dim": 2}},
-                                  "decoder": {"d": {"type": "Dense", "output_dim": 4}}}, (4,)),
+        "AutoEncoder": Case(
+            {
+                "encoder": {
+                    "e": {
+                        "type": "Dense",
+                        "output_dim": 3,
+                        "activation": "tanh",
+                        "W_regularizer": REG,
+                    },
+                    "e2": {"type": "Dropout", "p": 0.3},
+                },
+                "decoder": {
+                    "d": {
+                        "type": "Dense",
+                        "output_dim": 4,
+                        "activation": "sigmoid",
+                        "activity_regularizer": REG,
+                    }
+                },
+            },
+            (4,),
+            training=True,
+        ),
+        "AutoEncoder-code": Case(
+            {
+                "output_reconstruction": False,
+                "encoder": {"e": {"type": "Dense", "output_dim": 2}},
+                "decoder": {"d": {"type": "Dense", "output_dim": 4}},
+            },
+            (4,),
+        ),
     },
     "Lambda": {
         "Lambda-tanh": Case({"function": "tanh(x) * 2"}, (3, 2)),
         "Lambda-poly": Case({"function": "x * x - 3 * x / (1 + square(x))"}, (4,)),
-        "Lambda-funcs": Case({"function": "exp(x) + log(x) + sqrt(x) + sigmoid(x) + softplus(x)"},
-                             (4,), positive=True),
-        "Lambda-minmax": Case({"function": "maximum(x, 0.5) + minimum(x, -0.5) + abs(x)"}, (5,),
-                              low=0.6),
+        "Lambda-funcs": Case(
+            {"function": "exp(x) + log(x) + sqrt(x) + sigmoid(x) + softplus(x)"},
+            (4,),
+            positive=True,
+        ),
+        "Lambda-minmax": Case(
+            {"function": "maximum(x, 0.5) + minimum(x, -0.5) + abs(x)"}, (5,), low=0.6
+        ),
         "Lambda-trig": Case({"function": "sin(x) * cos(x) + clip(x, -1, 1)"}, (4,), low=1.1),
         "Lambda-sum": Case({"function": "sum(x * x, axis=-1)"}, (3, 4)),
-        "Lambda-mean-max": Case({"function": "mean(x, axis=-1) * max(x, axis=-1) + min(x, axis=2)"}, (3, 4)),
+        "Lambda-mean-max": Case(
+            {"function": "mean(x, axis=-1) * max(x, axis=-1) + min(x, axis=2)"}, (3, 4)
+        ),
     },
 }
 
@@ -144,8 +199,11 @@ CASES = [(tag, name) for tag in sorted(registry.registered()) for name in TABLE.
 def test_every_registered_type_has_a_row():
     """Built-ins and plugins alike; only a type that declares itself forward-only
     (``differentiable = False``, which task=fit refuses) has no backward to check."""
-    missing = sorted(t for t, cls in registry.registered().items()
-                     if not TABLE.get(t) and cls.__dict__.get("differentiable", True))
+    missing = sorted(
+        t
+        for t, cls in registry.registered().items()
+        if not TABLE.get(t) and cls.__dict__.get("differentiable", True)
+    )
     assert not missing, f"add gradient-check rows to TABLE for {missing}"
 
 
@@ -178,8 +236,12 @@ def _mask(case: Case, x):
 
 
 def _run(layer, x, mask, case: Case, r):
-    ctx = Context(training=case.training, rng=np.random.default_rng(5),
-                  dtype=np.dtype(np.float64), keep_cache=True)
+    ctx = Context(
+        training=case.training,
+        rng=np.random.default_rng(5),
+        dtype=np.dtype(np.float64),
+        keep_cache=True,
+    )
     y, _, cache = layer.forward(x, mask, ctx)
     ys, rs = (y, r) if isinstance(y, list) else ([y], [r])
     total = sum(float(np.sum(a * b)) for a, b in zip(ys, rs))
@@ -194,8 +256,12 @@ def test_backward_matches_finite_differences(tag, name):
     rng = np.random.default_rng(3)
     x = _sample(case, rng)
     mask = _mask(case, x)
-    ctx0 = Context(training=case.training, rng=np.random.default_rng(5),
-                   dtype=np.dtype(np.float64), keep_cache=True)
+    ctx0 = Context(
+        training=case.training,
+        rng=np.random.default_rng(5),
+        dtype=np.dtype(np.float64),
+        keep_cache=True,
+    )
     y, _, _ = layer.forward(x, mask, ctx0)
     r = [rng.normal(size=a.shape) for a in y] if isinstance(y, list) else rng.normal(size=y.shape)
 
@@ -208,14 +274,14 @@ def test_backward_matches_finite_differences(tag, name):
     for i, (xi, dxi) in enumerate(zip(xs, dxs)):
         numeric = numeric_gradient(lambda: _run(layer, x, mask, case, r)[0], xi, EPS)
         assert dxi.shape == xi.shape
-        np.testing.assert_allclose(dxi, numeric, rtol=RTOL, atol=ATOL,
-                                   err_msg=f"{name}: input {i}")
+        np.testing.assert_allclose(dxi, numeric, rtol=RTOL, atol=ATOL, err_msg=f"{name}: input {i}")
     for key, p in params.items():
         numeric = numeric_gradient(lambda: _run(layer, x, mask, case, r)[0], p, EPS)
         analytic = grads.get(key, np.zeros_like(p))
         assert np.shape(analytic) == p.shape
-        np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL,
-                                   err_msg=f"{name}: parameter {key}")
+        np.testing.assert_allclose(
+            analytic, numeric, rtol=RTOL, atol=ATOL, err_msg=f"{name}: parameter {key}"
+        )
 
 
 def test_backward_does_not_change_parameters():

@@ -24,47 +24,83 @@ def problems(config) -> list[str]:
 
 
 # ---- wiring errors --------------------------------------------------------------------------
-@pytest.mark.parametrize("layers_, expected", [
-    ({"d": {**DENSE, "inputs": ["aa"]}},
-     "model.layers.d.inputs: unknown name 'aa' (did you mean 'a'?); known: ['a', 'b']"),
-    ({"d": {**DENSE, "inputs": ["e"]}, "e": {**DENSE, "inputs": ["a"]}},
-     "model.layers.d.inputs: 'e' is defined after this layer; layers may only read inputs and "
-     "earlier layers (move it up)"),
-    ({"p": {**DENSE, "inputs": ["q"]}, "q": {**DENSE, "inputs": ["p"]}},  # a cycle
-     "model.layers.p.inputs: 'q' is defined after this layer"),
-    ({"d": {**DENSE, "inputs": ["d"]}},
-     "model.layers.d.inputs: a layer cannot read its own output"),
-    ({"a": {**DENSE, "inputs": ["b"]}},
-     "model.layers.a: name 'a' is already a model input; rename one"),
-    ({"d": DENSE}, "model.layers.d.inputs: the model has several inputs ['a', 'b']: say which "
-                   "this layer reads, e.g. inputs: [a]"),
-    ({"d": {**DENSE, "inputs": ["a", "b"]}}, "model.layers.d.inputs: Dense takes exactly one "
-                                             "input, got 2: ['a', 'b']; merge them first"),
-    ({"m": {"type": "Merge", "inputs": ["a"]}}, "model.layers.m.inputs: Merge needs at least 2 "
-                                                "inputs, got 1: list them, e.g. inputs: [left, "
-                                                "right] (reads ['a'])"),
-    ({"m": {"type": "Merge", "mode": "dot", "inputs": ["a", "b", "a"]}},
-     "model.layers.m.inputs: Merge mode 'dot' takes exactly 2 inputs, got 3 (reads ['a', 'b', "
-     "'a'])"),
-    ({"m": {"type": "Merge", "mode": "cos", "inputs": ["a"]}},
-     "model.layers.m.inputs: Merge mode 'cos' takes exactly 2 inputs, got 1"),
-    ({"d": {**DENSE, "output_dim": 3, "inputs": ["a"]},
-      "m": {"type": "Merge", "inputs": ["d", "b"]}},
-     "model.layers.m: only inputs of the same shape can be merged with mode 'sum'; per-sample "
-     "shapes: [(3,), (2,)] (fed by model.layers.d (Dense, per-sample shape (3,)), model.inputs.b "
-     "(input, per-sample shape (2,)))"),
-])
+@pytest.mark.parametrize(
+    "layers_, expected",
+    [
+        (
+            {"d": {**DENSE, "inputs": ["aa"]}},
+            "model.layers.d.inputs: unknown name 'aa' (did you mean 'a'?); known: ['a', 'b']",
+        ),
+        (
+            {"d": {**DENSE, "inputs": ["e"]}, "e": {**DENSE, "inputs": ["a"]}},
+            "model.layers.d.inputs: 'e' is defined after this layer; layers may only read inputs "
+            "and earlier layers (move it up)",
+        ),
+        (
+            {"p": {**DENSE, "inputs": ["q"]}, "q": {**DENSE, "inputs": ["p"]}},  # a cycle
+            "model.layers.p.inputs: 'q' is defined after this layer",
+        ),
+        (
+            {"d": {**DENSE, "inputs": ["d"]}},
+            "model.layers.d.inputs: a layer cannot read its own output",
+        ),
+        (
+            {"a": {**DENSE, "inputs": ["b"]}},
+            "model.layers.a: name 'a' is already a model input; rename one",
+        ),
+        (
+            {"d": DENSE},
+            "model.layers.d.inputs: the model has several inputs ['a', 'b']: say which "
+            "this layer reads, e.g. inputs: [a]",
+        ),
+        (
+            {"d": {**DENSE, "inputs": ["a", "b"]}},
+            "model.layers.d.inputs: Dense takes exactly one "
+            "input, got 2: ['a', 'b']; merge them first",
+        ),
+        (
+            {"m": {"type": "Merge", "inputs": ["a"]}},
+            "model.layers.m.inputs: Merge needs at least 2 "
+            "inputs, got 1: list them, e.g. inputs: [left, "
+            "right] (reads ['a'])",
+        ),
+        (
+            {"m": {"type": "Merge", "mode": "dot", "inputs": ["a", "b", "a"]}},
+            "model.layers.m.inputs: Merge mode 'dot' takes exactly 2 inputs, got 3 "
+            "(reads ['a', 'b', 'a'])",
+        ),
+        (
+            {"m": {"type": "Merge", "mode": "cos", "inputs": ["a"]}},
+            "model.layers.m.inputs: Merge mode 'cos' takes exactly 2 inputs, got 1",
+        ),
+        (
+            {
+                "d": {**DENSE, "output_dim": 3, "inputs": ["a"]},
+                "m": {"type": "Merge", "inputs": ["d", "b"]},
+            },
+            "model.layers.m: only inputs of the same shape can be merged with mode 'sum'; "
+            "per-sample shapes: [(3,), (2,)] (fed by model.layers.d "
+            "(Dense, per-sample shape (3,)), model.inputs.b (input, per-sample shape (2,)))",
+        ),
+    ],
+)
 def test_wiring_errors(layers_, expected):
     found = problems(model_config(layers_, TWO, outputs=[list(layers_)[-1]]))
     assert any(p.startswith(expected) for p in found), found
 
 
 def test_independent_wiring_problems_are_reported_together():
-    layers_ = {"d": {**DENSE, "inputs": ["nope"]}, "m": {"type": "Merge", "inputs": ["a"]},
-               "e": {**DENSE, "inputs": ["d"]}}  # e depends on d's failure: not reported again
+    layers_ = {
+        "d": {**DENSE, "inputs": ["nope"]},
+        "m": {"type": "Merge", "inputs": ["a"]},
+        "e": {**DENSE, "inputs": ["d"]},
+    }  # e depends on d's failure: not reported again
     found = problems(model_config(layers_, TWO, outputs=["m", "zz"]))
-    assert [p.split(":")[0] for p in found] == ["model.layers.d.inputs", "model.layers.m.inputs",
-                                                "model.outputs"]
+    assert [p.split(":")[0] for p in found] == [
+        "model.layers.d.inputs",
+        "model.layers.m.inputs",
+        "model.outputs",
+    ]
     assert "unknown name 'zz'" in found[2]
 
 
@@ -76,8 +112,10 @@ def test_unused_input_is_a_warning():
 def test_duplicate_layer_names_fail_before_anything_runs(cli, tmp_path):
     models = tmp_path / "extra" / "model"
     models.mkdir(parents=True)
-    (models / "dup.yaml").write_text("inputs:\n  x: {shape: [1], data: [[1]]}\nlayers:\n"
-                                     "  a: {type: Dropout, p: 0.1}\n  a: {type: Dropout, p: 0.2}\n")
+    (models / "dup.yaml").write_text(
+        "inputs:\n  x: {shape: [1], data: [[1]]}\nlayers:\n"
+        "  a: {type: Dropout, p: 0.1}\n  a: {type: Dropout, p: 0.2}\n"
+    )
     res = cli("+model=dup", f"hydra.searchpath=[file://{tmp_path / 'extra'}]")
     assert res.returncode == 2
     assert "found duplicate key a" in res.stdout + res.stderr
@@ -89,13 +127,19 @@ SEQ = np.array([[[1, 2], [0, 0], [3, 1]], [[2, 2], [4, 1], [0, 0]]], dtype=np.fl
 SEQ_IN = {"x": {"shape": [3, 2], "data": SEQ.tolist()}}
 W = np.array([[1.0, -1.0, 0.5], [2.0, 0.0, 1.0]])
 BIAS = np.array([0.5, 1.0, -1.0])
-TDD = {"type": "TimeDistributedDense", "output_dim": 3,
-       "weights": {"W": W.tolist(), "b": BIAS.tolist()}}
+TDD = {
+    "type": "TimeDistributedDense",
+    "output_dim": 3,
+    "weights": {"W": W.tolist(), "b": BIAS.tolist()},
+}
 
 
 def test_mask_through_tdd_into_tdm():
-    layers_ = {"m": {"type": "Masking"}, "t": TDD, "pool": {"type": "TimeDistributedMerge",
-                                                            "mode": "ave"}}
+    layers_ = {
+        "m": {"type": "Masking"},
+        "t": TDD,
+        "pool": {"type": "TimeDistributedMerge", "mode": "ave"},
+    }
     model = Model.from_config(model_config(layers_, SEQ_IN, outputs=["t", "pool"]))
     assert [model.plan.nodes[n].masked for n in ("m", "t", "pool")] == [True, True, False]
     out = model.predict()
@@ -119,17 +163,20 @@ def _forward(model, feeds, keep):
 def test_masks_through_merge_sum_and_concat():
     other = np.array([[[1, 1], [1, 1], [0, 0]], [[0, 0], [5, 5], [1, 0]]], dtype=np.float64)
     inputs = {**SEQ_IN, "y": {"shape": [3, 2], "data": other.tolist()}}
-    layers_ = {"mx": {"type": "Masking", "inputs": ["x"]},
-               "my": {"type": "Masking", "inputs": ["y"]},
-               "s": {"type": "Merge", "inputs": ["mx", "my"], "mode": "sum"},
-               "c": {"type": "Merge", "inputs": ["mx", "y"], "mode": "concat", "concat_axis": 1},
-               "d": {"type": "Merge", "inputs": ["mx", "my"], "mode": "dot"},
-               "ps": {"type": "TimeDistributedMerge", "inputs": ["s"], "mode": "ave"},
-               "pc": {"type": "TimeDistributedMerge", "inputs": ["c"], "mode": "sum"}}
+    layers_ = {
+        "mx": {"type": "Masking", "inputs": ["x"]},
+        "my": {"type": "Masking", "inputs": ["y"]},
+        "s": {"type": "Merge", "inputs": ["mx", "my"], "mode": "sum"},
+        "c": {"type": "Merge", "inputs": ["mx", "y"], "mode": "concat", "concat_axis": 1},
+        "d": {"type": "Merge", "inputs": ["mx", "my"], "mode": "dot"},
+        "ps": {"type": "TimeDistributedMerge", "inputs": ["s"], "mode": "ave"},
+        "pc": {"type": "TimeDistributedMerge", "inputs": ["c"], "mode": "sum"},
+    }
     model = Model.from_config(model_config(layers_, inputs, outputs=["ps", "pc", "d"]))
     assert [model.plan.nodes[n].masked for n in ("s", "c", "d")] == [True, True, False]
-    _, masks, _ = _forward(model, {"x": SEQ.astype(np.float32), "y": other.astype(np.float32)},
-                           {"s", "c"})
+    _, masks, _ = _forward(
+        model, {"x": SEQ.astype(np.float32), "y": other.astype(np.float32)}, {"s", "c"}
+    )
     kx = np.array([[1, 0, 1], [1, 1, 0]], dtype=bool)
     ky = np.array([[1, 1, 0], [0, 1, 1]], dtype=bool)
     np.testing.assert_array_equal(masks["s"], kx & ky)  # AND
@@ -141,11 +188,16 @@ def test_masks_through_merge_sum_and_concat():
     np.testing.assert_allclose(out["d"], np.einsum("btf,bsf->bts", SEQ, other))
 
 
-@pytest.mark.parametrize("consumer, fix", [
-    ({"type": "Dense", "output_dim": 2}, "insert a TimeDistributedMerge before this layer, or "
-                                         "remove the Masking layer"),
-    ({"type": "Flatten"}, "Flatten cannot take a masked input"),
-])
+@pytest.mark.parametrize(
+    "consumer, fix",
+    [
+        (
+            {"type": "Dense", "output_dim": 2},
+            "insert a TimeDistributedMerge before this layer, or remove the Masking layer",
+        ),
+        ({"type": "Flatten"}, "Flatten cannot take a masked input"),
+    ],
+)
 def test_a_mask_reaching_a_layer_that_cannot_use_it(consumer, fix):
     layers_ = {"m": {"type": "Masking"}, "t": TDD, "bad": consumer}
     found = problems(model_config(layers_, SEQ_IN))
@@ -169,13 +221,25 @@ def test_plugin_layer_from_the_config(monkeypatch):
 def test_plugin_layer_inside_composites(monkeypatch):
     """A plugin registered after start-up is part of the union inside AutoEncoder and Siamese."""
     monkeypatch.syspath_prepend(str(REPO))
-    seq = {"x": {"shape": [3, 3], "data": [[[3, 4, 5], [5, 6, 7], [5, 5, 5]],
-                                            [[5, 0, 0], [1, 1, 1], [2, 0, 2]]]}}
-    layers_ = {"ae": {"type": "AutoEncoder",
-                      "encoder": {"cm": {"type": "CustomMasking", "mask_value": 5}},
-                      "decoder": {"pool": {"type": "TimeDistributedMerge", "mode": "sum"}}},
-               "s": {"type": "Siamese", "inputs": ["x", "x"], "merge_mode": "concat",
-                     "layer": {"type": "CustomMasking", "mask_value": 1}}}
+    seq = {
+        "x": {
+            "shape": [3, 3],
+            "data": [[[3, 4, 5], [5, 6, 7], [5, 5, 5]], [[5, 0, 0], [1, 1, 1], [2, 0, 2]]],
+        }
+    }
+    layers_ = {
+        "ae": {
+            "type": "AutoEncoder",
+            "encoder": {"cm": {"type": "CustomMasking", "mask_value": 5}},
+            "decoder": {"pool": {"type": "TimeDistributedMerge", "mode": "sum"}},
+        },
+        "s": {
+            "type": "Siamese",
+            "inputs": ["x", "x"],
+            "merge_mode": "concat",
+            "layer": {"type": "CustomMasking", "mask_value": 1},
+        },
+    }
     cfg = model_config(layers_, seq, plugins=["examples.custom_masking"], outputs=["ae", "s"])
     out = Model.from_config(cfg).predict()
     np.testing.assert_array_equal(out["ae"], [[3, 4, 5], [3, 1, 3]])
@@ -200,7 +264,7 @@ def test_merge_example():
     np.testing.assert_array_equal(out["max"], np.maximum(left, right))
     np.testing.assert_array_equal(out["concat"], np.hstack([left, right]))
     np.testing.assert_array_equal(out["dot"], (left * right).sum(1, keepdims=True))
-    cos = (left * right).sum(1) / np.sqrt((left ** 2).sum(1) * (right ** 2).sum(1))
+    cos = (left * right).sum(1) / np.sqrt((left**2).sum(1) * (right**2).sum(1))
     np.testing.assert_allclose(out["cos"], cos[:, None], rtol=1e-6)
 
 

@@ -70,12 +70,17 @@ def test_no_import_circles():
 
 def test_the_two_known_circles_stay_broken():
     graph = _import_graph()
-    assert "runner.__main__" not in graph["runner.cli"]  # config_dir lives in runner.config.conf_dir
-    assert "runner.graph.plan" not in graph["runner.graph.weights"]  # Node lives in runner.graph.nodes
+    assert (
+        "runner.__main__" not in graph["runner.cli"]
+    )  # config_dir lives in runner.config.conf_dir
+    assert (
+        "runner.graph.plan" not in graph["runner.graph.weights"]
+    )  # Node lives in runner.graph.nodes
 
 
 def _package_graph() -> dict[str, set[str]]:
     """runner's sub-packages (config, data, graph, train, sweep, output) and what they import."""
+
     def package(module: str) -> str | None:
         parts = module.split(".")
         return ".".join(parts[:2]) if parts[0] == "runner" and len(parts) > 2 else None
@@ -84,8 +89,7 @@ def _package_graph() -> dict[str, set[str]]:
     for module, deps in _import_graph().items():
         here = package(module)
         if here:
-            graph.setdefault(here, set()).update(
-                p for p in map(package, deps) if p and p != here)
+            graph.setdefault(here, set()).update(p for p in map(package, deps) if p and p != here)
     return graph
 
 
@@ -93,8 +97,14 @@ def test_sub_packages_import_in_one_direction():
     """The data flow reads top-down: config -> data -> graph -> train; output and sweep sit at
     the side. No sub-package imports one that imports it back."""
     graph = _package_graph()
-    assert set(graph) >= {"runner.config", "runner.data", "runner.graph", "runner.train",
-                          "runner.sweep", "runner.output"}
+    assert set(graph) >= {
+        "runner.config",
+        "runner.data",
+        "runner.graph",
+        "runner.train",
+        "runner.sweep",
+        "runner.output",
+    }
     assert _cycles({k: graph.get(k, set()) & set(graph) for k in graph}) == []
     assert "runner.train" not in graph["runner.graph"]
     assert not graph["runner.config"] & {"runner.graph", "runner.train", "runner.sweep"}

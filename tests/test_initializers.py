@@ -12,13 +12,16 @@ def draw(name, shape, seed=0):
     return initialize(name, shape, np.random.default_rng(seed), np.float32)
 
 
-@pytest.mark.parametrize("name, shape, limit", [
-    ("glorot_uniform", (3, 3), 1.0),            # sqrt(6 / (fan_in + fan_out)) = sqrt(6 / 6)
-    ("glorot_uniform", (784, 50), 0.0848189),
-    ("uniform", (100, 100), 0.05),
-    ("lecun_uniform", (300, 10), np.sqrt(3 / 300)),
-    ("he_uniform", (300, 10), np.sqrt(6 / 300)),
-])
+@pytest.mark.parametrize(
+    "name, shape, limit",
+    [
+        ("glorot_uniform", (3, 3), 1.0),  # sqrt(6 / (fan_in + fan_out)) = sqrt(6 / 6)
+        ("glorot_uniform", (784, 50), 0.0848189),
+        ("uniform", (100, 100), 0.05),
+        ("lecun_uniform", (300, 10), np.sqrt(3 / 300)),
+        ("he_uniform", (300, 10), np.sqrt(6 / 300)),
+    ],
+)
 def test_uniform_limits(name, shape, limit):
     w = draw(name, shape)
     assert w.dtype == np.float32 and w.shape == shape
@@ -27,11 +30,14 @@ def test_uniform_limits(name, shape, limit):
     assert abs(float(w.mean())) < limit / 10
 
 
-@pytest.mark.parametrize("name, shape, std", [
-    ("normal", (300, 300), 0.05),
-    ("glorot_normal", (784, 50), 0.0489702),
-    ("he_normal", (784, 50), 0.0505076),
-])
+@pytest.mark.parametrize(
+    "name, shape, std",
+    [
+        ("normal", (300, 300), 0.05),
+        ("glorot_normal", (784, 50), 0.0489702),
+        ("he_normal", (784, 50), 0.0505076),
+    ],
+)
 def test_normal_spreads(name, shape, std):
     w = draw(name, shape)
     assert float(w.std()) == pytest.approx(std, rel=0.03)
@@ -53,7 +59,9 @@ def test_identity_zero_one():
 
 
 def test_same_seed_same_weights():
-    np.testing.assert_array_equal(draw("glorot_uniform", (5, 4), 1), draw("glorot_uniform", (5, 4), 1))
+    np.testing.assert_array_equal(
+        draw("glorot_uniform", (5, 4), 1), draw("glorot_uniform", (5, 4), 1)
+    )
     assert not np.array_equal(draw("glorot_uniform", (5, 4), 1), draw("glorot_uniform", (5, 4), 2))
 
 

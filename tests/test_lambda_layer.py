@@ -33,16 +33,19 @@ def test_reference_square():
     assert out.dtype == np.float32
 
 
-@pytest.mark.parametrize("function, formula", [
-    ("tanh(x) + 1", lambda v: (np.exp(2 * v) - 1) / (np.exp(2 * v) + 1) + 1),
-    ("maximum(x, 0.5)", lambda v: np.where(v > 0.5, v, 0.5)),
-    ("-x ** 2 / 2", lambda v: -(v * v) / 2),
-    ("where(x > 1, log(x), sqrt(x))", lambda v: np.where(v > 1, np.log(v), v ** 0.5)),
-    ("sum(x, axis=-1)", lambda v: v[:, 0] + v[:, 1] + v[:, 2]),
-    ("mean(abs(x - 1), axis=1)", lambda v: np.abs(v - 1).sum(axis=1) / 3),
-    ("x[:, 1:] * 2", lambda v: v[:, 1:] * 2),
-    ("clip(exp(x), 2, 4)", lambda v: np.minimum(np.maximum(np.e ** v, 2), 4)),
-])
+@pytest.mark.parametrize(
+    "function, formula",
+    [
+        ("tanh(x) + 1", lambda v: (np.exp(2 * v) - 1) / (np.exp(2 * v) + 1) + 1),
+        ("maximum(x, 0.5)", lambda v: np.where(v > 0.5, v, 0.5)),
+        ("-x ** 2 / 2", lambda v: -(v * v) / 2),
+        ("where(x > 1, log(x), sqrt(x))", lambda v: np.where(v > 1, np.log(v), v**0.5)),
+        ("sum(x, axis=-1)", lambda v: v[:, 0] + v[:, 1] + v[:, 2]),
+        ("mean(abs(x - 1), axis=1)", lambda v: np.abs(v - 1).sum(axis=1) / 3),
+        ("x[:, 1:] * 2", lambda v: v[:, 1:] * 2),
+        ("clip(exp(x), 2, 4)", lambda v: np.minimum(np.maximum(np.e**v, 2), 4)),
+    ],
+)
 def test_expressions_against_numpy(function, formula):
     model = Model.from_config(lam(function))
     np.testing.assert_allclose(model.predict()["f"], formula(X), rtol=1e-6)
@@ -91,11 +94,20 @@ def test_rejected_at_validation_with_path_and_fragment(expression, fragment, tmp
 
 
 def test_rejected_expression_inside_a_composite():
-    cfg = model_config({"ae": {"type": "AutoEncoder",
-                               "encoder": {"e": {"type": "Lambda", "function": "x.real"}},
-                               "decoder": {"d": {"type": "Lambda", "function": "x"}}}})
-    with pytest.raises(ConfigError, match=r"model.layers.ae.encoder.e.function: 'x.real': "
-                       r"attribute access is not allowed"):
+    cfg = model_config(
+        {
+            "ae": {
+                "type": "AutoEncoder",
+                "encoder": {"e": {"type": "Lambda", "function": "x.real"}},
+                "decoder": {"d": {"type": "Lambda", "function": "x"}},
+            }
+        }
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"model.layers.ae.encoder.e.function: 'x.real': "
+        r"attribute access is not allowed",
+    ):
         Model.from_config(cfg)
 
 
@@ -103,20 +115,30 @@ def test_output_shape_given_inferred_and_wrong():
     model = Model.from_config(lam("sum(x, axis=-1)", output_shape=[]))
     assert model.plan.nodes["f"].shape == ()
     np.testing.assert_allclose(model.predict()["f"], X.sum(axis=1), rtol=1e-6)
-    with pytest.raises(ConfigError, match=r"model.layers.f: output_shape \[3\] is given, but "
-                       r"'x\[:, 1:\]' gives per-sample shape \[2\] for input \[3\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.layers.f: output_shape \[3\] is given, but "
+        r"'x\[:, 1:\]' gives per-sample shape \[2\] for input \[3\]",
+    ):
         Model.from_config(lam("x[:, 1:]", output_shape=[3]))
-    with pytest.raises(ConfigError, match=r"model.layers.f: function 'x\[:, 5\]': index 5 is out "
-                       r"of range for size 3"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.layers.f: function 'x\[:, 5\]': index 5 is out "
+        r"of range for size 3",
+    ):
         Model.from_config(lam("x[:, 5]"))
 
 
 def test_a_masked_input_is_a_plan_error_naming_the_fix():
     inputs = {"x": {"shape": [2, 3], "data": [[[1, 2, 3], [0, 0, 0]]]}}
-    cfg = model_config({"m": {"type": "Masking"}, "f": {"type": "Lambda", "function": "x * 2"}},
-                       inputs)
-    with pytest.raises(ConfigError, match=r"model.layers.f: Lambda cannot take a masked input.*"
-                       r"insert a TimeDistributedMerge before this layer, or remove the Masking"):
+    cfg = model_config(
+        {"m": {"type": "Masking"}, "f": {"type": "Lambda", "function": "x * 2"}}, inputs
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"model.layers.f: Lambda cannot take a masked input.*"
+        r"insert a TimeDistributedMerge before this layer, or remove the Masking",
+    ):
         Model.from_config(cfg)
 
 
@@ -131,9 +153,11 @@ def test_plugin_functions_loaded_from_the_config(monkeypatch):
 
 
 def test_register_function_checks_names():
-    register_function("test_cube", lambda a: a ** 3, lambda g, a: 3 * g * a * a)
-    assert register_function("test_cube", lambda_functions()["test_cube"]) is lambda_functions()[
-        "test_cube"]  # re-registering the same entry is fine (a module imported twice)
+    register_function("test_cube", lambda a: a**3, lambda g, a: 3 * g * a * a)
+    assert (
+        register_function("test_cube", lambda_functions()["test_cube"])
+        is lambda_functions()["test_cube"]
+    )  # re-registering the same entry is fine (a module imported twice)
     with pytest.raises(ValueError, match="'test_cube' is already registered"):
         register_function("test_cube", lambda a: a)
     with pytest.raises(ExpressionError, match="'exp' is invalid or taken"):
@@ -141,19 +165,27 @@ def test_register_function_checks_names():
     with pytest.raises(ExpressionError, match="'2x' is invalid or taken"):
         register_function("2x", lambda a: a)
     layer = Lambda(LambdaSpec(function="test_cube(x) - x"), "f")
-    np.testing.assert_allclose(layer.forward(X, None, Context())[0], X ** 3 - X)
+    np.testing.assert_allclose(layer.forward(X, None, Context())[0], X**3 - X)
     register_function("test_no_grad", np.floor)
     assert Lambda(LambdaSpec(function="test_no_grad(x)"), "g").differentiable is False
     assert layer.differentiable is True
 
 
-@pytest.mark.parametrize("function", [
-    "x * x", "tanh(x) * 2 - x ** 3", "where(x > 1, log(x), sqrt(x))", "sum(exp(-x), axis=-1)",
-    "maximum(x, 1) / (1 + x)", "x[:, 1:] * x[:, :2]", "test_cube(x)",
-])
+@pytest.mark.parametrize(
+    "function",
+    [
+        "x * x",
+        "tanh(x) * 2 - x ** 3",
+        "where(x > 1, log(x), sqrt(x))",
+        "sum(exp(-x), axis=-1)",
+        "maximum(x, 1) / (1 + x)",
+        "x[:, 1:] * x[:, :2]",
+        "test_cube(x)",
+    ],
+)
 def test_backward_matches_finite_differences(function):
     if "test_cube" in function and "test_cube" not in lambda_functions():
-        register_function("test_cube", lambda a: a ** 3, lambda g, a: 3 * g * a * a)
+        register_function("test_cube", lambda a: a**3, lambda g, a: 3 * g * a * a)
     layer = Lambda(LambdaSpec(function=function), "f")
     x = X.copy()
     ctx = Context(keep_cache=True, dtype=np.dtype(np.float64))

@@ -56,14 +56,17 @@ def test_dense_matches_einsum_with_bias_and_activation():
     np.testing.assert_allclose(fwd(layer, x)[0], expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name, expected, rtol", [
-    ("tanh", [0.46211714, 0.76159418, 0.96402758, 0.99505478], 1e-6),
-    ("softplus", [0.97407699, 1.31326163, 2.12692809, 3.04858732], 1e-6),
-    ("sigmoid", [0.62245935, 0.7310586, 0.88079709, 0.95257413], 1e-6),
-    ("hard_sigmoid", [0.60000002, 0.69999999, 0.89999998, 1.0], 0),
-    ("relu", [0.5, 1, 2, 3], 0),
-    ("linear", [0.5, 1, 2, 3], 0),
-])
+@pytest.mark.parametrize(
+    "name, expected, rtol",
+    [
+        ("tanh", [0.46211714, 0.76159418, 0.96402758, 0.99505478], 1e-6),
+        ("softplus", [0.97407699, 1.31326163, 2.12692809, 3.04858732], 1e-6),
+        ("sigmoid", [0.62245935, 0.7310586, 0.88079709, 0.95257413], 1e-6),
+        ("hard_sigmoid", [0.60000002, 0.69999999, 0.89999998, 1.0], 0),
+        ("relu", [0.5, 1, 2, 3], 0),
+        ("linear", [0.5, 1, 2, 3], 0),
+    ],
+)
 def test_activation_reference_values(name, expected, rtol):
     y = fwd(Activation(ActivationSpec(activation=name), "a"), X4)[0]
     want = np.array([expected], np.float64).astype(F32)
@@ -71,13 +74,19 @@ def test_activation_reference_values(name, expected, rtol):
     assert y.dtype == F32
 
 
-@pytest.mark.parametrize("name, formula", [
-    ("softsign", lambda x: x / (1 + abs(x))),
-    ("elu", lambda x: np.where(x > 0, x, np.exp(x) - 1)),
-    ("selu", lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * (np.exp(x) - 1))),
-    ("swish", lambda x: x / (1 + np.exp(-x))),
-    ("gelu", lambda x: 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2)))),
-])
+@pytest.mark.parametrize(
+    "name, formula",
+    [
+        ("softsign", lambda x: x / (1 + abs(x))),
+        ("elu", lambda x: np.where(x > 0, x, np.exp(x) - 1)),
+        (
+            "selu",
+            lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * (np.exp(x) - 1)),
+        ),
+        ("swish", lambda x: x / (1 + np.exp(-x))),
+        ("gelu", lambda x: 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2)))),
+    ],
+)
 def test_modern_activations_match_float64_formulas(name, formula):
     x = np.linspace(-6, 6, 49).astype(F32)[None, :]
     y = fwd(Activation(ActivationSpec(activation=name), "a"), x)[0]
@@ -165,22 +174,30 @@ def test_repeat_vector_reference_and_against_np_repeat():
     y = fwd(RepeatVector(RepeatVectorSpec(n=2), "r"), [[1, 2, 3]])[0]
     np.testing.assert_array_equal(y, [[[1, 2, 3], [1, 2, 3]]])
     x = np.arange(6, dtype=F32).reshape(2, 3)
-    np.testing.assert_array_equal(fwd(RepeatVector(RepeatVectorSpec(n=4), "r"), x)[0],
-                                  np.repeat(x[:, None, :], 4, axis=1))
+    np.testing.assert_array_equal(
+        fwd(RepeatVector(RepeatVectorSpec(n=4), "r"), x)[0], np.repeat(x[:, None, :], 4, axis=1)
+    )
 
 
-@pytest.mark.parametrize("mode, expected", [("sum", [[2, 4, 6]]), ("mul", [[1, 4, 9]]),
-                                            ("ave", [[1, 2, 3]])])
+@pytest.mark.parametrize(
+    "mode, expected", [("sum", [[2, 4, 6]]), ("mul", [[1, 4, 9]]), ("ave", [[1, 2, 3]])]
+)
 def test_time_distributed_merge_reference(mode, expected):
-    y = fwd(TimeDistributedMerge(TimeDistributedMergeSpec(mode=mode), "t"),
-            [[[1, 2, 3], [1, 2, 3]]])[0]
+    y = fwd(
+        TimeDistributedMerge(TimeDistributedMergeSpec(mode=mode), "t"), [[[1, 2, 3], [1, 2, 3]]]
+    )[0]
     np.testing.assert_array_equal(y, expected)
 
 
-@pytest.mark.parametrize("mode, expected", [
-    # steps [1,2], [3,4], [5,6]; the middle one masked
-    ("sum", [[6, 8]]), ("mul", [[5, 12]]), ("ave", [[3, 4]]),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        # steps [1,2], [3,4], [5,6]; the middle one masked
+        ("sum", [[6, 8]]),
+        ("mul", [[5, 12]]),
+        ("ave", [[3, 4]]),
+    ],
+)
 def test_time_distributed_merge_leaves_masked_steps_out(mode, expected):
     x = [[[1, 2], [3, 4], [5, 6]]]
     mask = np.array([[True, False, True]])
@@ -189,8 +206,11 @@ def test_time_distributed_merge_leaves_masked_steps_out(mode, expected):
 
 
 def test_time_distributed_merge_ave_of_fully_masked_sample_is_zero():
-    y = fwd(TimeDistributedMerge(TimeDistributedMergeSpec(mode="ave"), "t"), [[[1, 2], [3, 4]]],
-            np.array([[False, False]]))[0]
+    y = fwd(
+        TimeDistributedMerge(TimeDistributedMergeSpec(mode="ave"), "t"),
+        [[[1, 2], [3, 4]]],
+        np.array([[False, False]]),
+    )[0]
     np.testing.assert_array_equal(y, [[0, 0]])
 
 
@@ -210,8 +230,15 @@ def test_activity_penalty_of_a_row_is_not_divided():
 
 
 def test_dense_weight_and_activity_regularizers():
-    layer = Dense(DenseSpec(output_dim=2, W_regularizer={"l1": 0.1, "l2": 0.5},
-                            b_regularizer={"l2": 1.0}, activity_regularizer={"l1": 0.5}), "d")
+    layer = Dense(
+        DenseSpec(
+            output_dim=2,
+            W_regularizer={"l1": 0.1, "l2": 0.5},
+            b_regularizer={"l2": 1.0},
+            activity_regularizer={"l1": 0.5},
+        ),
+        "d",
+    )
     layer.params = {"W": np.array([[1, -2], [3, 0]], F32), "b": np.array([1, -1], F32)}
     # W: 0.1 * 6 + 0.5 * 14 = 7.6; b: 1.0 * 2 = 2.0
     assert layer.weight_penalty() == pytest.approx(9.6)

@@ -19,8 +19,10 @@ def _balanced(leaves: int) -> str:
 
 
 def _model(layers: dict, inputs: dict | None = None, **top) -> dict:
-    return {**top, "model": {"inputs": inputs or {"x": {"shape": [3], "data": [[1, 2, 3]]}},
-                             "layers": layers}}
+    return {
+        **top,
+        "model": {"inputs": inputs or {"x": {"shape": [3], "data": [[1, 2, 3]]}}, "layers": layers},
+    }
 
 
 def test_ten_billion_units_refused_before_any_allocation(tmp_path):
@@ -43,9 +45,10 @@ def test_ten_billion_units_refused_before_any_allocation(tmp_path):
 
 def test_memory_estimate_by_hand():
     """params + batch * (every activation and input per sample), times the item size."""
-    config = _model({"a": {"type": "Dense", "output_dim": 4}, "b": {"type": "Dense",
-                                                                    "output_dim": 2}},
-                    {"x": {"shape": [3], "data": [[1, 2, 3], [4, 5, 6]]}})
+    config = _model(
+        {"a": {"type": "Dense", "output_dim": 4}, "b": {"type": "Dense", "output_dim": 2}},
+        {"x": {"shape": [3], "data": [[1, 2, 3], [4, 5, 6]]}},
+    )
     plan = make_plan(validate(config))
     params = (3 * 4 + 4) + (4 * 2 + 2)
     assert plan.memory_bytes == (params + 2 * (3 + 4 + 2)) * 4
@@ -78,20 +81,26 @@ def test_the_limit_is_configurable(limit, ok, tmp_path):
         assert "above the limit of 1e-05 MB" in outcome.result["error"]["problems"][0]["message"]
 
 
-@pytest.mark.parametrize("expression, fragment", [
-    ("x ** 1e9", "|exponent| <= 16"),
-    ("x ** 1e300", "|exponent| <= 16"),
-    ("x ** -1e9", "|exponent| <= 16"),
-    ("x ** (1 + 1e9)", "number literal"),
-    ("2 ** 2 ** 2 ** 2 ** 2 ** 2", "number literal"),
-    ("exp(" * 40 + "x" + ")" * 40, "nested deeper than"),
-    ("x" + " + x" * 40, "nested deeper than"),
-    (_balanced(128), "nodes"),
-    ("x" * 1001, "characters long"),
-], ids=range(9))
+@pytest.mark.parametrize(
+    "expression, fragment",
+    [
+        ("x ** 1e9", "|exponent| <= 16"),
+        ("x ** 1e300", "|exponent| <= 16"),
+        ("x ** -1e9", "|exponent| <= 16"),
+        ("x ** (1 + 1e9)", "number literal"),
+        ("2 ** 2 ** 2 ** 2 ** 2 ** 2", "number literal"),
+        ("exp(" * 40 + "x" + ")" * 40, "nested deeper than"),
+        ("x" + " + x" * 40, "nested deeper than"),
+        (_balanced(128), "nodes"),
+        ("x" * 1001, "characters long"),
+    ],
+    ids=range(9),
+)
 def test_lambda_work_is_bounded_at_validation(expression, fragment, tmp_path):
-    config = _model({"f": {"type": "Lambda", "function": expression}},
-                    {"x": {"shape": [3], "data": {"random": {"rows": 10}}}})
+    config = _model(
+        {"f": {"type": "Lambda", "function": expression}},
+        {"x": {"shape": [3], "data": {"random": {"rows": 10}}}},
+    )
     outcome = run(config, tmp_path)
     (problem,) = outcome.result["error"]["problems"]
     assert outcome.exit_code == 2 and problem["path"] == "model.layers.f.function"
@@ -102,12 +111,16 @@ def test_lambda_work_is_bounded_at_validation(expression, fragment, tmp_path):
 def test_largest_allowed_lambda_runs_and_is_right(tmp_path):
     """At the size limits an expression is still only a few array passes per batch."""
     expression = _balanced(64)  # 127 nodes, depth 7: under both limits
-    config = _model({"f": {"type": "Lambda", "function": expression},
-                     "g": {"type": "Lambda", "function": "x ** 16", "inputs": ["x"]}},
-                    {"x": {"shape": [2], "data": [[1, 2]]}})
+    config = _model(
+        {
+            "f": {"type": "Lambda", "function": expression},
+            "g": {"type": "Lambda", "function": "x ** 16", "inputs": ["x"]},
+        },
+        {"x": {"shape": [2], "data": [[1, 2]]}},
+    )
     outcome = run(config, tmp_path)
     assert outcome.exit_code == 0, outcome.result.get("error")
-    assert outcome.result["outputs"]["g"]["values"] == [[1.0, 2.0 ** 16]]
+    assert outcome.result["outputs"]["g"]["values"] == [[1.0, 2.0**16]]
     assert "f" not in outcome.result["outputs"]  # only the last layer is the output
     config["model"]["outputs"] = ["f"]
     outcome = run(config, tmp_path / "f")

@@ -52,14 +52,16 @@ def test_categorical_crossentropy_by_hand():
 
 
 def test_categorical_crossentropy_rescales_rows_first():
-    value, _ = losses.loss("categorical_crossentropy", np.array([[1.0, 1.0, 2.0]]),
-                           np.array([[0.0, 0.0, 1.0]]))
+    value, _ = losses.loss(
+        "categorical_crossentropy", np.array([[1.0, 1.0, 2.0]]), np.array([[0.0, 0.0, 1.0]])
+    )
     assert value == pytest.approx(-math.log(0.5))
 
 
 def test_categorical_crossentropy_clips_zero_probabilities():
-    value, grad = losses.loss("categorical_crossentropy", np.array([[1.0, 0.0]]),
-                              np.array([[0.0, 1.0]]))
+    value, grad = losses.loss(
+        "categorical_crossentropy", np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    )
     assert value == pytest.approx(-math.log(1e-7), rel=1e-6)
     assert np.isfinite(grad).all()
 
@@ -88,8 +90,16 @@ def test_mask_leaves_masked_timesteps_out():
     assert value_all_masked == 0.0 and not grad_all.any()
 
 
-@pytest.mark.parametrize("name", ["mse", "mae", "binary_crossentropy", "categorical_crossentropy",
-                                  "sparse_categorical_crossentropy"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mse",
+        "mae",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+    ],
+)
 @pytest.mark.parametrize("masked", [False, True])
 def test_gradient_matches_finite_differences(name, masked):
     rng = np.random.default_rng(1)
@@ -97,8 +107,11 @@ def test_gradient_matches_finite_differences(name, masked):
     if name == "sparse_categorical_crossentropy":
         t = rng.integers(0, 5, (3, 4))
     elif "crossentropy" in name:
-        t = np.eye(5)[rng.integers(0, 5, (3, 4))] if name.startswith("cat") else (
-            rng.random((3, 4, 5)) < 0.5).astype(float)
+        t = (
+            np.eye(5)[rng.integers(0, 5, (3, 4))]
+            if name.startswith("cat")
+            else (rng.random((3, 4, 5)) < 0.5).astype(float)
+        )
     else:
         t = y + rng.choice([-1, 1], y.shape) * rng.uniform(0.1, 0.5, y.shape)  # no |y-t| kink
     mask = rng.random((3, 4)) < 0.6 if masked else None
@@ -127,12 +140,20 @@ def test_accuracy_counts():
     y = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     assert losses.accuracy_counts("categorical_crossentropy", y, np.eye(2)[[1, 1, 1]]) == (2, 3)
     assert losses.accuracy_counts("sparse_categorical_crossentropy", y, np.array([1, 0, 0])) == (
-        2, 3)
+        2,
+        3,
+    )
     p = np.array([[0.7], [0.4], [0.2]])
     assert losses.accuracy_counts("binary_crossentropy", p, np.array([[1.0], [1.0], [0.0]])) == (
-        2, 3)
-    masked = losses.accuracy_counts("sparse_categorical_crossentropy", y[None], np.array([[1, 1, 0]]),
-                                    np.array([[True, False, True]]))
+        2,
+        3,
+    )
+    masked = losses.accuracy_counts(
+        "sparse_categorical_crossentropy",
+        y[None],
+        np.array([[1, 1, 0]]),
+        np.array([[True, False, True]]),
+    )
     assert masked == (1, 2)
 
 
@@ -140,11 +161,14 @@ def test_target_problems_name_what_is_wrong():
     assert losses.target_problem("mse", (3,), np.zeros((5, 3))) is None
     assert "expected per-sample shape (3,)" in losses.target_problem("mse", (3,), np.zeros((5, 4)))
     assert "sparse_categorical_crossentropy" in losses.target_problem(
-        "categorical_crossentropy", (10,), np.zeros((5,)))
-    assert "0..9" in losses.target_problem("sparse_categorical_crossentropy", (10,),
-                                           np.array([0, 10]))
-    assert "whole numbers" in losses.target_problem("sparse_categorical_crossentropy", (10,),
-                                                    np.array([0.5, 1.0]))
+        "categorical_crossentropy", (10,), np.zeros((5,))
+    )
+    assert "0..9" in losses.target_problem(
+        "sparse_categorical_crossentropy", (10,), np.array([0, 10])
+    )
+    assert "whole numbers" in losses.target_problem(
+        "sparse_categorical_crossentropy", (10,), np.array([0.5, 1.0])
+    )
 
 
 def test_the_loss_names_a_config_may_give_are_the_losses_implemented():

@@ -16,10 +16,46 @@ import pytest
 from layers import activations
 
 EXTREMES = {
-    np.float32: [-1e30, -1e4, -100.0, -20.0, -2.5, -1.0, -1e-3, -1e-30, -1e-40, 0.0, 1e-40,
-                 1e-30, 1e-3, 1.0, 2.5, 20.0, 100.0, 1e4, 1e30],
-    np.float64: [-1e300, -1e30, -1e4, -100.0, -40.0, -1.0, -1e-30, -1e-300, 0.0, 1e-300, 1e-30,
-                 1.0, 40.0, 100.0, 1e4, 1e30, 1e300],
+    np.float32: [
+        -1e30,
+        -1e4,
+        -100.0,
+        -20.0,
+        -2.5,
+        -1.0,
+        -1e-3,
+        -1e-30,
+        -1e-40,
+        0.0,
+        1e-40,
+        1e-30,
+        1e-3,
+        1.0,
+        2.5,
+        20.0,
+        100.0,
+        1e4,
+        1e30,
+    ],
+    np.float64: [
+        -1e300,
+        -1e30,
+        -1e4,
+        -100.0,
+        -40.0,
+        -1.0,
+        -1e-30,
+        -1e-300,
+        0.0,
+        1e-300,
+        1e-30,
+        1.0,
+        40.0,
+        100.0,
+        1e4,
+        1e30,
+        1e300,
+    ],
 }
 TOL = {np.float32: (2e-6, 1e-37), np.float64: (1e-12, 1e-300)}  # rtol, atol
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
@@ -39,17 +75,23 @@ REFERENCE = {
     "linear": (lambda x: x, lambda x: 1.0),
     "tanh": (math.tanh, lambda x: 0.0 if abs(x) > 350 else 1.0 / math.cosh(x) ** 2),
     "sigmoid": (_sig, lambda x: _sig(x) * _sig(-x)),
-    "hard_sigmoid": (lambda x: min(1.0, max(0.0, 0.2 * x + 0.5)),
-                     lambda x: 0.2 if -2.5 < x < 2.5 else 0.0),
+    "hard_sigmoid": (
+        lambda x: min(1.0, max(0.0, 0.2 * x + 0.5)),
+        lambda x: 0.2 if -2.5 < x < 2.5 else 0.0,
+    ),
     "softplus": (lambda x: max(x, 0.0) + math.log1p(math.exp(-abs(x))), _sig),
     "relu": (lambda x: max(x, 0.0), lambda x: 1.0 if x > 0 else 0.0),
     "softsign": (lambda x: x / (1.0 + abs(x)), lambda x: 1.0 / (1.0 + abs(x)) / (1.0 + abs(x))),
     "elu": (lambda x: x if x > 0 else math.expm1(x), lambda x: 1.0 if x > 0 else math.exp(x)),
-    "selu": (lambda x: SELU_SCALE * (x if x > 0 else SELU_ALPHA * math.expm1(x)),
-             lambda x: SELU_SCALE if x > 0 else SELU_SCALE * SELU_ALPHA * math.exp(x)),
+    "selu": (
+        lambda x: SELU_SCALE * (x if x > 0 else SELU_ALPHA * math.expm1(x)),
+        lambda x: SELU_SCALE if x > 0 else SELU_SCALE * SELU_ALPHA * math.exp(x),
+    ),
     # x * Phi(x) with Phi through erfc: exact in the far negative tail too
-    "gelu": (lambda x: x * 0.5 * math.erfc(-x / SQRT2),
-             lambda x: 0.5 * math.erfc(-x / SQRT2) + x * _exp_neg_half_sq(x) / SQRT2PI),
+    "gelu": (
+        lambda x: x * 0.5 * math.erfc(-x / SQRT2),
+        lambda x: 0.5 * math.erfc(-x / SQRT2) + x * _exp_neg_half_sq(x) / SQRT2PI,
+    ),
     "swish": (lambda x: x * _sig(x), lambda x: _sig(x) + x * _sig(x) * _sig(-x)),
 }
 # gelu uses the Abramowitz-Stegun erf (|error| < 1.5e-7) and its gradient is the slope of that
@@ -96,8 +138,16 @@ def test_activation_forward_and_backward_at_extremes(name, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_softmax_at_extremes(dtype):
     big = 1e30 if dtype is np.float32 else 1e300
-    x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [big, big, -big], [1e-30, 0.0, -1e-30],
-                  [big, 1e4, 1.0]], dtype=dtype)
+    x = np.array(
+        [
+            [1e4, -1e4, 0.0],
+            [-1e4, -1e4, -1e4],
+            [big, big, -big],
+            [1e-30, 0.0, -1e-30],
+            [big, 1e4, 1.0],
+        ],
+        dtype=dtype,
+    )
     dy = np.array([[1.0, -2.0, 0.5]] * len(x), dtype=dtype)
     act = activations.get("softmax")
     with np.errstate(over="raise", invalid="raise", divide="raise"):
@@ -117,7 +167,8 @@ def test_softmax_at_extremes(dtype):
     assert np.isfinite(y).all() and np.isfinite(dx).all()
     _close(y, ref, dtype, "softmax")
     _close(dx, ref_dx, dtype, "softmax'") if dtype is np.float64 else np.testing.assert_allclose(
-        dx, ref_dx, atol=2e-6)
+        dx, ref_dx, atol=2e-6
+    )
     assert np.array_equal(fused, y)
     np.testing.assert_allclose(y.sum(axis=-1, dtype=np.float64), 1.0, rtol=1e-6)
 
@@ -144,8 +195,10 @@ def _ref_loss(name: str, y: np.ndarray, t: np.ndarray, dtype) -> tuple[float, np
             grad[i] = [2 * (y[i, j] - t[i, j]) / f for j in range(f)]
         elif name == "mae":
             value += sum(abs(y[i, j] - t[i, j]) for j in range(f)) / f
-            grad[i] = [math.copysign(1.0, y[i, j] - t[i, j]) / f if y[i, j] != t[i, j] else 0.0
-                       for j in range(f)]
+            grad[i] = [
+                math.copysign(1.0, y[i, j] - t[i, j]) / f if y[i, j] != t[i, j] else 0.0
+                for j in range(f)
+            ]
         elif name == "binary_crossentropy":
             for j in range(f):
                 p = min(hi, max(lo, y[i, j]))
@@ -171,18 +224,26 @@ def _loss_cases(dtype):
     cce_t = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
     reg_y = [[1e4, -1e4, 0.0], [big, -big, 1e-30], [1e-40, 0.0, -1e-30]]
     reg_t = [[-1e4, 1e4, 0.0], [-big, big, 0.0], [0.0, 1e-40, 1e-30]]
-    return {"mse": (reg_y, reg_t), "mae": (reg_y, reg_t),
-            "binary_crossentropy": (bce_y, bce_t), "categorical_crossentropy": (cce_y, cce_t)}
+    return {
+        "mse": (reg_y, reg_t),
+        "mae": (reg_y, reg_t),
+        "binary_crossentropy": (bce_y, bce_t),
+        "categorical_crossentropy": (cce_y, cce_t),
+    }
 
 
 def test_every_loss_is_covered():
-    assert set(losses.SCORES) == {"mse", "mae", "binary_crossentropy",
-                                  "categorical_crossentropy", "sparse_categorical_crossentropy"}
+    assert set(losses.SCORES) == {
+        "mse",
+        "mae",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+    }
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("name", ["mse", "mae", "binary_crossentropy",
-                                  "categorical_crossentropy"])
+@pytest.mark.parametrize("name", ["mse", "mae", "binary_crossentropy", "categorical_crossentropy"])
 def test_loss_at_extremes(name, dtype):
     y_list, t_list = _loss_cases(dtype)[name]
     y = np.array(y_list, dtype=dtype)

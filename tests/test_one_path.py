@@ -48,8 +48,13 @@ FIT_ONLY_PROBLEMS = [
     # a target for an output the model does not have
     ("dense_example", ["+model.targets={nope: [[1.0, 2.0, 3.0]]}"]),
     # validation data for an input the model does not have
-    ("dense_example", ["+model.targets={dense: [[1.0, 2.0, 3.0]]}",
-                       "fit.validation_data={inputs: {y: [[1.0]]}, targets: {}}"]),
+    (
+        "dense_example",
+        [
+            "+model.targets={dense: [[1.0, 2.0, 3.0]]}",
+            "fit.validation_data={inputs: {y: [[1.0]]}, targets: {}}",
+        ],
+    ),
     # a validation split that leaves no training row
     ("dense_example", ["+model.targets={dense: [[1.0, 2.0, 3.0]]}", "fit.validation_split=0.5"]),
     # an optimizer setting the chosen optimizer does not take

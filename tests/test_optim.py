@@ -21,12 +21,20 @@ def _steps(name, grads, **options):
 
 
 def test_legacy_defaults():
-    assert optim.settings("sgd", {}) == {"lr": 0.01, "momentum": 0.0, "decay": 0.0,
-                                         "nesterov": False}
+    assert optim.settings("sgd", {}) == {
+        "lr": 0.01,
+        "momentum": 0.0,
+        "decay": 0.0,
+        "nesterov": False,
+    }
     assert optim.settings("rmsprop", {}) == {"lr": 0.001, "rho": 0.9, "epsilon": 1e-6}
     assert optim.settings("adagrad", {}) == {"lr": 0.01, "epsilon": 1e-6}
-    assert optim.settings("adam", {"lr": None}) == {"lr": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                                                    "epsilon": 1e-8}
+    assert optim.settings("adam", {"lr": None}) == {
+        "lr": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+    }
 
 
 def test_sgd_plain():
@@ -41,13 +49,15 @@ def test_sgd_momentum():
 def test_sgd_nesterov():
     # p += momentum * v - lr * g: 1 - 0.045 - 0.05 = 0.905; 0.905 - 0.0855 - 0.05 = 0.7695
     assert _steps("sgd", [0.5, 0.5], lr=0.1, momentum=0.9, nesterov=True) == pytest.approx(
-        [0.905, 0.7695])
+        [0.905, 0.7695]
+    )
 
 
 def test_sgd_decay():
     # lr_t = lr / (1 + decay * updates so far): 0.1, then 0.1 / 1.5
     assert _steps("sgd", [0.5, 0.5], lr=0.1, decay=0.5) == pytest.approx(
-        [0.95, 0.95 - 0.5 * 0.1 / 1.5])
+        [0.95, 0.95 - 0.5 * 0.1 / 1.5]
+    )
 
 
 def test_rmsprop():
@@ -92,7 +102,8 @@ def test_updates_in_place_keep_dtype_and_skip_params_without_gradients():
     params = {"l/W": w, "l/frozen": frozen}
     for name in ("sgd", "rmsprop", "adagrad", "adam"):
         optim.Optimizer(name, momentum=0.9 if name == "sgd" else None).step(
-            params, {"l/W": np.full((2, 2), 0.5, np.float32)})
+            params, {"l/W": np.full((2, 2), 0.5, np.float32)}
+        )
     assert params["l/W"] is w and w.dtype == np.float32 and (w < 1).all()
     np.testing.assert_array_equal(frozen, np.ones(3, np.float32))
 

@@ -15,16 +15,29 @@ def union_members(annotated) -> set[type]:
 
 # The explicit, greppable list of built-in layer types.
 BUILTIN = {
-    "Masking", "Dropout", "Activation", "Reshape", "Permute", "Flatten", "RepeatVector", "Dense",
-    "TimeDistributedDense", "TimeDistributedMerge", "ActivityRegularization", "Merge",
-    "AutoEncoder", "Lambda", "Siamese",
+    "Masking",
+    "Dropout",
+    "Activation",
+    "Reshape",
+    "Permute",
+    "Flatten",
+    "RepeatVector",
+    "Dense",
+    "TimeDistributedDense",
+    "TimeDistributedMerge",
+    "ActivityRegularization",
+    "Merge",
+    "AutoEncoder",
+    "Lambda",
+    "Siamese",
 }
 
 
 def test_union_equals_builtin_registry():
     from_union = {registry.spec_tag(s) for s in union_members(registry.spec_union())}
-    builtin = {tag for tag, cls in registry.registered().items()
-               if cls.__module__.startswith("layers.")}
+    builtin = {
+        tag for tag, cls in registry.registered().items() if cls.__module__.startswith("layers.")
+    }
     assert from_union == set(registry.registered())
     assert builtin == BUILTIN
 
@@ -49,7 +62,9 @@ def test_layers_is_a_plain_library():
     import subprocess
     import sys
 
-    code = ("import sys, layers; bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('runner', 'hydra', 'omegaconf')]; print(bad)")
+    code = (
+        "import sys, layers; bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('runner', 'hydra', 'omegaconf')]; print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

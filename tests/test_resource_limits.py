@@ -54,14 +54,17 @@ def _npy_bytes(shape: tuple[int, ...], data: bytes) -> bytes:
     """A .npy whose header says ``shape`` (float64), followed by ``data`` (maybe too little)."""
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        buf, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
     return buf.getvalue() + data
 
 
 def _zip_bomb(path: Path, n_bytes: int) -> None:
     """A .npz whose one member is ``n_bytes`` of zeros, honestly declared: tiny on disk."""
-    with (zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf,
-          zf.open("x.npy", "w", force_zip64=True) as f):
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("x.npy", "w", force_zip64=True) as f,
+    ):
         f.write(_npy_bytes((n_bytes // 8 // 4, 4), b""))
         chunk = bytes(2**22)
         for _ in range(n_bytes // len(chunk)):
@@ -69,60 +72,119 @@ def _zip_bomb(path: Path, n_bytes: int) -> None:
 
 
 DENSE_2 = {"d": {"type": "Dense", "output_dim": 2}}
-BIG_AE = {"type": "AutoEncoder", "encoder": {"e": {"type": "Dense", "output_dim": 1_000_000}},
-          "decoder": {"d": {"type": "Dense", "output_dim": 3}}}
+BIG_AE = {
+    "type": "AutoEncoder",
+    "encoder": {"e": {"type": "Dense", "output_dim": 1_000_000}},
+    "decoder": {"d": {"type": "Dense", "output_dim": 3}},
+}
 
 # name -> (model, max_memory_mb, config path the message names, fragments of the message)
 ATTACKS = {
     "ae_wide_inside": (
-        {"inputs": {"x": {"shape": [3], "data": {"random": {"rows": 1500}}}},
-         "layers": {"ae": BIG_AE}},
-        100, "max_memory_mb",
-        ["largest is model.layers.ae (AutoEncoder", "1,000,000 values per sample inside it",
-         "limit of 100 MB", "set batch_size"]),
+        {
+            "inputs": {"x": {"shape": [3], "data": {"random": {"rows": 1500}}}},
+            "layers": {"ae": BIG_AE},
+        },
+        100,
+        "max_memory_mb",
+        [
+            "largest is model.layers.ae (AutoEncoder",
+            "1,000,000 values per sample inside it",
+            "limit of 100 MB",
+            "set batch_size",
+        ],
+    ),
     "siamese_wide_inside": (
-        {"inputs": {"a": {"shape": [3], "data": {"random": {"rows": 300}}},
-                    "b": {"shape": [3], "data": {"random": {"rows": 300}}}},
-         "layers": {"s": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "sum",
-                          "layer": BIG_AE}}},
-        100, "max_memory_mb",
-        ["largest is model.layers.s (Siamese", "2,000,006 values per sample inside it"]),
+        {
+            "inputs": {
+                "a": {"shape": [3], "data": {"random": {"rows": 300}}},
+                "b": {"shape": [3], "data": {"random": {"rows": 300}}},
+            },
+            "layers": {
+                "s": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "sum", "layer": BIG_AE}
+            },
+        },
+        100,
+        "max_memory_mb",
+        ["largest is model.layers.s (Siamese", "2,000,006 values per sample inside it"],
+    ),
     "lambda_broadcast": (
-        {"inputs": {"x": {"shape": [20000, 1], "data": {"random": {"rows": 1}}}},
-         "layers": {"f": {"type": "Lambda", "function": "sum(sum(x, axis=-1) * x, axis=-1)"}}},
-        100, "max_memory_mb",
-        ["largest is model.layers.f (Lambda", "1,200,020,000 values per sample inside it"]),
+        {
+            "inputs": {"x": {"shape": [20000, 1], "data": {"random": {"rows": 1}}}},
+            "layers": {"f": {"type": "Lambda", "function": "sum(sum(x, axis=-1) * x, axis=-1)"}},
+        },
+        100,
+        "max_memory_mb",
+        ["largest is model.layers.f (Lambda", "1,200,020,000 values per sample inside it"],
+    ),
     "npz_bomb_input": (
         {"inputs": {"x": {"data": {"path": "bomb.npz"}}}, "layers": DENSE_2},
-        100, "model.inputs.x.data", ["'x' is 300.0 MB uncompressed", "above max_memory_mb (100 MB)"]),
+        100,
+        "model.inputs.x.data",
+        ["'x' is 300.0 MB uncompressed", "above max_memory_mb (100 MB)"],
+    ),
     "npz_bomb_weights": (
-        {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
-         "layers": {"d": {"type": "Dense", "output_dim": 2, "weights": {"path": "bomb.npz"}}}},
-        100, "model.layers.d.weights.path", ["'x' is 300.0 MB uncompressed"]),
+        {
+            "inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
+            "layers": {"d": {"type": "Dense", "output_dim": 2, "weights": {"path": "bomb.npz"}}},
+        },
+        100,
+        "model.layers.d.weights.path",
+        ["'x' is 300.0 MB uncompressed"],
+    ),
     "npz_model_weights": (
-        {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}}, "layers": DENSE_2,
-         "weights": {"path": "bomb.npz"}},
-        100, "model.weights.path", ["'x' is 300.0 MB uncompressed"]),
+        {
+            "inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
+            "layers": DENSE_2,
+            "weights": {"path": "bomb.npz"},
+        },
+        100,
+        "model.weights.path",
+        ["'x' is 300.0 MB uncompressed"],
+    ),
     "npz_header_lies": (
         {"inputs": {"x": {"data": {"path": "liar.npz"}}}, "layers": DENSE_2},
-        100, "model.inputs.x.data",
-        ["header declares shape (2147483648, 1) of float64 (16,384.0 MB)",
-         "zip entry holds 64 bytes"]),
+        100,
+        "model.inputs.x.data",
+        [
+            "header declares shape (2147483648, 1) of float64 (16,384.0 MB)",
+            "zip entry holds 64 bytes",
+        ],
+    ),
     "npy_header_lies": (
         {"inputs": {"x": {"data": {"path": "liar.npy"}}}, "layers": DENSE_2},
-        100, "model.inputs.x.data",
-        ["header declares shape (2147483648, 1) of float64 (16,384.0 MB)",
-         "the file holds only 64 bytes"]),
+        100,
+        "model.inputs.x.data",
+        [
+            "header declares shape (2147483648, 1) of float64 (16,384.0 MB)",
+            "the file holds only 64 bytes",
+        ],
+    ),
     "npy_weight_header_lies": (
-        {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
-         "layers": {"d": {"type": "Dense", "output_dim": 2,
-                          "weights": {"W": {"path": "liar.npy"}, "b": [0, 0]}}}},
-        100, "model.layers.d.weights.W", ["the file holds only 64 bytes"]),
+        {
+            "inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
+            "layers": {
+                "d": {
+                    "type": "Dense",
+                    "output_dim": 2,
+                    "weights": {"W": {"path": "liar.npy"}, "b": [0, 0]},
+                }
+            },
+        },
+        100,
+        "model.layers.d.weights.W",
+        ["the file holds only 64 bytes"],
+    ),
     "csv_large": (
         {"inputs": {"x": {"data": {"path": "big.csv"}}}, "layers": DENSE_2},
-        10, "model.inputs.x.data",
-        ["this .csv holds more than 1,310,720 numbers", "above max_memory_mb (10 MB)",
-         "save the data as .npy"]),
+        10,
+        "model.inputs.x.data",
+        [
+            "this .csv holds more than 1,310,720 numbers",
+            "above max_memory_mb (10 MB)",
+            "save the data as .npy",
+        ],
+    ),
 }
 
 
@@ -140,18 +202,36 @@ def attack_results(tmp_path_factory):
         zf.writestr("x.npy", liar)
     row = ",".join(["0.5"] * 50) + "\n"
     (base / "big.csv").write_text(row * (60 * MB // len(row)))  # 60 MB, 3.1M numbers
-    runs = {**{k: (v[0], v[1]) for k, v in ATTACKS.items()},
-            "baseline": ({"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
-                          "layers": DENSE_2}, 100)}
+    runs = {
+        **{k: (v[0], v[1]) for k, v in ATTACKS.items()},
+        "baseline": (
+            {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}}, "layers": DENSE_2},
+            100,
+        ),
+    }
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("HYDRA_FULL_ERROR", None)
     procs = {}
     for name, (model, limit) in runs.items():
         (base / "conf" / "model" / f"{name}.yaml").write_text(yaml.safe_dump(model))
         procs[name] = subprocess.Popen(
-            [sys.executable, "-c", CHILD, "--config-dir", str(base / "conf"), f"+model={name}",
-             f"max_memory_mb={limit}", "task=predict", f"hydra.run.dir={base / 'runs' / name}"],
-            cwd=base, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                "--config-dir",
+                str(base / "conf"),
+                f"+model={name}",
+                f"max_memory_mb={limit}",
+                "task=predict",
+                f"hydra.run.dir={base / 'runs' / name}",
+            ],
+            cwd=base,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     results = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=300)
@@ -178,14 +258,21 @@ def test_attack_refused_before_the_allocation(name, attack_results):
 
 
 def _model(layers: dict, inputs: dict | None = None, **top) -> dict:
-    return {**top, "model": {"inputs": inputs or {"x": {"shape": [3], "data": [[1, 2, 3],
-                                                                               [4, 5, 6]]}},
-                             "layers": layers}}
+    return {
+        **top,
+        "model": {
+            "inputs": inputs or {"x": {"shape": [3], "data": [[1, 2, 3], [4, 5, 6]]}},
+            "layers": layers,
+        },
+    }
 
 
 def test_estimate_counts_the_layers_inside_an_autoencoder():
-    ae = {"type": "AutoEncoder", "encoder": {"e": {"type": "Dense", "output_dim": 5}},
-          "decoder": {"d": {"type": "Dense", "output_dim": 3}}}
+    ae = {
+        "type": "AutoEncoder",
+        "encoder": {"e": {"type": "Dense", "output_dim": 5}},
+        "decoder": {"d": {"type": "Dense", "output_dim": 3}},
+    }
     plan = make_plan(validate(_model({"ae": ae})))
     params = (3 * 5 + 5) + (5 * 3 + 3)
     # per sample: input 3, the encoder's output 5 (inside), the AutoEncoder's output 3
@@ -193,42 +280,66 @@ def test_estimate_counts_the_layers_inside_an_autoencoder():
     assert plan.memory_bytes == (params + 2 * (3 + 5 + 3)) * 4
     code = make_plan(validate(_model({"ae": {**ae, "output_reconstruction": False}})))
     assert code.nodes["ae"].inner == 0  # the decoder does not run: only the code is held
-    nested = {"type": "AutoEncoder", "encoder": {"inner": ae},
-              "decoder": {"d2": {"type": "Dense", "output_dim": 3}}}
+    nested = {
+        "type": "AutoEncoder",
+        "encoder": {"inner": ae},
+        "decoder": {"d2": {"type": "Dense", "output_dim": 3}},
+    }
     plan = make_plan(validate(_model({"outer": nested})))
     # inner AutoEncoder's output 3 and, inside it, the encoder's 5
     assert plan.nodes["outer"].inner == 3 + 5
 
 
 def test_estimate_counts_each_siamese_head():
-    inputs = {"a": {"shape": [3], "data": [[1, 2, 3], [4, 5, 6]]},
-              "b": {"shape": [3], "data": [[1, 2, 3], [4, 5, 6]]}}
+    inputs = {
+        "a": {"shape": [3], "data": [[1, 2, 3], [4, 5, 6]]},
+        "b": {"shape": [3], "data": [[1, 2, 3], [4, 5, 6]]},
+    }
     layer = {"type": "Dense", "output_dim": 4}
-    merged = make_plan(validate(_model({"s": {"type": "Siamese", "inputs": ["a", "b"],
-                                              "layer": layer}}, inputs)))
+    merged = make_plan(
+        validate(_model({"s": {"type": "Siamese", "inputs": ["a", "b"], "layer": layer}}, inputs))
+    )
     assert merged.nodes["s"].inner == 2 * 4  # two heads of 4 before the concat
     assert merged.memory_bytes == (16 + 2 * (3 + 3 + 8 + 8)) * 4
-    heads = make_plan(validate(_model({"s": {"type": "Siamese", "inputs": ["a", "b"],
-                                             "layer": layer, "merge_mode": None}}, inputs)))
+    heads = make_plan(
+        validate(
+            _model(
+                {
+                    "s": {
+                        "type": "Siamese",
+                        "inputs": ["a", "b"],
+                        "layer": layer,
+                        "merge_mode": None,
+                    }
+                },
+                inputs,
+            )
+        )
+    )
     assert heads.nodes["s"].inner == 0  # the heads are the outputs, counted once
     assert heads.memory_bytes == (16 + 2 * (3 + 3 + 2 * 4)) * 4
 
 
-@pytest.mark.parametrize("expression, shape, held", [
-    ("x * x", (3,), 0 + 2 * 3),  # only the output; temporaries bounded by 2x the largest
-    ("x[:, 0] + 1", (4, 2), 0 + 2 * 2),  # indexing is a view: free; output (2,)
-    ("sum(sum(x, axis=-1) * x, axis=-1)", (20000, 1), 20000 + 20000**2 + 2 * 20000**2),
-    ("tanh(x) * sigmoid(x)", (10,), 10 + 10 + 2 * 10),
-    ("1 + x * 0", (7,), 7 + 2 * 7),  # the constant 1 costs nothing
-])
+@pytest.mark.parametrize(
+    "expression, shape, held",
+    [
+        ("x * x", (3,), 0 + 2 * 3),  # only the output; temporaries bounded by 2x the largest
+        ("x[:, 0] + 1", (4, 2), 0 + 2 * 2),  # indexing is a view: free; output (2,)
+        ("sum(sum(x, axis=-1) * x, axis=-1)", (20000, 1), 20000 + 20000**2 + 2 * 20000**2),
+        ("tanh(x) * sigmoid(x)", (10,), 10 + 10 + 2 * 10),
+        ("1 + x * 0", (7,), 7 + 2 * 7),  # the constant 1 costs nothing
+    ],
+)
 def test_lambda_intermediates_inferred_from_shapes(expression, shape, held):
     assert parse(expression).intermediate_elements(shape) == held
 
 
 def test_lambda_broadcast_refused_in_process_without_allocating(tmp_path):
-    config = _model({"f": {"type": "Lambda", "function": "sum(sum(x, axis=-1) * x, axis=-1)"}},
-                    {"x": {"shape": [20000, 1], "data": {"random": {"rows": 1}}}},
-                    max_memory_mb=100)
+    config = _model(
+        {"f": {"type": "Lambda", "function": "sum(sum(x, axis=-1) * x, axis=-1)"}},
+        {"x": {"shape": [20000, 1], "data": {"random": {"rows": 1}}}},
+        max_memory_mb=100,
+    )
     tracemalloc.start()
     try:
         outcome = run(config, tmp_path)
@@ -241,22 +352,28 @@ def test_lambda_broadcast_refused_in_process_without_allocating(tmp_path):
     assert f"needs about {(60000 + 3 * 20000**2) * 4 / MB:,.0f} MB" in problem["message"]
     assert peak < 20 * MB
     # the same expression on a small input is allowed and right
-    small = _model({"f": {"type": "Lambda", "function": "sum(sum(x, axis=-1) * x, axis=-1)"}},
-                   {"x": {"shape": [2, 1], "data": [[[1], [2]]]}})
+    small = _model(
+        {"f": {"type": "Lambda", "function": "sum(sum(x, axis=-1) * x, axis=-1)"}},
+        {"x": {"shape": [2, 1], "data": [[[1], [2]]]}},
+    )
     outcome = run(small, tmp_path / "small")
     assert outcome.result["outputs"]["f"]["values"] == [[3.0, 6.0]]
 
 
 def test_random_and_dataset_sizes_checked_before_drawing(tmp_path):
-    big = _model({"d": {"type": "Dense", "output_dim": 1}},
-                 {"x": {"shape": [1], "data": {"random": {"rows": 200_000_000}}}},
-                 max_memory_mb=100, batch_size=10)
+    big = _model(
+        {"d": {"type": "Dense", "output_dim": 1}},
+        {"x": {"shape": [1], "data": {"random": {"rows": 200_000_000}}}},
+        max_memory_mb=100,
+        batch_size=10,
+    )
     with pytest.raises(ConfigError) as info:
         make_plan(validate(big))
     assert info.value.problems[0].path == "max_memory_mb"
     assert "random input of 200,000,000 rows" in str(info.value)
-    blobs = _model(DENSE_2, {"x": {"data": {"dataset": {"name": "blobs", "rows": 10**9}}}},
-                   max_memory_mb=100)
+    blobs = _model(
+        DENSE_2, {"x": {"data": {"dataset": {"name": "blobs", "rows": 10**9}}}}, max_memory_mb=100
+    )
     tracemalloc.start()
     try:
         with pytest.raises(ConfigError) as info:
@@ -272,10 +389,16 @@ def test_random_and_dataset_sizes_checked_before_drawing(tmp_path):
 
 
 def test_random_fit_target_refused_before_drawing(tmp_path):
-    config = {"task": "fit", "max_memory_mb": 100, "fit": {"epochs": 1},
-              "model": {"inputs": {"x": {"shape": [2], "data": [[1, 2], [3, 4]]}},
-                        "layers": {"d": {"type": "Dense", "output_dim": 1}},
-                        "targets": {"d": {"random": {"rows": 200_000_000}}}}}
+    config = {
+        "task": "fit",
+        "max_memory_mb": 100,
+        "fit": {"epochs": 1},
+        "model": {
+            "inputs": {"x": {"shape": [2], "data": [[1, 2], [3, 4]]}},
+            "layers": {"d": {"type": "Dense", "output_dim": 1}},
+            "targets": {"d": {"random": {"rows": 200_000_000}}},
+        },
+    }
     tracemalloc.start()
     try:
         outcome = run(config, tmp_path)
@@ -290,8 +413,11 @@ def test_random_fit_target_refused_before_drawing(tmp_path):
 
 def test_csv_within_the_limit_still_reads(tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n1,2\n\n3,4.5\n")
-    config = _model({"d": {"type": "Lambda", "function": "x * 2"}},
-                    {"x": {"data": {"path": "x.csv"}}}, max_memory_mb=1)
+    config = _model(
+        {"d": {"type": "Lambda", "function": "x * 2"}},
+        {"x": {"data": {"path": "x.csv"}}},
+        max_memory_mb=1,
+    )
     outcome = run(config, tmp_path / "run", cwd=tmp_path)
     assert outcome.exit_code == 0, outcome.result.get("error")
     assert outcome.result["outputs"]["d"]["values"] == [[2.0, 4.0], [6.0, 9.0]]
@@ -332,8 +458,11 @@ def test_inline_rows_beyond_the_limit_point_to_npy(tmp_path):
 def _nested(depth: int) -> dict:
     layer = {"type": "Dense", "output_dim": 3}
     for _ in range(depth):
-        layer = {"type": "AutoEncoder", "encoder": {"e": layer},
-                 "decoder": {"d": {"type": "Dense", "output_dim": 3}}}
+        layer = {
+            "type": "AutoEncoder",
+            "encoder": {"e": layer},
+            "decoder": {"d": {"type": "Dense", "output_dim": 3}},
+        }
     return _model({"ae": layer})
 
 
@@ -349,8 +478,15 @@ def test_nesting_beyond_the_limit_is_refused_at_validation():
     with pytest.raises(ConfigError) as info:  # far deeper: refused the same, at once
         validate(_nested(60))
     assert "nested 9 levels deep" in str(info.value)
-    siamese = _model({"s": {"type": "Siamese", "inputs": ["x", "x"],
-                            "layer": _nested(8)["model"]["layers"]["ae"]}})
+    siamese = _model(
+        {
+            "s": {
+                "type": "Siamese",
+                "inputs": ["x", "x"],
+                "layer": _nested(8)["model"]["layers"]["ae"],
+            }
+        }
+    )
     with pytest.raises(ConfigError, match="nested 9 levels deep here; the limit is 8"):
         validate(siamese)
 
@@ -405,17 +541,27 @@ def _sparse_npy(path: Path, rows: int) -> int:
 def test_npy_read_whole_is_bounded_but_a_streamed_input_is_not(tmp_path):
     nbytes = _sparse_npy(tmp_path / "big.npy", 20_000_000)  # 152.6 MB
     # a model input streams batch by batch: larger than the limit is fine with batch_size
-    streamed = _model({"d": {"type": "Dense", "output_dim": 1}},
-                      {"x": {"data": {"path": "big.npy"}}}, max_memory_mb=100,
-                      batch_size=1000, task="validate")
+    streamed = _model(
+        {"d": {"type": "Dense", "output_dim": 1}},
+        {"x": {"data": {"path": "big.npy"}}},
+        max_memory_mb=100,
+        batch_size=1000,
+        task="validate",
+    )
     outcome = run(streamed, tmp_path / "streamed", cwd=tmp_path)
     assert outcome.exit_code == 0, outcome.result.get("error")
     assert outcome.result["plan"]["rows"] == 20_000_000
     # fit targets are read whole: refused before reading
-    fit = {"task": "fit", "max_memory_mb": 100, "fit": {"epochs": 1},
-           "model": {"inputs": {"x": {"shape": [1], "data": {"random": {"rows": 4}}}},
-                     "layers": {"d": {"type": "Dense", "output_dim": 1}},
-                     "targets": {"d": {"path": "big.npy"}}}}
+    fit = {
+        "task": "fit",
+        "max_memory_mb": 100,
+        "fit": {"epochs": 1},
+        "model": {
+            "inputs": {"x": {"shape": [1], "data": {"random": {"rows": 4}}}},
+            "layers": {"d": {"type": "Dense", "output_dim": 1}},
+            "targets": {"d": {"path": "big.npy"}},
+        },
+    }
     outcome = run(fit, tmp_path / "fit", cwd=tmp_path)
     (problem,) = outcome.result["error"]["problems"]
     assert outcome.exit_code == 2 and problem["path"] == "model.targets.d"

@@ -29,7 +29,9 @@ def validator() -> jsonschema.Draft202012Validator:
 def test_committed_schema_is_fresh():
     """Fails when a layer spec changed without `python -m runner.config.schema_export`."""
     assert COMMITTED.read_text() == schema_export.schema_text(), (
-        "schema/model.schema.json is stale: run `python -m runner.config.schema_export` and commit it")
+        "schema/model.schema.json is stale: "
+        "run `python -m runner.config.schema_export` and commit it"
+    )
 
 
 def test_check_flag_and_path_argument(tmp_path, capsys):
@@ -46,14 +48,25 @@ def test_check_flag_and_path_argument(tmp_path, capsys):
 def test_schema_covers_every_builtin_layer_and_model_key(validator):
     schema = validator.schema
     layer_types = schema["then"]["properties"]["layers"]["additionalProperties"]["properties"][
-        "type"]
+        "type"
+    ]
     from layers import registry
 
-    builtins = sorted(t for t, cls in registry.registered().items()
-                      if cls.__module__.startswith("layers."))
+    builtins = sorted(
+        t for t, cls in registry.registered().items() if cls.__module__.startswith("layers.")
+    )
     assert layer_types["enum"] == builtins
-    assert set(schema["properties"]) == {"inputs", "layers", "outputs", "training", "plugins",
-                                         "weights", "expect", "targets", "fit"}
+    assert set(schema["properties"]) == {
+        "inputs",
+        "layers",
+        "outputs",
+        "training",
+        "plugins",
+        "weights",
+        "expect",
+        "targets",
+        "fit",
+    }
     assert "_target_" not in json.dumps(schema)
 
 
@@ -61,7 +74,8 @@ def test_schema_covers_every_builtin_layer_and_model_key(validator):
 def test_shipped_model_starts_with_schema_line(path):
     first = path.read_text().splitlines()[0]
     assert first == schema_export.SCHEMA_LINE, (
-        f"{path.name}: the first line must be `{schema_export.SCHEMA_LINE}`")
+        f"{path.name}: the first line must be `{schema_export.SCHEMA_LINE}`"
+    )
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
@@ -72,19 +86,24 @@ def test_shipped_model_validates_against_schema(path, validator):
     assert [e.message for e in validator.iter_errors(resolved)] == []
 
 
-BASE = {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
-        "layers": {"d": {"type": "Dense", "output_dim": 2}}}
+BASE = {
+    "inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
+    "layers": {"d": {"type": "Dense", "output_dim": 2}},
+}
 
 
-@pytest.mark.parametrize("layer, fragment", [
-    ({"type": "Dense", "output_dim": 0}, "not valid under any"),  # 0 fails exclusiveMinimum
-    ({"type": "Dense", "output_dim": 2, "ouput_dim": 3}, "'ouput_dim' was unexpected"),
-    ({"type": "Dence", "output_dim": 2}, "'Dence' is not one of"),
-    ({"output_dim": 2}, "'type' is a required property"),
-    ({"type": "Dropout", "p": 1.5}, "not valid under any"),
-    ({"type": "Dense", "output_dim": 2, "_target_": "os.system"}, "'_target_' was unexpected"),
-    ({"type": "Activation", "activation": "rellu"}, "not valid under any"),
-])
+@pytest.mark.parametrize(
+    "layer, fragment",
+    [
+        ({"type": "Dense", "output_dim": 0}, "not valid under any"),  # 0 fails exclusiveMinimum
+        ({"type": "Dense", "output_dim": 2, "ouput_dim": 3}, "'ouput_dim' was unexpected"),
+        ({"type": "Dence", "output_dim": 2}, "'Dence' is not one of"),
+        ({"output_dim": 2}, "'type' is a required property"),
+        ({"type": "Dropout", "p": 1.5}, "not valid under any"),
+        ({"type": "Dense", "output_dim": 2, "_target_": "os.system"}, "'_target_' was unexpected"),
+        ({"type": "Activation", "activation": "rellu"}, "not valid under any"),
+    ],
+)
 def test_schema_and_pydantic_agree_on_bad_layers(validator, layer, fragment):
     model = {**BASE, "layers": {"d": layer}}
     messages = [e.message for e in validator.iter_errors(model)]

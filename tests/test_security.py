@@ -22,9 +22,25 @@ SENTINEL = "PWNED"  # a file name hostile expressions try to create; it must nev
 # ---- an audit hook sees every exec/eval/compile/system call while a config is validated -----
 _events: list[tuple[str, tuple]] = []
 _recording = False
-_WATCHED = ("exec", "compile", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-            "subprocess.Popen", "socket.", "ctypes.", "open", "os.remove", "shutil.", "import",
-            "pickle.find_class", "marshal.loads", "builtins.input")
+_WATCHED = (
+    "exec",
+    "compile",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "subprocess.Popen",
+    "socket.",
+    "ctypes.",
+    "open",
+    "os.remove",
+    "shutil.",
+    "import",
+    "pickle.find_class",
+    "marshal.loads",
+    "builtins.input",
+)
 
 
 def _hook(event: str, args: tuple) -> None:
@@ -36,8 +52,12 @@ sys.addaudithook(_hook)  # cannot be removed; it only records while _recording i
 
 
 def lambda_config(expression: str) -> dict:
-    return {"model": {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
-                      "layers": {"f": {"type": "Lambda", "function": expression}}}}
+    return {
+        "model": {
+            "inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
+            "layers": {"f": {"type": "Lambda", "function": expression}},
+        }
+    }
 
 
 HOSTILE = [
@@ -122,7 +142,8 @@ def _warm(tmp_path_factory):
     """Build the schema once, so later validations create no classes."""
     out = tmp_path_factory.mktemp("warm")
     assert run(lambda_config("x * x"), out, cwd=out).result["outputs"]["f"]["values"] == [
-        [1.0, 4.0, 9.0]]
+        [1.0, 4.0, 9.0]
+    ]
 
 
 def test_at_least_thirty_distinct_hostile_expressions():
@@ -157,8 +178,10 @@ def test_hostile_expression_rejected_at_validation(expression, tmp_path, monkeyp
         elif event == "open":
             path, mode = args[0], args[1] or "r"
             assert SENTINEL not in str(path) and "passwd" not in str(path), (event, args)
-            assert mode in ("r", "rb") or isinstance(path, int) or str(path).startswith(
-                str(out)), (event, args)
+            assert mode in ("r", "rb") or isinstance(path, int) or str(path).startswith(str(out)), (
+                event,
+                args,
+            )
         elif event == "os.remove" and str(args[0]) == str(out / ".runner-claim"):
             pass  # the run's own folder claim, dropped once result.json is written
         else:
@@ -179,28 +202,45 @@ def test_lambda_expression_is_not_evaluated_by_python(tmp_path, monkeypatch):
     assert outcome.result["outputs"]["f"]["values"] == [[5.0, 10.0, 15.0]]
 
 
-@pytest.mark.parametrize("where", [
-    ("model", "_target_"), ("layer", "_target_"), ("root", "_target_"), ("layer", "_partial_"),
-    ("layer", "_args_"), ("input", "_target_"), ("weights", "_target_"), ("expect", "_target_"),
-])
+@pytest.mark.parametrize(
+    "where",
+    [
+        ("model", "_target_"),
+        ("layer", "_target_"),
+        ("root", "_target_"),
+        ("layer", "_partial_"),
+        ("layer", "_args_"),
+        ("input", "_target_"),
+        ("weights", "_target_"),
+        ("expect", "_target_"),
+    ],
+)
 def test_hydra_instantiate_keys_are_refused(where, tmp_path):
     node, key = where
-    config = {"model": {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
-                        "layers": {"d": {"type": "Dense", "output_dim": 1}}}}
-    target = {"model": config["model"], "layer": config["model"]["layers"]["d"],
-              "root": config, "input": config["model"]["inputs"]["x"],
-              "expect": config["model"].setdefault("expect", {}).setdefault("d", {}),
-              "weights": config["model"]["layers"]["d"].setdefault("weights", {"path": "w.npz"}),
-              }[node]
+    config = {
+        "model": {
+            "inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}},
+            "layers": {"d": {"type": "Dense", "output_dim": 1}},
+        }
+    }
+    target = {
+        "model": config["model"],
+        "layer": config["model"]["layers"]["d"],
+        "root": config,
+        "input": config["model"]["inputs"]["x"],
+        "expect": config["model"].setdefault("expect", {}).setdefault("d", {}),
+        "weights": config["model"]["layers"]["d"].setdefault("weights", {"path": "w.npz"}),
+    }[node]
     target[key] = "os.system"
     outcome = run(config, tmp_path)
     problems = outcome.result["error"]["problems"]
     assert outcome.exit_code == 2
-    assert any(p["path"].endswith(key) and f"{key!r} is not accepted" in p["message"]
-               for p in problems), problems
+    assert any(
+        p["path"].endswith(key) and f"{key!r} is not accepted" in p["message"] for p in problems
+    ), problems
 
 
-PLUGIN = '''
+PLUGIN = """
 from pathlib import Path
 Path({sentinel!r}).write_text("imported")
 from typing import Literal
@@ -217,9 +257,9 @@ class Double(Layer):
         return s
     def forward(self, x, mask, ctx):
         return 2 * x, mask, None
-'''
+"""
 
-PLUGIN_DRIVER = '''
+PLUGIN_DRIVER = """
 import json, sys
 from pathlib import Path
 from runner.run import run
@@ -234,7 +274,7 @@ second = run({"model": model, "allow_plugins": ["evil_plugin"]}, out / "with", c
 print(json.dumps({"first": first.result, "imported_before": imported_before,
                   "named": named.result, "imported_when_named": imported_when_named,
                   "second": second.result}))
-'''
+"""
 
 
 def test_plugins_are_imported_only_when_named_and_allowed(tmp_path):
@@ -242,9 +282,14 @@ def test_plugins_are_imported_only_when_named_and_allowed(tmp_path):
     the person running allows it (allow_plugins, a run setting)."""
     sentinel = tmp_path / "plugin_was_imported"
     (tmp_path / "evil_plugin.py").write_text(PLUGIN.format(sentinel=str(sentinel)))
-    proc = subprocess.run([sys.executable, "-c", PLUGIN_DRIVER, str(tmp_path)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": ""})
+    proc = subprocess.run(
+        [sys.executable, "-c", PLUGIN_DRIVER, str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": ""},
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     first = report["first"]
@@ -274,11 +319,20 @@ def test_every_file_load_refuses_pickles(tmp_path, monkeypatch):
     np.savez(tmp_path / "x.npz", x=np.ones((2, 3)))
     np.save(tmp_path / "W.npy", np.ones((3, 1)))
     np.savez(tmp_path / "w.npz", **{"b/W": np.ones((3, 1)), "b/b": np.zeros(1)})
-    model = {"inputs": {"x": {"data": {"path": "x.npy"}}, "y": {"data": {"path": "x.npz"}}},
-             "layers": {"a": {"type": "Dense", "output_dim": 1, "inputs": ["x"],
-                              "weights": {"W": {"path": "W.npy"}, "b": [0.5]}},
-                        "b": {"type": "Dense", "output_dim": 1, "inputs": ["y"]}},
-             "outputs": ["a", "b"], "weights": {"path": "w.npz", "strict": False}}
+    model = {
+        "inputs": {"x": {"data": {"path": "x.npy"}}, "y": {"data": {"path": "x.npz"}}},
+        "layers": {
+            "a": {
+                "type": "Dense",
+                "output_dim": 1,
+                "inputs": ["x"],
+                "weights": {"W": {"path": "W.npy"}, "b": [0.5]},
+            },
+            "b": {"type": "Dense", "output_dim": 1, "inputs": ["y"]},
+        },
+        "outputs": ["a", "b"],
+        "weights": {"path": "w.npz", "strict": False},
+    }
     outcome = run({"model": model}, tmp_path / "ok", cwd=tmp_path)
     assert outcome.result["outputs"]["a"]["values"] == [[3.5], [3.5]]
     assert outcome.result["outputs"]["b"]["values"] == [[3.0], [3.0]]
@@ -317,10 +371,24 @@ def _call_name(node: ast.Call) -> str:
 
 
 def test_runtime_code_never_evals_unpickles_or_instantiates():
-    forbidden_calls = {"eval", "exec", "compile", "__import__", "pickle.load", "pickle.loads",
-                       "marshal.loads", "yaml.load", "yaml.unsafe_load", "instantiate",
-                       "hydra.utils.instantiate", "os.system", "subprocess.run",
-                       "subprocess.Popen", "importlib.import_module", "import_module"}
+    forbidden_calls = {
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "pickle.load",
+        "pickle.loads",
+        "marshal.loads",
+        "yaml.load",
+        "yaml.unsafe_load",
+        "instantiate",
+        "hydra.utils.instantiate",
+        "os.system",
+        "subprocess.run",
+        "subprocess.Popen",
+        "importlib.import_module",
+        "import_module",
+    }
     found = []
     for path, tree in _runtime_sources():
         rel = path.relative_to(ROOT).as_posix()
@@ -328,19 +396,23 @@ def test_runtime_code_never_evals_unpickles_or_instantiates():
             if isinstance(node, ast.Call):
                 name = _call_name(node)
                 if name in forbidden_calls and not (
-                        rel == "runner/config/plugins.py" and name == "importlib.import_module"):
+                    rel == "runner/config/plugins.py" and name == "importlib.import_module"
+                ):
                     found.append(f"{rel}:{node.lineno} calls {name}")
                 for kw in node.keywords:
                     if kw.arg == "allow_pickle" and not (
-                            isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                        isinstance(kw.value, ast.Constant) and kw.value.value is False
+                    ):
                         found.append(f"{rel}:{node.lineno} allow_pickle is not False")
                 if name.endswith("np.load") or name == "load" and rel.endswith("sources.py"):
                     if not any(kw.arg == "allow_pickle" for kw in node.keywords):
                         found.append(f"{rel}:{node.lineno} np.load without allow_pickle=False")
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-                if any(n in ("pickle", "dill", "marshal", "cloudpickle") or
-                       n.startswith("hydra.utils") for n in names):
+                if any(
+                    n in ("pickle", "dill", "marshal", "cloudpickle") or n.startswith("hydra.utils")
+                    for n in names
+                ):
                     found.append(f"{rel}:{node.lineno} imports {names}")
     assert found == []
 
@@ -355,8 +427,11 @@ def test_only_plugins_module_imports_by_name():
 
 def test_plugin_names_are_checked_before_any_import(tmp_path):
     cases = ["os; rm -rf /", "../evil", "evil-plugin", "a..b", "", "1abc", "__import__('os')"]
-    model = {"inputs": {"x": {"data": [[1]]}}, "layers": {"d": {"type": "Dense", "output_dim": 1}},
-             "plugins": cases}
+    model = {
+        "inputs": {"x": {"data": [[1]]}},
+        "layers": {"d": {"type": "Dense", "output_dim": 1}},
+        "plugins": cases,
+    }
     outcome = run({"model": model}, tmp_path)
     problems = outcome.result["error"]["problems"]
     assert [p["path"] for p in problems] == [f"model.plugins[{i}]" for i in range(len(cases))]
@@ -368,10 +443,12 @@ def test_yaml_tags_cannot_build_python_objects(tmp_path):
     from runner.api import load_model_file
 
     evil = tmp_path / "evil.yaml"
-    evil.write_text(textwrap.dedent("""
+    evil.write_text(
+        textwrap.dedent("""
         inputs: {x: {data: !!python/object/apply:os.system ["touch PWNED"]}}
         layers: {d: {type: Dense, output_dim: 1}}
-    """))
+    """)
+    )
     with pytest.raises(Exception) as info:
         load_model_file(evil)
     assert "python/object/apply" in str(info.value)

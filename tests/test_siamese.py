@@ -52,8 +52,14 @@ def test_one_array_object_serves_every_input():
 
 
 def test_summary_counts_once_and_weights_npz_stores_once(run_config):
-    layers_ = {"siam": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "sum",
-                        "layer": {"type": "Dense", "output_dim": 2, "weights": {"W": W, "b": B}}}}
+    layers_ = {
+        "siam": {
+            "type": "Siamese",
+            "inputs": ["a", "b"],
+            "merge_mode": "sum",
+            "layer": {"type": "Dense", "output_dim": 2, "weights": {"W": W, "b": B}},
+        }
+    }
     outcome, result = run_config(model_config(layers_, TWO))
     assert result["status"] == "ok"
     assert result["plan"]["params"] == 6  # W (2x2) + b (2), once, not once per input
@@ -67,17 +73,26 @@ def test_summary_counts_once_and_weights_npz_stores_once(run_config):
     np.testing.assert_array_equal(outcome.values["siam"], [[6, 6], [8, 7]])
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("concat", [[3, 3, 3, 3], [7, 5, 1, 2]]),  # default concat_axis=1: first non-batch axis
-    ("mul", [[9, 9], [7, 10]]),
-    ("ave", [[3, 3], [4, 3.5]]),
-    ("max", [[3, 3], [7, 5]]),
-    ("dot", [[18], [17]]),
-    ("cos", [[1.0], [17 / np.sqrt(74 * 5)]]),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("concat", [[3, 3, 3, 3], [7, 5, 1, 2]]),  # default concat_axis=1: first non-batch axis
+        ("mul", [[9, 9], [7, 10]]),
+        ("ave", [[3, 3], [4, 3.5]]),
+        ("max", [[3, 3], [7, 5]]),
+        ("dot", [[18], [17]]),
+        ("cos", [[1.0], [17 / np.sqrt(74 * 5)]]),
+    ],
+)
 def test_merge_modes_by_hand(mode, expected):
-    layers_ = {"siam": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": mode,
-                        "layer": {"type": "Dense", "output_dim": 2, "weights": {"W": W, "b": B}}}}
+    layers_ = {
+        "siam": {
+            "type": "Siamese",
+            "inputs": ["a", "b"],
+            "merge_mode": mode,
+            "layer": {"type": "Dense", "output_dim": 2, "weights": {"W": W, "b": B}},
+        }
+    }
     out = Model.from_config(model_config(layers_, TWO)).predict()["siam"]
     np.testing.assert_allclose(out, expected, rtol=1e-6)
 
@@ -92,11 +107,21 @@ def test_concat_axis_1_on_sequences_is_the_time_axis():
 
 
 def test_merge_mode_null_means_none_and_heads_are_wired_by_index():
-    assert SiameseSpec.model_validate({"type": "Siamese", "layer": {"type": "Dropout", "p": 0.1},
-                                       "merge_mode": None}).merge_mode == "none"
-    layers_ = {"h": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": None,
-                     "layer": {"type": "Dense", "output_dim": 2, "weights": {"W": W, "b": B}}},
-               "diff": {"type": "Lambda", "inputs": ["h.1"], "function": "x - 1"}}
+    assert (
+        SiameseSpec.model_validate(
+            {"type": "Siamese", "layer": {"type": "Dropout", "p": 0.1}, "merge_mode": None}
+        ).merge_mode
+        == "none"
+    )
+    layers_ = {
+        "h": {
+            "type": "Siamese",
+            "inputs": ["a", "b"],
+            "merge_mode": None,
+            "layer": {"type": "Dense", "output_dim": 2, "weights": {"W": W, "b": B}},
+        },
+        "diff": {"type": "Lambda", "inputs": ["h.1"], "function": "x - 1"},
+    }
     model = Model.from_config(model_config(layers_, TWO, outputs=["h", "diff"]))
     assert model.outputs == ["h.0", "h.1", "diff"]
     out = model.predict()
@@ -105,47 +130,78 @@ def test_merge_mode_null_means_none_and_heads_are_wired_by_index():
     np.testing.assert_array_equal(out["diff"], [[2, 2], [0, 1]])
 
 
-@pytest.mark.parametrize("reads, message", [
-    (["h"], r"model.layers.use.inputs: 'h' has 2 outputs \(Siamese with merge_mode none\): "
-            r"read one of \['h.0', 'h.1'\]"),
-    (["h.2"], r"model.layers.use.inputs: 'h' has no output 'h.2'; its outputs are "
-              r"\['h.0', 'h.1'\]"),
-    (["d.0"], r"model.layers.use.inputs: 'd' has a single output: read it as 'd', not 'd.0'"),
-])
+@pytest.mark.parametrize(
+    "reads, message",
+    [
+        (
+            ["h"],
+            r"model.layers.use.inputs: 'h' has 2 outputs \(Siamese with merge_mode none\): "
+            r"read one of \['h.0', 'h.1'\]",
+        ),
+        (
+            ["h.2"],
+            r"model.layers.use.inputs: 'h' has no output 'h.2'; its outputs are "
+            r"\['h.0', 'h.1'\]",
+        ),
+        (["d.0"], r"model.layers.use.inputs: 'd' has a single output: read it as 'd', not 'd.0'"),
+    ],
+)
 def test_head_wiring_errors(reads, message):
-    layers_ = {"h": {"type": "Siamese", "inputs": ["a", "b"], "merge_mode": "none",
-                     "layer": {"type": "Dense", "output_dim": 2}},
-               "d": {"type": "Dense", "inputs": ["a"], "output_dim": 2},
-               "use": {"type": "Dropout", "inputs": reads, "p": 0.1}}
+    layers_ = {
+        "h": {
+            "type": "Siamese",
+            "inputs": ["a", "b"],
+            "merge_mode": "none",
+            "layer": {"type": "Dense", "output_dim": 2},
+        },
+        "d": {"type": "Dense", "inputs": ["a"], "output_dim": 2},
+        "use": {"type": "Dropout", "inputs": reads, "p": 0.1},
+    }
     with pytest.raises(ConfigError, match=message):
         Model.from_config(model_config(layers_, TWO))
 
 
 def test_inputs_must_have_identical_shapes():
     inputs = {"a": {"shape": [2], "data": [[1, 2]]}, "c": {"shape": [3], "data": [[1, 2, 3]]}}
-    layers_ = {"siam": {"type": "Siamese", "inputs": ["a", "c"],
-                        "layer": {"type": "Dense", "output_dim": 2}}}
-    with pytest.raises(ConfigError, match=r"model.layers.siam: Siamese inputs must have identical "
-                       r"per-sample shapes \(one shared layer, one set of weights\); got "
-                       r"\[\(2,\), \(3,\)\] \(fed by model.inputs.a"):
+    layers_ = {
+        "siam": {
+            "type": "Siamese",
+            "inputs": ["a", "c"],
+            "layer": {"type": "Dense", "output_dim": 2},
+        }
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"model.layers.siam: Siamese inputs must have identical "
+        r"per-sample shapes \(one shared layer, one set of weights\); got "
+        r"\[\(2,\), \(3,\)\] \(fed by model.inputs.a",
+    ):
         Model.from_config(model_config(layers_, inputs))
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"inputs": ["a"]}, "model.layers.siam.inputs: Siamese needs at least 2 inputs, got 1"),
-    ({"inputs": ["a", "b", "a"], "merge_mode": "dot"},
-     "model.layers.siam.inputs: Siamese mode 'dot' takes exactly 2 inputs, got 3"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"inputs": ["a"]}, "model.layers.siam.inputs: Siamese needs at least 2 inputs, got 1"),
+        (
+            {"inputs": ["a", "b", "a"], "merge_mode": "dot"},
+            "model.layers.siam.inputs: Siamese mode 'dot' takes exactly 2 inputs, got 3",
+        ),
+    ],
+)
 def test_arity(fields, message):
     layers_ = {"siam": {"type": "Siamese", "layer": {"type": "Dense", "output_dim": 2}, **fields}}
     with pytest.raises(ConfigError, match=message):
         Model.from_config(model_config(layers_, TWO))
 
 
-@pytest.mark.parametrize("layer, message", [
-    ({"type": "Dense", "output_dim": 2, "inputs": ["a"]}, "inner layer 'layer' sets 'inputs'"),
-    ({"type": "Merge", "mode": "sum"}, "inner layer 'layer' is a Merge, which takes several"),
-])
+@pytest.mark.parametrize(
+    "layer, message",
+    [
+        ({"type": "Dense", "output_dim": 2, "inputs": ["a"]}, "inner layer 'layer' sets 'inputs'"),
+        ({"type": "Merge", "mode": "sum"}, "inner layer 'layer' is a Merge, which takes several"),
+    ],
+)
 def test_inner_layer_checks(layer, message):
     layers_ = {"siam": {"type": "Siamese", "inputs": ["a", "b"], "layer": layer}}
     with pytest.raises(ConfigError, match=f"model.layers.siam.layer: {message}"):
@@ -176,8 +232,12 @@ def gradients(s: Siamese, xs, dy):
 
 
 def test_shared_gradients_are_the_sum_over_heads():
-    s = built({"type": "Dense", "output_dim": 3, "activation": "tanh"}, (4,), dtype=np.float64,
-              merge_mode="none")
+    s = built(
+        {"type": "Dense", "output_dim": 3, "activation": "tanh"},
+        (4,),
+        dtype=np.float64,
+        merge_mode="none",
+    )
     xs = [RNG.normal(size=(5, 4)) for _ in range(2)]
     dys = [RNG.normal(size=(5, 3)) for _ in range(2)]
     dxs, grads = gradients(s, xs, dys)
@@ -187,8 +247,9 @@ def test_shared_gradients_are_the_sum_over_heads():
         _, _, cache = s.inner.forward(x, None, ctx)
         separate.append(s.inner.backward(dy, cache, ctx))
     for key in ("W", "b"):
-        np.testing.assert_allclose(grads[f"layer/{key}"],
-                                   separate[0][1][key] + separate[1][1][key], rtol=1e-12)
+        np.testing.assert_allclose(
+            grads[f"layer/{key}"], separate[0][1][key] + separate[1][1][key], rtol=1e-12
+        )
     np.testing.assert_allclose(dxs[1], separate[1][0], rtol=1e-12)
     dxs, grads = gradients(s, xs, [dys[0], None])  # an unread head contributes nothing
     np.testing.assert_array_equal(dxs[1], np.zeros((5, 4)))
@@ -197,8 +258,12 @@ def test_shared_gradients_are_the_sum_over_heads():
 
 @pytest.mark.parametrize("mode", ["concat", "sum", "mul", "dot", "cos", "max"])
 def test_backward_matches_finite_differences(mode):
-    s = built({"type": "Dense", "output_dim": 3, "activation": "tanh"}, (4,), dtype=np.float64,
-              merge_mode=mode)
+    s = built(
+        {"type": "Dense", "output_dim": 3, "activation": "tanh"},
+        (4,),
+        dtype=np.float64,
+        merge_mode=mode,
+    )
     xs = [RNG.normal(size=(2, 4)) for _ in range(2)]
     ctx = Context(dtype=np.dtype(np.float64))
     y, _, _ = s.forward(xs, [None, None], ctx)

@@ -13,8 +13,14 @@ HEAVY = ("numpy", "pydantic", "runner.config.schema", "layers")
 
 
 def imported_modules(*args: str) -> tuple[set[str], str]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "runner", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     modules = set()
     for line in proc.stderr.splitlines():
@@ -24,8 +30,9 @@ def imported_modules(*args: str) -> tuple[set[str], str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [("--help",), ("+model=dense_example", "--cfg", "job"),
-                                  ("--cfg", "job")])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("+model=dense_example", "--cfg", "job"), ("--cfg", "job")]
+)
 def test_help_and_cfg_import_no_numpy_and_no_schema(args):
     modules, stdout = imported_modules(*args)
     assert "hydra" in modules and "omegaconf" in modules  # the parse really was recorded

@@ -34,100 +34,164 @@ def attacks(root: Path) -> dict[str, dict]:
     pwned = root / "PWNED"
     return {
         "global-package-callback": {
-            "files": {"model/evil.yaml": f"# @package _global_\nhydra:\n  callbacks:\n"
-                                         f"    evil: {_touch(pwned)}\n"},
-            "expect": ["model/evil.yaml:1:1", "@package _global_", "model only"]},
+            "files": {
+                "model/evil.yaml": f"# @package _global_\nhydra:\n  callbacks:\n"
+                f"    evil: {_touch(pwned)}\n"
+            },
+            "expect": ["model/evil.yaml:1:1", "@package _global_", "model only"],
+        },
         "global-package-run-settings": {
-            "files": {"model/evil.yaml": "# @package _global_\nseed: 7\nmax_memory_mb: 1e9\n"
-                                         "hydra: {run: {dir: /tmp/elsewhere}}\n" + GOOD_MODEL},
-            "expect": ["model/evil.yaml:1:1", "@package _global_"]},
+            "files": {
+                "model/evil.yaml": "# @package _global_\nseed: 7\nmax_memory_mb: 1e9\n"
+                "hydra: {run: {dir: /tmp/elsewhere}}\n" + GOOD_MODEL
+            },
+            "expect": ["model/evil.yaml:1:1", "@package _global_"],
+        },
         "other-package": {
-            "files": {"model/evil.yaml": "# @package hydra.callbacks\n"
-                                         f"evil: {_touch(pwned)}\n"},
-            "expect": ["model/evil.yaml:1:1", "@package hydra.callbacks"]},
+            "files": {"model/evil.yaml": f"# @package hydra.callbacks\nevil: {_touch(pwned)}\n"},
+            "expect": ["model/evil.yaml:1:1", "@package hydra.callbacks"],
+        },
         "hydra-key": {
             "files": {"model/evil.yaml": GOOD_MODEL + "hydra:\n  run: {dir: /tmp/elsewhere}\n"},
-            "expect": ["model/evil.yaml:3:1", "cannot configure Hydra"]},
+            "expect": ["model/evil.yaml:3:1", "cannot configure Hydra"],
+        },
         "defaults-into-hydra-group": {
-            "files": {"model/evil.yaml": "defaults:\n  - /hydra/callbacks: evil\n  - _self_\n"
-                                         + GOOD_MODEL,
-                      "hydra/callbacks/evil.yaml": f"evil: {_touch(pwned)}\n"},
-            "expect": ["model/evil.yaml:2:5", "only pull in other model files"]},
+            "files": {
+                "model/evil.yaml": "defaults:\n  - /hydra/callbacks: evil\n  - _self_\n"
+                + GOOD_MODEL,
+                "hydra/callbacks/evil.yaml": f"evil: {_touch(pwned)}\n",
+            },
+            "expect": ["model/evil.yaml:2:5", "only pull in other model files"],
+        },
         "defaults-override": {
-            "files": {"model/evil.yaml": "defaults:\n  - override /hydra/launcher: basic\n"
-                                         + GOOD_MODEL},
-            "expect": ["model/evil.yaml:2:5", "cannot override"]},
+            "files": {
+                "model/evil.yaml": "defaults:\n  - override /hydra/launcher: basic\n" + GOOD_MODEL
+            },
+            "expect": ["model/evil.yaml:2:5", "cannot override"],
+        },
         "defaults-global-package": {
-            "files": {"model/evil.yaml": "defaults:\n  - base@_global_\n" + GOOD_MODEL,
-                      "model/base.yaml": f"hydra:\n  callbacks:\n    evil: {_touch(pwned)}\n"},
-            "expect": ["model/evil.yaml:2:5", "_global_"]},
+            "files": {
+                "model/evil.yaml": "defaults:\n  - base@_global_\n" + GOOD_MODEL,
+                "model/base.yaml": f"hydra:\n  callbacks:\n    evil: {_touch(pwned)}\n",
+            },
+            "expect": ["model/evil.yaml:2:5", "_global_"],
+        },
         "pulled-in-file-global": {
-            "files": {"model/evil.yaml": "defaults:\n  - base\n  - _self_\n" + GOOD_MODEL,
-                      "model/base.yaml": "# @package _global_\nhydra:\n  callbacks:\n"
-                                         f"    evil: {_touch(pwned)}\n"},
-            "expect": ["model/base.yaml:1:1", "@package _global_"]},
+            "files": {
+                "model/evil.yaml": "defaults:\n  - base\n  - _self_\n" + GOOD_MODEL,
+                "model/base.yaml": "# @package _global_\nhydra:\n  callbacks:\n"
+                f"    evil: {_touch(pwned)}\n",
+            },
+            "expect": ["model/base.yaml:1:1", "@package _global_"],
+        },
         "target-deep": {
-            "files": {"model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n  d:\n"
-                                         "    type: Dense\n    output_dim: 1\n"
-                                         "    init: {_target_: os.system, _args_: [id]}\n"},
-            "expect": ["model/evil.yaml:6:12", "'_target_' is not accepted"]},
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n  d:\n"
+                "    type: Dense\n    output_dim: 1\n"
+                "    init: {_target_: os.system, _args_: [id]}\n"
+            },
+            "expect": ["model/evil.yaml:6:12", "'_target_' is not accepted"],
+        },
         "non-model-file-from-config-dir": {
-            "files": {"model/ok.yaml": GOOD_MODEL,
-                      "hydra/callbacks/evil.yaml": f"evil: {_touch(pwned)}\n"},
-            "model": "ok", "args": ["hydra/callbacks=evil"],
-            "expect": ["hydra/callbacks/evil.yaml", "not a model file"]},
+            "files": {
+                "model/ok.yaml": GOOD_MODEL,
+                "hydra/callbacks/evil.yaml": f"evil: {_touch(pwned)}\n",
+            },
+            "model": "ok",
+            "args": ["hydra/callbacks=evil"],
+            "expect": ["hydra/callbacks/evil.yaml", "not a model file"],
+        },
         "experiment-from-config-dir": {
-            "files": {"model/ok.yaml": GOOD_MODEL,
-                      "experiment/evil.yaml": "# @package _global_\nseed: 9\n"},
-            "model": "ok", "args": ["+experiment=evil"],
-            "expect": ["experiment/evil.yaml", "not a model file"]},
+            "files": {
+                "model/ok.yaml": GOOD_MODEL,
+                "experiment/evil.yaml": "# @package _global_\nseed: 9\n",
+            },
+            "model": "ok",
+            "args": ["+experiment=evil"],
+            "expect": ["experiment/evil.yaml", "not a model file"],
+        },
         "env-secret": {
-            "files": {"model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n"
-                                         "  d: {type: '${oc.env:RUNNER_TEST_SECRET}'}\n"},
-            "expect": ["model/evil.yaml:3:13", "resolver 'oc.env' is not allowed",
-                       "allow_resolvers=[oc.env]"]},
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n"
+                "  d: {type: '${oc.env:RUNNER_TEST_SECRET}'}\n"
+            },
+            "expect": [
+                "model/evil.yaml:3:13",
+                "resolver 'oc.env' is not allowed",
+                "allow_resolvers=[oc.env]",
+            ],
+        },
         "env-secret-nested": {
-            "files": {"model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n"
-                                         "  d: {type: Dense, output_dim: 1, name2: "
-                                         "'${oc.decode:${oc.env:RUNNER_TEST_SECRET}}'}\n"},
-            "expect": ["model/evil.yaml:3", "is not allowed"]},
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n"
+                "  d: {type: Dense, output_dim: 1, name2: "
+                "'${oc.decode:${oc.env:RUNNER_TEST_SECRET}}'}\n"
+            },
+            "expect": ["model/evil.yaml:3", "is not allowed"],
+        },
         "hydra-resolver": {
-            "files": {"model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n"
-                                         "  d: {type: '${hydra:runtime.cwd}'}\n"},
-            "expect": ["model/evil.yaml:3", "resolver 'hydra' is not allowed"]},
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n"
+                "  d: {type: '${hydra:runtime.cwd}'}\n"
+            },
+            "expect": ["model/evil.yaml:3", "resolver 'hydra' is not allowed"],
+        },
         "alias-bomb": {
-            "files": {"model/evil.yaml": "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
-                f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n"
-                for p, c in zip("abcdefgh", "bcdefghi"))},
-            "expect": ["model/evil.yaml", "expands to more than"]},
+            "files": {
+                "model/evil.yaml": "a: &a [1,1,1,1,1,1,1,1,1,1]\n"
+                + "".join(
+                    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n"
+                    for p, c in zip("abcdefgh", "bcdefghi")
+                )
+            },
+            "expect": ["model/evil.yaml", "expands to more than"],
+        },
         "deep-nesting": {
-            "files": {"model/evil.yaml": "inputs: {x: {data: " + "[" * 60 + "1" + "]" * 60
-                                         + "}}\n"},
-            "expect": ["model/evil.yaml:1", "nesting deeper than"]},
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: " + "[" * 60 + "1" + "]" * 60 + "}}\n"
+            },
+            "expect": ["model/evil.yaml:1", "nesting deeper than"],
+        },
         "plugin-beside-model": {
             "files": {"model/evil.yaml": "plugins: [evil_plugin]\n" + GOOD_MODEL},
             "cwd_files": {"evil_plugin.py": f"open({str(pwned)!r}, 'w').write('x')\n"},
             "expect": ["model.plugins[0]", "is not allowed", "allow_plugins=[evil_plugin]"],
-            "run_folder": True},
+            "run_folder": True,
+        },
         "library-shadowing-in-cwd": {
             "files": {"model/ok.yaml": GOOD_MODEL},
-            "cwd_files": {"yaml.py": f"open({str(pwned)!r}, 'w').write('x')\n",
-                          "numpy.py": f"open({str(pwned)!r}, 'w').write('x')\n"},
-            "model": "ok", "code": 0, "expect": []},
+            "cwd_files": {
+                "yaml.py": f"open({str(pwned)!r}, 'w').write('x')\n",
+                "numpy.py": f"open({str(pwned)!r}, 'w').write('x')\n",
+            },
+            "model": "ok",
+            "code": 0,
+            "expect": [],
+        },
         "data-outside": {
-            "files": {"model/evil.yaml": "inputs: {x: {data: {path: ../private/key.csv}}}\n"
-                                         "layers: {d: {type: Dense, output_dim: 1}}\n"},
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: {path: ../private/key.csv}}}\n"
+                "layers: {d: {type: Dense, output_dim: 1}}\n"
+            },
             "expect": ["model.inputs.x.data", "outside the directories", "data_dirs=[DIR]"],
-            "secret_file": True, "run_folder": True},
+            "secret_file": True,
+            "run_folder": True,
+        },
         "data-symlink": {
-            "files": {"model/evil.yaml": "inputs: {x: {data: {path: key.csv}}}\n"
-                                         "layers: {d: {type: Dense, output_dim: 1}}\n"},
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: {path: key.csv}}}\n"
+                "layers: {d: {type: Dense, output_dim: 1}}\n"
+            },
             "cwd_symlinks": {"key.csv": "../private/key.csv"},
             "expect": ["model.inputs.x.data", "outside the directories"],
-            "secret_file": True, "run_folder": True},
+            "secret_file": True,
+            "run_folder": True,
+        },
         "weights-outside": {
             "files": {"model/evil.yaml": GOOD_MODEL + "weights: {path: ~/../../etc/w.npz}\n"},
-            "expect": ["model.weights", "outside the directories"], "run_folder": True},
+            "expect": ["model.weights", "outside the directories"],
+            "run_folder": True,
+        },
     }
 
 
@@ -149,13 +213,29 @@ def attack_results(tmp_path_factory):
             (cwd / rel).write_text(text)
         for rel, target in case.get("cwd_symlinks", {}).items():
             (cwd / rel).symlink_to(target)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "RUNNER_TEST_SECRET": SECRET,
-               "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "RUNNER_TEST_SECRET": SECRET,
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+        }
         env.pop("HYDRA_FULL_ERROR", None)
-        cmd = [sys.executable, "-m", "runner", "--config-dir", str(conf),
-               f"+model={case.get('model', 'evil')}", *case.get("args", []), "task=validate"]
-        procs[name] = (base, subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                              stderr=subprocess.PIPE, text=True))
+        cmd = [
+            sys.executable,
+            "-m",
+            "runner",
+            "--config-dir",
+            str(conf),
+            f"+model={case.get('model', 'evil')}",
+            *case.get("args", []),
+            "task=validate",
+        ]
+        procs[name] = (
+            base,
+            subprocess.Popen(
+                cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ),
+        )
     results = {}
     for name, (base, proc) in procs.items():
         out, err = proc.communicate(timeout=240)
@@ -164,8 +244,9 @@ def attack_results(tmp_path_factory):
 
 
 def _all_bytes(folder: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*"))
-                    if p.is_file() and not p.is_symlink())
+    return b"".join(
+        p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()
+    )
 
 
 @pytest.mark.slow
@@ -202,9 +283,23 @@ def test_cfg_job_is_refused_too(tmp_path):
     (conf / "evil.yaml").write_text("# @package _global_\nseed: 7\n" + GOOD_MODEL)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for flag in ("job", "hydra"):
-        proc = subprocess.run([sys.executable, "-m", "runner", "--config-dir",
-                               str(tmp_path / "conf"), "+model=evil", "--cfg", flag],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "--config-dir",
+                str(tmp_path / "conf"),
+                "+model=evil",
+                "--cfg",
+                flag,
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2 and "model/evil.yaml:1:1" in proc.stderr
 
 
@@ -215,7 +310,8 @@ def test_command_line_opens_the_doors_it_names(tmp_path):
     conf, work, data = tmp_path / "conf" / "model", tmp_path / "work", tmp_path / "data"
     for d in (conf, work, data):
         d.mkdir(parents=True)
-    (work / "double_plugin.py").write_text(textwrap.dedent("""
+    (work / "double_plugin.py").write_text(
+        textwrap.dedent("""
         from typing import Literal
         from layers.base import Layer, SpecBase
         from layers.registry import register
@@ -232,22 +328,25 @@ def test_command_line_opens_the_doors_it_names(tmp_path):
                 return 2 * x, mask, None
             def backward(self, dy, cache, ctx):
                 return 2 * dy, {}
-    """))
+    """)
+    )
     (data / "x.csv").write_text("1,2\n3,4\n")
-    (conf / "ok.yaml").write_text(textwrap.dedent("""
+    (conf / "ok.yaml").write_text(
+        textwrap.dedent("""
         plugins: [double_plugin]
         inputs: {x: {data: {path: ../data/x.csv}}}
         layers:
           d: {type: Double}
           e: {type: '${oc.env:RUNNER_TEST_LAYER}', output_dim: 1, init: one}
         outputs: [d, e]
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "RUNNER_TEST_LAYER": "Dense"}
     base = [sys.executable, "-m", "runner", "--config-dir", str(tmp_path / "conf"), "+model=ok"]
-    opened = ["allow_plugins=[double_plugin]", "allow_resolvers=[oc.env]",
-              f"data_dirs=[{data}]"]
-    proc = subprocess.run([*base, *opened], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=120)
+    opened = ["allow_plugins=[double_plugin]", "allow_resolvers=[oc.env]", f"data_dirs=[{data}]"]
+    proc = subprocess.run(
+        [*base, *opened], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (result_file,) = (work / "outputs").rglob("result.json")
     result = json.loads(result_file.read_text())
@@ -259,18 +358,32 @@ def test_command_line_opens_the_doors_it_names(tmp_path):
     # Each door closes again when its setting is left out.
     for left_out in opened:
         rest = [o for o in opened if o != left_out]
-        proc = subprocess.run([*base, *rest, "task=validate"], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [*base, *rest, "task=validate"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2, (left_out, proc.stdout + proc.stderr)
         assert left_out.split("=")[0] in proc.stdout + proc.stderr
 
 
 def test_control_characters_in_names_never_reach_the_terminal(run_config):
-    for name in ["a\nmodel.layers.x: forged line", "\x1b[31mred", "nul\x00name", "m/mask",
-                 "s.0", "ae/encoder/enc", "\u202eevil"]:
+    for name in [
+        "a\nmodel.layers.x: forged line",
+        "\x1b[31mred",
+        "nul\x00name",
+        "m/mask",
+        "s.0",
+        "ae/encoder/enc",
+        "\u202eevil",
+    ]:
         layers = {name: {"type": "Dense", "output_dim": 1}}
-        outcome, result = run_config({"model": {"inputs": {"x": {"data": [[1.0]]}},
-                                                "layers": layers}})
+        outcome, result = run_config(
+            {"model": {"inputs": {"x": {"data": [[1.0]]}}, "layers": layers}}
+        )
         assert outcome.exit_code == 2
         (problem,) = result["error"]["problems"]
         assert "names of layers and inputs are identifiers" in problem["message"]
@@ -283,10 +396,14 @@ def test_control_characters_in_names_never_reach_the_terminal(run_config):
 
 
 def test_inner_layer_names_are_identifiers_too(run_config):
-    layer = {"type": "AutoEncoder", "encoder": {"enc/W": {"type": "Dense", "output_dim": 1}},
-             "decoder": {"dec": {"type": "Dense", "output_dim": 1}}}
-    outcome, result = run_config({"model": {"inputs": {"x": {"data": [[1.0]]}},
-                                            "layers": {"ae": layer}}})
+    layer = {
+        "type": "AutoEncoder",
+        "encoder": {"enc/W": {"type": "Dense", "output_dim": 1}},
+        "decoder": {"dec": {"type": "Dense", "output_dim": 1}},
+    }
+    outcome, result = run_config(
+        {"model": {"inputs": {"x": {"data": [[1.0]]}}, "layers": {"ae": layer}}}
+    )
     assert outcome.exit_code == 2
     (problem,) = result["error"]["problems"]
     assert problem["path"] == "model.layers.ae.encoder.enc/W"
@@ -305,8 +422,13 @@ def test_weights_that_overflow_floatx_are_refused(run_config):
 
 
 def test_inputs_that_overflow_floatx_are_refused_at_plan_time(run_config):
-    config = {"task": "validate", "model": {"inputs": {"x": {"data": [[1.0, 4e38]]}},
-                                            "layers": {"d": {"type": "Dense", "output_dim": 1}}}}
+    config = {
+        "task": "validate",
+        "model": {
+            "inputs": {"x": {"data": [[1.0, 4e38]]}},
+            "layers": {"d": {"type": "Dense", "output_dim": 1}},
+        },
+    }
     outcome, result = run_config(config)
     assert outcome.exit_code == 2
     (problem,) = result["error"]["problems"]
@@ -329,19 +451,27 @@ def test_load_model_file_applies_the_guard(tmp_path):
 def test_messages_about_file_contents_give_positions_not_data(run_config, tmp_path):
     """A CSV value or a .npy header that cannot be read: the message says where, never what."""
     (tmp_path / "x.csv").write_text(f"1,2\n3,{SECRET}\n")
-    (tmp_path / "x.npy").write_bytes(b"\x93NUMPY\x01\x00\x20\x00{'descr': '" + SECRET.encode()
-                                     + b"', 'fortran_order': False, 'shape': (1,)}    \n")
+    (tmp_path / "x.npy").write_bytes(
+        b"\x93NUMPY\x01\x00\x20\x00{'descr': '"
+        + SECRET.encode()
+        + b"', 'fortran_order': False, 'shape': (1,)}    \n"
+    )
     for name, fragment in (("x.csv", "line 2, column 2: not a number"), ("x.npy", "")):
-        config = {"model": {"inputs": {"x": {"data": {"path": name}}},
-                            "layers": {"d": {"type": "Dense", "output_dim": 1}}}}
+        config = {
+            "model": {
+                "inputs": {"x": {"data": {"path": name}}},
+                "layers": {"d": {"type": "Dense", "output_dim": 1}},
+            }
+        }
         outcome, result = run_config(config, cwd=tmp_path)
         assert outcome.exit_code == 2
         (problem,) = result["error"]["problems"]
         assert fragment in problem["message"] and SECRET not in json.dumps(result), problem
 
 
-def test_a_broken_installed_plugin_fails_only_the_models_that_name_it(run_config, tmp_path,
-                                                                      monkeypatch):
+def test_a_broken_installed_plugin_fails_only_the_models_that_name_it(
+    run_config, tmp_path, monkeypatch
+):
     """An installed entry point whose module is broken: models that don't name it run; one
     that names it gets a message."""
     dist = tmp_path / "broken_plugin-1.0.dist-info"
@@ -350,8 +480,12 @@ def test_a_broken_installed_plugin_fails_only_the_models_that_name_it(run_config
     (dist / "entry_points.txt").write_text("[runner.layers]\nbroken = broken_plugin_mod\n")
     (tmp_path / "broken_plugin_mod.py").write_text("raise RuntimeError('broken on import')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    plain = {"model": {"inputs": {"x": {"data": [[1.0]]}},
-                       "layers": {"d": {"type": "Dense", "output_dim": 1}}}}
+    plain = {
+        "model": {
+            "inputs": {"x": {"data": [[1.0]]}},
+            "layers": {"d": {"type": "Dense", "output_dim": 1}},
+        }
+    }
     outcome, _ = run_config(plain)
     assert outcome.exit_code == 0
     outcome, result = run_config({"model": {**plain["model"], "plugins": ["broken"]}})

@@ -51,7 +51,7 @@ def _runner(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("HYDRA_FULL_ERROR", None)
     conf = _conf_dir(cwd)
-    flags = [a for a in args if a == "-m"]               # Hydra's flags go before overrides
+    flags = [a for a in args if a == "-m"]  # Hydra's flags go before overrides
     overrides = [a for a in args if a != "-m"]
     cmd = [sys.executable, "-m", "runner", *flags, f"hydra.searchpath=[file://{conf}]", *overrides]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -59,8 +59,14 @@ def _runner(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Completed
 
 def _sweep(cwd: Path, name: str, ps: str, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
     sweep_dir = cwd / name
-    proc = _runner(cwd, "-m", "+model=sweep_drop", f"model.layers.drop.p={ps}",
-                   f"hydra.sweep.dir={sweep_dir}", *extra)
+    proc = _runner(
+        cwd,
+        "-m",
+        "+model=sweep_drop",
+        f"model.layers.drop.p={ps}",
+        f"hydra.sweep.dir={sweep_dir}",
+        *extra,
+    )
     return proc, sweep_dir
 
 
@@ -80,10 +86,10 @@ def _check_png(path: Path) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, kinds, size = 8, [], (0, 0)
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert zlib.crc32(kind + body) == crc, f"bad CRC in chunk {kind!r}"
         if kind == b"IHDR":
             size = struct.unpack(">II", body[:8])
@@ -113,7 +119,7 @@ def test_sweep_with_a_failing_job_summarizes_and_exits_nonzero(serial):
     zero = [float(np.mean(_outputs(sweep_dir / r["job"]) == 0)) for r in rows[:3]]
     assert zero[0] == 0.0 and 0.1 < zero[1] < 0.3 and 0.3 < zero[2] < 0.5
     assert [float(r["drop/zero_fraction"]) for r in rows[:3]] == zero
-    assert [r["best"] for r in rows] == ["", "", "*", ""]        # highest zero fraction
+    assert [r["best"] for r in rows] == ["", "", "*", ""]  # highest zero fraction
     assert [Path(r["run_folder"]) for r in rows] == [sweep_dir / str(i) for i in range(4)]
     md = (sweep_dir / "summary.md").read_text()
     assert "Metric: `drop/zero_fraction` (maximized" in md
@@ -130,9 +136,10 @@ def test_sweep_with_a_failing_job_summarizes_and_exits_nonzero(serial):
 
 def test_joblib_gives_bit_identical_outputs(serial, tmp_path):
     _, _, serial_dir = serial
-    proc, sweep_dir = _sweep(tmp_path, "sweep", "0.0,0.2,0.4,1.5", "hydra/launcher=joblib",
-                             "hydra.launcher.n_jobs=2")
-    assert proc.returncode == 2, proc.stderr      # exit code read from disk: jobs ran elsewhere
+    proc, sweep_dir = _sweep(
+        tmp_path, "sweep", "0.0,0.2,0.4,1.5", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+    )
+    assert proc.returncode == 2, proc.stderr  # exit code read from disk: jobs ran elsewhere
     assert [r["status"] for r in _rows(sweep_dir)] == ["ok", "ok", "ok", "error"]
     for job in range(3):
         a, b = _outputs(serial_dir / str(job)), _outputs(sweep_dir / str(job))
@@ -149,9 +156,9 @@ def test_report_rebuilds_the_summary_from_disk(serial, tmp_path, capsys):
     shutil.copytree(serial_dir, sweep_dir)
     for name in ("summary.csv", "summary.md", "summary.png"):
         (sweep_dir / name).unlink()
-    (sweep_dir / "1" / "result.json").unlink()             # a job that died before its end
+    (sweep_dir / "1" / "result.json").unlink()  # a job that died before its end
     code = report.main([str(sweep_dir), "--metric", "drop/mean", "--mode", "min"])
-    assert code == 2                                        # job 3 is an invalid config
+    assert code == 2  # job 3 is an invalid config
     rows = _rows(sweep_dir)
     assert [r["status"] for r in rows] == ["ok", "incomplete", "ok", "error"]
     assert rows[1]["error"] == "no result.json: the job did not finish"
@@ -173,21 +180,27 @@ def test_report_rebuilds_the_summary_from_disk(serial, tmp_path, capsys):
 
 def test_resume_skips_jobs_that_finished_ok(serial, tmp_path):
     _, _, old = serial
-    proc, new = _sweep(tmp_path, "resumed", "0.0,0.2,0.4,1.5,0.6",
-                       f"hydra.callbacks.sweep.resume_from={old}")
+    proc, new = _sweep(
+        tmp_path, "resumed", "0.0,0.2,0.4,1.5,0.6", f"hydra.callbacks.sweep.resume_from={old}"
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout.count("resumed: an identical config finished ok") == 3
     rows = _rows(new)
     assert [r["status"] for r in rows] == ["ok", "ok", "ok", "error", "ok"]
-    assert [r["resumed_from"] for r in rows] == [str(old / "0"), str(old / "1"),
-                                                 str(old / "2"), "", ""]
-    for job in range(3):                                   # same files: hard links, not reruns
+    assert [r["resumed_from"] for r in rows] == [
+        str(old / "0"),
+        str(old / "1"),
+        str(old / "2"),
+        "",
+        "",
+    ]
+    for job in range(3):  # same files: hard links, not reruns
         assert (new / str(job) / "outputs.npz").samefile(old / str(job) / "outputs.npz")
         before = json.loads((old / str(job) / "result.json").read_text())
         after = json.loads((new / str(job) / "result.json").read_text())
         assert after["config_hash"] == before["config_hash"]
         assert after["timings"] == before["timings"]
-    assert not (new / "3" / "outputs.npz").exists()          # failed before: tried again, fails
+    assert not (new / "3" / "outputs.npz").exists()  # failed before: tried again, fails
     fresh = _outputs(new / "4")
     assert float(rows[4]["drop/zero_fraction"]) == float(np.mean(fresh == 0))
     assert rows[4]["best"] == "*"
@@ -196,10 +209,23 @@ def test_resume_skips_jobs_that_finished_ok(serial, tmp_path):
 def test_simultaneous_runs_land_in_distinct_folders(tmp_path):
     conf = _conf_dir(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-m", "runner", f"hydra.searchpath=[file://{conf}]",
-                               "+model=sweep_drop", f"seed={i}"], cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for i in range(8)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                f"hydra.searchpath=[file://{conf}]",
+                "+model=sweep_drop",
+                f"seed={i}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(8)
+    ]
     assert [p.wait(timeout=300) for p in procs] == [0] * 8
     folders = sorted(p.parent for p in (tmp_path / "outputs").rglob("result.json"))
     assert len(folders) == len(set(folders)) == 8
@@ -214,11 +240,18 @@ def test_simultaneous_runs_land_in_distinct_folders(tmp_path):
 
 
 def test_optuna_reports_the_best_trial_and_its_folder(tmp_path):
-    proc = _runner(tmp_path, "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4",
-                   "hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=0",
-                   "model.layers.drop.p=interval(0.05,0.6)", "+model=sweep_drop",
-                   "hydra.callbacks.sweep.metric=drop/zero_fraction",
-                   f"hydra.sweep.dir={tmp_path / 'opt'}")
+    proc = _runner(
+        tmp_path,
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.sampler.seed=0",
+        "model.layers.drop.p=interval(0.05,0.6)",
+        "+model=sweep_drop",
+        "hydra.callbacks.sweep.metric=drop/zero_fraction",
+        f"hydra.sweep.dir={tmp_path / 'opt'}",
+    )
     assert proc.returncode == 0, proc.stderr
     sweep_dir = tmp_path / "opt"
     rows = _rows(sweep_dir)
@@ -298,24 +331,35 @@ print(json.dumps({"rc": proc.returncode, "peak": peak, "left": left}))
 
 def test_ray_launcher_runs_a_local_cluster_and_stops_it(serial, tmp_path):
     _, _, serial_dir = serial
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")    # short: Ray's socket paths are capped
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are capped
     sweep_dir = tmp_path / "sweep"
     (tmp_path / "subreaper.py").write_text(SUBREAPER)
     conf = _conf_dir(tmp_path)
-    cmd = [sys.executable, str(tmp_path / "subreaper.py"), sys.executable, "-m", "runner", "-m",
-           f"hydra.searchpath=[file://{conf}]", "+model=sweep_drop",
-           "model.layers.drop.p=0.0,0.2,0.4", f"hydra.sweep.dir={sweep_dir}",
-           "hydra/launcher=ray", f"+hydra.launcher.ray.init._temp_dir={ray_tmp}",
-           "+hydra.launcher.ray.init.include_dashboard=false"]
+    cmd = [
+        sys.executable,
+        str(tmp_path / "subreaper.py"),
+        sys.executable,
+        "-m",
+        "runner",
+        "-m",
+        f"hydra.searchpath=[file://{conf}]",
+        "+model=sweep_drop",
+        "model.layers.drop.p=0.0,0.2,0.4",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra/launcher=ray",
+        f"+hydra.launcher.ray.init._temp_dir={ray_tmp}",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
-        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         report_ = json.loads(proc.stdout.strip().splitlines()[-1])
         assert report_["rc"] == 0, proc.stderr[-3000:]
         assert list(Path(ray_tmp).glob("session_*/logs")), "Ray did not use its temp dir"
-        assert report_["peak"] >= 5              # the CLI, gcs_server, raylet, workers, ...
-        assert report_["left"] == []             # every process the sweep started is gone
+        assert report_["peak"] >= 5  # the CLI, gcs_server, raylet, workers, ...
+        assert report_["left"] == []  # every process the sweep started is gone
         rows = _rows(sweep_dir)
         assert [r["status"] for r in rows] == ["ok"] * 3
         for job in range(3):
@@ -331,20 +375,34 @@ def test_console_script_completes_model_names(tmp_path):
     script = Path(sys.executable).parent / "layer-runner"
     assert script.is_file(), "pip install -e . installs the layer-runner console script"
     env = {**os.environ, "COMP_LINE": "layer-runner +model="}
-    proc = subprocess.run([str(script), "-sc", "query=bash"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(script), "-sc", "query=bash"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     shipped = {p.stem for p in (REPO / "conf" / "model").glob("*.yaml")}
     assert set(proc.stdout.split()) == {f"+model={name}" for name in shipped}
     env["COMP_LINE"] = "layer-runner hydra/launcher="
-    proc = subprocess.run([str(script), "-sc", "query=bash"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert {"hydra/launcher=joblib", "hydra/launcher=ray",
-            "hydra/launcher=submitit_slurm"} <= set(proc.stdout.split())
+    proc = subprocess.run(
+        [str(script), "-sc", "query=bash"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert {"hydra/launcher=joblib", "hydra/launcher=ray", "hydra/launcher=submitit_slurm"} <= set(
+        proc.stdout.split()
+    )
 
 
-def _fake_job(sweep_dir: Path, num: int, overrides: list[str], result: dict | None,
-              hydra: dict | None = None) -> None:
+def _fake_job(
+    sweep_dir: Path, num: int, overrides: list[str], result: dict | None, hydra: dict | None = None
+) -> None:
     folder = sweep_dir / str(num)
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -358,11 +416,16 @@ def test_report_grid_of_two_keys_with_objective_mode(tmp_path):
     grid = [(p, s) for p in (0.0, 0.25, 0.5) for s in (1, 2)]
     scores = [0.71, 0.70, 0.93, 0.88, 0.52, 0.55]
     for num, ((p, s), score) in enumerate(zip(grid, scores)):
-        result = {"status": "ok", "objective_mode": "max",
-                  "metrics": {"objective": score, "val_loss": 1 - score}}
+        result = {
+            "status": "ok",
+            "objective_mode": "max",
+            "metrics": {"objective": score, "val_loss": 1 - score},
+        }
         if num == 5:
-            result = {"status": "failed", "error": {"kind": "RunFailed",
-                                                    "message": "model.expect.out: off\nmore"}}
+            result = {
+                "status": "failed",
+                "error": {"kind": "RunFailed", "message": "model.expect.out: off\nmore"},
+            }
         _fake_job(tmp_path, num, ["+model=m", f"model.layers.drop.p={p}", f"seed={s}"], result)
     summary = report.summarize(tmp_path)
     assert summary.swept == ["model.layers.drop.p", "seed"]
@@ -373,28 +436,44 @@ def test_report_grid_of_two_keys_with_objective_mode(tmp_path):
     assert [r["status"] for r in rows] == ["ok"] * 5 + ["failed"]
     assert rows[5]["error"] == "model.expect.out: off"
     assert [r["seed"] for r in rows] == ["1", "2"] * 3
-    assert list(rows[0])[:6] == ["job", "status", "best", "model.layers.drop.p", "seed",
-                                 "objective"]
+    assert list(rows[0])[:6] == [
+        "job",
+        "status",
+        "best",
+        "model.layers.drop.p",
+        "seed",
+        "objective",
+    ]
     _check_png(tmp_path / "summary.png")
 
-    by_loss = report.summarize(tmp_path, metric="val_loss")      # loss-like: lower is better
+    by_loss = report.summarize(tmp_path, metric="val_loss")  # loss-like: lower is better
     assert (by_loss.mode, by_loss.best.name) == ("min", "2")
     assert report.choose_metric(by_loss.jobs) == (
-        "objective", "the validation score each job reported (objective)")
+        "objective",
+        "the validation score each job reported (objective)",
+    )
 
 
 def test_report_follows_configured_metric_and_optuna_direction(tmp_path):
-    hydra = {"callbacks": {"sweep": {"metric": "acc", "mode": None}},
-             "sweeper": {"direction": "minimize"}}
+    hydra = {
+        "callbacks": {"sweep": {"metric": "acc", "mode": None}},
+        "sweeper": {"direction": "minimize"},
+    }
     for num, acc in enumerate([0.3, 0.1, 0.2]):
-        _fake_job(tmp_path, num, [f"x={num}"], {"status": "ok", "metrics": {"acc": acc, "z": 1}},
-                  hydra)
+        _fake_job(
+            tmp_path, num, [f"x={num}"], {"status": "ok", "metrics": {"acc": acc, "z": 1}}, hydra
+        )
     (tmp_path / "optimization_results.yaml").write_text(
-        yaml.safe_dump({"name": "optuna", "best_params": {"x": 1}, "best_value": 0.1}))
-    _fake_job(tmp_path, 3, ["x=3"], None, hydra)                 # still running: no result.json
+        yaml.safe_dump({"name": "optuna", "best_params": {"x": 1}, "best_value": 0.1})
+    )
+    _fake_job(tmp_path, 3, ["x=3"], None, hydra)  # still running: no result.json
     summary = report.summarize(tmp_path, plot=False)
     assert (summary.metric, summary.mode, summary.best.name) == ("acc", "min", "1")
-    assert summary.optuna == {"best_params": {"x": 1}, "best_value": 0.1, "trial": 1,
-                              "folder": str(tmp_path / "1")}
+    assert summary.optuna == {
+        "best_params": {"x": 1},
+        "best_value": 0.1,
+        "trial": 1,
+        "folder": str(tmp_path / "1"),
+    }
     assert [j.status for j in summary.jobs] == ["ok", "ok", "ok", "incomplete"]
     assert not (tmp_path / "summary.png").exists()

@@ -30,11 +30,17 @@ def check_paths(spec: BaseModel, cwd: Path, dirs: list[Path]) -> None:
     for config_path, file in named_files(spec, ""):
         real = _absolute(file, cwd).resolve()
         if not any(real == d or real.is_relative_to(d) for d in dirs):
-            problems.append(Problem(config_path, "the file lies outside the directories a run "
-                                    "may read (where the command ran, the model file's folder "
-                                    "and data_dirs; symlinks are followed): move it there, or "
-                                    "allow its folder on the command line with "
-                                    "data_dirs=[DIR]", file))
+            problems.append(
+                Problem(
+                    config_path,
+                    "the file lies outside the directories a run "
+                    "may read (where the command ran, the model file's folder "
+                    "and data_dirs; symlinks are followed): move it there, or "
+                    "allow its folder on the command line with "
+                    "data_dirs=[DIR]",
+                    file,
+                )
+            )
     if problems:
         raise ConfigError(problems)
 

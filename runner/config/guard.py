@@ -109,22 +109,33 @@ def check_model_file(path: Path, allow_resolvers: Iterable[str] = ()) -> None:
         _policy.resolvers = previous
 
 
-def check_text(text: str, shown: str, config_path: str, header: dict[str, Any],
-               trusted: bool) -> None:
+def check_text(
+    text: str, shown: str, config_path: str, header: dict[str, Any], trusted: bool
+) -> None:
     """All checks on one config file's raw text. ``config_path`` is Hydra's (``model/x``)."""
     if len(text.encode()) > MAX_FILE_BYTES:
-        raise ModelFileError(shown, 1, 1, f"the file is {len(text.encode()):,} bytes, above the "
-                             f"limit of {MAX_FILE_BYTES:,} for a config file: keep large data in "
-                             ".npy files and name them ({{path: data/x.npy}})")
+        raise ModelFileError(
+            shown,
+            1,
+            1,
+            f"the file is {len(text.encode()):,} bytes, above the "
+            f"limit of {MAX_FILE_BYTES:,} for a config file: keep large data in "
+            ".npy files and name them ({{path: data/x.npy}})",
+        )
     root = _compose(text, shown)
     _check_size(root, shown)
     in_model_group = config_path.split("/", 1)[0] == MODEL_GROUP and "/" in config_path
     if not in_model_group:
         if not trusted:
-            raise ModelFileError(shown, 1, 1, f"{config_path}.yaml is not a model file: only "
-                                 "model/NAME.yaml files are read from --config-dir and "
-                                 "hydra.searchpath; run settings and Hydra settings come from "
-                                 "the command line")
+            raise ModelFileError(
+                shown,
+                1,
+                1,
+                f"{config_path}.yaml is not a model file: only "
+                "model/NAME.yaml files are read from --config-dir and "
+                "hydra.searchpath; run settings and Hydra settings come from "
+                "the command line",
+            )
         return
     _check_package(text, header, shown)
     if root is None:
@@ -156,8 +167,12 @@ def _check_size(root: yaml.Node | None, shown: str) -> None:
         if id(node) in sizes and not done:
             continue
         if depth > MAX_DEPTH:
-            raise _at(node, shown, f"nesting deeper than {MAX_DEPTH} levels: flatten the "
-                      "config, keep arrays of many dimensions in .npy files")
+            raise _at(
+                node,
+                shown,
+                f"nesting deeper than {MAX_DEPTH} levels: flatten the "
+                "config, keep arrays of many dimensions in .npy files",
+            )
         children = _children(node)
         if not done:
             stack.append((node, depth, True))
@@ -165,9 +180,13 @@ def _check_size(root: yaml.Node | None, shown: str) -> None:
             continue
         sizes[id(node)] = 1 + sum(sizes.get(id(c), 1) for c in children)
         if sizes[id(node)] > MAX_EXPANDED_NODES:
-            raise _at(node, shown, f"this YAML expands to more than {MAX_EXPANDED_NODES:,} "
-                      "values (aliases count each time they are used): keep large data in .npy "
-                      "files and name them ({path: data/x.npy})")
+            raise _at(
+                node,
+                shown,
+                f"this YAML expands to more than {MAX_EXPANDED_NODES:,} "
+                "values (aliases count each time they are used): keep large data in .npy "
+                "files and name them ({path: data/x.npy})",
+            )
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -183,9 +202,14 @@ def _check_package(text: str, header: dict[str, Any], shown: str) -> None:
     if package in (None, MODEL_GROUP):  # (Hydra 1.3 reads _group_ as a literal key)
         return
     line = next((i for i, t in enumerate(text.splitlines(), 1) if "@package" in t), 1)
-    raise ModelFileError(shown, line, 1, f"'# @package {package}': a model file sets keys under "
-                         "model only; remove the directive (run settings and Hydra settings "
-                         "come from the command line)")
+    raise ModelFileError(
+        shown,
+        line,
+        1,
+        f"'# @package {package}': a model file sets keys under "
+        "model only; remove the directive (run settings and Hydra settings "
+        "come from the command line)",
+    )
 
 
 def _check_node(node: yaml.Node, shown: str, top: bool = False) -> None:
@@ -203,12 +227,20 @@ def _check_node(node: yaml.Node, shown: str, top: bool = False) -> None:
             for key, value in current.value:
                 name = key.value if isinstance(key, yaml.ScalarNode) else None
                 if name in CODE_KEYS:
-                    raise _at(key, shown, f"{name!r} is not accepted: a config cannot name code "
-                              "to import or call; custom layers come from plugins the person "
-                              "running allows (allow_plugins=[MODULE])")
+                    raise _at(
+                        key,
+                        shown,
+                        f"{name!r} is not accepted: a config cannot name code "
+                        "to import or call; custom layers come from plugins the person "
+                        "running allows (allow_plugins=[MODULE])",
+                    )
                 if is_top and name == "hydra":
-                    raise _at(key, shown, "a model file cannot configure Hydra (hydra: keys "
-                              "come from the command line and the project's conf/)")
+                    raise _at(
+                        key,
+                        shown,
+                        "a model file cannot configure Hydra (hydra: keys "
+                        "come from the command line and the project's conf/)",
+                    )
                 if is_top and name == "defaults":
                     _check_defaults(value, shown)
                 stack.append((key, False))
@@ -222,10 +254,14 @@ def _check_scalar(node: yaml.ScalarNode, shown: str) -> None:
         return
     for name in _RESOLVER_CALL.findall(node.value):
         if name not in _policy.resolvers:
-            raise _at(node, shown, f"the resolver {name!r} is not allowed in a model file "
-                      f"(allowed: {', '.join(sorted(_policy.resolvers))}); a model file cannot "
-                      f"read the environment or the machine. If you trust this file, allow it "
-                      f"on the command line: allow_resolvers=[{name}]")
+            raise _at(
+                node,
+                shown,
+                f"the resolver {name!r} is not allowed in a model file "
+                f"(allowed: {', '.join(sorted(_policy.resolvers))}); a model file cannot "
+                f"read the environment or the machine. If you trust this file, allow it "
+                f"on the command line: allow_resolvers=[{name}]",
+            )
 
 
 def _check_defaults(node: yaml.Node, shown: str) -> None:
@@ -239,8 +275,11 @@ def _check_defaults(node: yaml.Node, shown: str) -> None:
             key, value = item.value[0]
             entry, where = str(key.value), key
             if not isinstance(value, yaml.ScalarNode):
-                raise _at(value, shown, "defaults: a model file may only name single model "
-                          "files (no lists of options)")
+                raise _at(
+                    value,
+                    shown,
+                    "defaults: a model file may only name single model files (no lists of options)",
+                )
         else:
             raise _at(item, shown, "defaults: expected a model file name")
         _check_default_entry(entry, where, shown)
@@ -250,20 +289,30 @@ def _check_default_entry(entry: str, node: yaml.Node, shown: str) -> None:
     words = entry.split()
     keywords, target = words[:-1], words[-1] if words else ""
     if "override" in keywords or any(w not in ("optional", "override") for w in keywords):
-        raise _at(node, shown, f"defaults: {entry!r}: a model file cannot override other "
-                  "config groups")
+        raise _at(
+            node, shown, f"defaults: {entry!r}: a model file cannot override other config groups"
+        )
     if target == "_self_":
         return
     path, _, package = target.partition("@")
-    if path.startswith("/") and not (path == f"/{MODEL_GROUP}" or
-                                     path.startswith(f"/{MODEL_GROUP}/")):
-        raise _at(node, shown, f"defaults: {entry!r}: a model file may only pull in other "
-                  f"model files (model/NAME), not {path.lstrip('/')!r}")
+    if path.startswith("/") and not (
+        path == f"/{MODEL_GROUP}" or path.startswith(f"/{MODEL_GROUP}/")
+    ):
+        raise _at(
+            node,
+            shown,
+            f"defaults: {entry!r}: a model file may only pull in other "
+            f"model files (model/NAME), not {path.lstrip('/')!r}",
+        )
     if ".." in path.split("/"):
         raise _at(node, shown, f"defaults: {entry!r}: '..' is not accepted in a model file")
     if package and ("_global_" in package or package.startswith(".")):
-        raise _at(node, shown, f"defaults: {entry!r}: a model file may only place configs "
-                  "under model (no @_global_ package)")
+        raise _at(
+            node,
+            shown,
+            f"defaults: {entry!r}: a model file may only place configs "
+            "under model (no @_global_ package)",
+        )
 
 
 def _at(node: yaml.Node, shown: str, message: str) -> ModelFileError:

@@ -17,9 +17,9 @@ from typing import Any
 from runner.errors import Problem
 
 MAX_INT = 2**63 - 1
-MAX_RANK = 64            # numpy.ndarray's limit; per-sample shapes get one axis less (the batch)
+MAX_RANK = 64  # numpy.ndarray's limit; per-sample shapes get one axis less (the batch)
 _SHAPE_KEYS = ("shape", "dims")
-_ARRAY_KEYS = ("data", "weights", "values")   # numbers read as float arrays, checked there
+_ARRAY_KEYS = ("data", "weights", "values")  # numbers read as float arrays, checked there
 
 
 def config_limits(config: Any) -> list[Problem]:
@@ -47,8 +47,10 @@ def plan_ranks(plan: Any) -> list[Problem]:
 
 
 def _rank_message(n: int) -> str:
-    return (f"{n} dimensions per sample (plus the batch axis): NumPy arrays hold at most "
-            f"{MAX_RANK}, so at most {MAX_RANK - 1} per sample")
+    return (
+        f"{n} dimensions per sample (plus the batch axis): NumPy arrays hold at most "
+        f"{MAX_RANK}, so at most {MAX_RANK - 1} per sample"
+    )
 
 
 def _walk(value: Any, path: str, problems: list[Problem]) -> None:
@@ -68,8 +70,12 @@ def _walk(value: Any, path: str, problems: list[Problem]) -> None:
             _walk(item, f"{path}[{i}]", problems)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
         digits = len(str(abs(value)))
-        problems.append(Problem(path or "(config)", f"integer of {digits} digits is too large "
-                                f"(at most {MAX_INT}, the int64 limit)"))
+        problems.append(
+            Problem(
+                path or "(config)",
+                f"integer of {digits} digits is too large (at most {MAX_INT}, the int64 limit)",
+            )
+        )
 
 
 def _check_range(random: dict[str, Any], path: str, problems: list[Problem]) -> None:
@@ -85,8 +91,13 @@ def _check_range(random: dict[str, Any], path: str, problems: list[Problem]) -> 
         except OverflowError:
             span = math.inf
         if not math.isfinite(span):
-            problems.append(Problem(f"{path}.high", f"the range high - low ({high!r} - {low!r}) "
-                                    "overflows a float: keep |high - low| below 1.7e308"))
+            problems.append(
+                Problem(
+                    f"{path}.high",
+                    f"the range high - low ({high!r} - {low!r}) "
+                    "overflows a float: keep |high - low| below 1.7e308",
+                )
+            )
 
 
 def _is_number(v: Any) -> bool:

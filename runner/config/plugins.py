@@ -47,26 +47,33 @@ def load_plugins(config: dict[str, Any]) -> list[str]:
         raise ConfigError.one("model.plugins", f"expected a list of module names, found {names!r}")
     allowed = config.get("allow_plugins") or []
     if not isinstance(allowed, list):
-        raise ConfigError.one("allow_plugins", f"expected a list of module names, found "
-                              f"{allowed!r}")
+        raise ConfigError.one(
+            "allow_plugins", f"expected a list of module names, found {allowed!r}"
+        )
     installed = installed_plugins()
     problems = []
     for i, name in enumerate(names):
         path = f"model.plugins[{i}]"
         if not isinstance(name, str) or not _MODULE_NAME.match(name):
-            problems.append(Problem(path, f"expected a dotted module name such as "
-                                          f"my_layers.masking, found {name!r}"))
+            problems.append(
+                Problem(
+                    path, f"expected a dotted module name such as my_layers.masking, found {name!r}"
+                )
+            )
             continue
         if name in allowed:
             problem = _import(name, path, lambda n=name: _import_allowed(n))
         elif name in installed:
             problem = _import(name, path, installed[name].load)
         else:
-            problem = Problem(path, f"plugin {name!r} is not allowed: a plugin is code, so the "
-                              "person running the command allows it, not the model file. Add "
-                              f"allow_plugins=[{name}] to the command line, or install a "
-                              f"package that exposes it in the {ENTRY_POINT_GROUP!r} "
-                              "entry-point group")
+            problem = Problem(
+                path,
+                f"plugin {name!r} is not allowed: a plugin is code, so the "
+                "person running the command allows it, not the model file. Add "
+                f"allow_plugins=[{name}] to the command line, or install a "
+                f"package that exposes it in the {ENTRY_POINT_GROUP!r} "
+                "entry-point group",
+            )
         if problem:
             problems.append(problem)
     if problems:
@@ -92,14 +99,20 @@ def _import(name: str, path: str, load) -> Problem | None:
     try:
         load()
     except ModuleNotFoundError as exc:
-        hint = (f"name the module, not the file: {name[:-3]!r}" if name.endswith(".py") else
-                "put its folder on PYTHONPATH or install its package")
+        hint = (
+            f"name the module, not the file: {name[:-3]!r}"
+            if name.endswith(".py")
+            else "put its folder on PYTHONPATH or install its package"
+        )
         return Problem(path, f"cannot import plugin module {name!r}: {exc}; {hint}")
     except (Exception, SystemExit) as exc:
         # A plugin's own bug (or a plugin that exits): report it, the run still ends properly.
         # KeyboardInterrupt goes on: it may be a real Ctrl-C (runner.run records it).
-        what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else
-                f"failed to import: {type(exc).__name__}: {exc}")
+        what = (
+            f"called sys.exit({exc.code!r})"
+            if isinstance(exc, SystemExit)
+            else f"failed to import: {type(exc).__name__}: {exc}"
+        )
         sys.modules.pop(name, None)
         return Problem(path, f"plugin module {name!r} {what}")
     return None

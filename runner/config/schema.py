@@ -27,31 +27,45 @@ from layers.base import ConfigModel, FileRef, InlineArray, Name
 Strict = ConfigModel  # unknown keys fail, frozen, booleans are not numbers
 
 LossName = Literal[  # the losses of runner.train.losses (a test keeps the two lists equal)
-    "mse", "mae", "binary_crossentropy", "categorical_crossentropy",
+    "mse",
+    "mae",
+    "binary_crossentropy",
+    "categorical_crossentropy",
     "sparse_categorical_crossentropy",
 ]
 
-ModuleName = Annotated[str, StringConstraints(
-    pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
+ModuleName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200
+    ),
+]
 
 
 class DatasetSpec(Strict):
-
-    name: Literal["digits", "blobs"] = Field(description="digits (scikit-learn's bundled "
-                                             "8x8 digits) or blobs (seeded synthetic).")
+    name: Literal["digits", "blobs"] = Field(
+        description="digits (scikit-learn's bundled 8x8 digits) or blobs (seeded synthetic)."
+    )
     part: Literal["x", "images", "labels", "onehot"] = Field(
-        default="x", description="x: feature rows; images: (8, 8) digits; labels: integer "
-        "classes; onehot: 0/1 class rows.")
-    rows: PositiveInt | None = Field(default=None, description="Keep the first rows only "
-                                     "(blobs: how many to draw, default 600).")
+        default="x",
+        description="x: feature rows; images: (8, 8) digits; labels: integer "
+        "classes; onehot: 0/1 class rows.",
+    )
+    rows: PositiveInt | None = Field(
+        default=None, description="Keep the first rows only (blobs: how many to draw, default 600)."
+    )
     features: PositiveInt = Field(default=2, description="blobs: features per sample.")
     classes: PositiveInt = Field(default=3, description="blobs: number of clusters.")
     spread: float = Field(default=1.0, gt=0, description="blobs: std of each cluster.")
-    shuffle: bool = Field(default=False, description="Reorder the rows by a permutation "
-                          "drawn from `seed` (the same for every part), so that the last rows "
-                          "a validation_split holds out are a random sample.")
-    seed: int = Field(default=0, description="The data's own seed (blobs draws, shuffle); "
-                      "not the run's.")
+    shuffle: bool = Field(
+        default=False,
+        description="Reorder the rows by a permutation "
+        "drawn from `seed` (the same for every part), so that the last rows "
+        "a validation_split holds out are a random sample.",
+    )
+    seed: int = Field(
+        default=0, description="The data's own seed (blobs draws, shuffle); not the run's."
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> DatasetSpec:
@@ -61,7 +75,6 @@ class DatasetSpec(Strict):
 
 
 class DatasetSource(Strict):
-
     dataset: DatasetSpec
 
 
@@ -73,8 +86,9 @@ class RandomSpec(Strict):
     mean: float = 0.0
     std: float = Field(default=1.0, ge=0)
     p: float = Field(default=0.5, ge=0, le=1, description="Probability of 1 (bernoulli).")
-    seed: NonNegativeInt | None = Field(default=None,
-                                        description="Own seed; default: the run's seed.")
+    seed: NonNegativeInt | None = Field(
+        default=None, description="Own seed; default: the run's seed."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> RandomSpec:
@@ -109,7 +123,8 @@ DataSource = Annotated[
 
 class InputSpec(Strict):
     shape: list[PositiveInt] | None = Field(
-        default=None, description="Per-sample shape (batch axis excluded); default: from data.")
+        default=None, description="Per-sample shape (batch axis excluded); default: from data."
+    )
     data: DataSource = Field(description="Inline rows, {path, key}, or {random: {...}}.")
 
     @model_validator(mode="after")
@@ -134,7 +149,8 @@ class ExpectSpec(Strict):
     shape: list[NonNegativeInt] | None = Field(default=None, description="Full shape, batch first.")
     mask: InlineArray | None = Field(default=None, description="Expected mask (1 keep, 0 masked).")
     one_of: list[InlineArray] | None = Field(
-        default=None, description="Each element equals the same element of one of these arrays.")
+        default=None, description="Each element equals the same element of one of these arrays."
+    )
     mean: Approx | None = None
     zero_fraction: Approx | None = Field(default=None, description="Fraction of exact zeros.")
     penalty: Approx | None = Field(default=None, description="This layer's activity penalty.")
@@ -146,30 +162,39 @@ class ModelWeights(Strict):
 
 
 class OptimizerSpec(Strict):
-    """An optimizer and its settings; null = the legacy Keras default (see runner/train/optim.py)."""
+    """An optimizer and its settings; null = the legacy Keras default
+    (see runner/train/optim.py)."""
 
     name: Literal["sgd", "rmsprop", "adagrad", "adam"] | None = Field(
-        default=None, description="sgd | rmsprop | adagrad | adam (default adam).")
-    lr: float | None = Field(default=None, gt=0, description="Learning rate (sgd 0.01, "
-                             "rmsprop 0.001, adagrad 0.01, adam 0.001).")
+        default=None, description="sgd | rmsprop | adagrad | adam (default adam)."
+    )
+    lr: float | None = Field(
+        default=None,
+        gt=0,
+        description="Learning rate (sgd 0.01, rmsprop 0.001, adagrad 0.01, adam 0.001).",
+    )
     momentum: float | None = Field(default=None, ge=0, description="sgd: momentum (0).")
     nesterov: bool | None = Field(default=None, description="sgd: Nesterov momentum (false).")
     decay: float | None = Field(default=None, ge=0, description="sgd: lr decay per update (0).")
     rho: float | None = Field(default=None, ge=0, lt=1, description="rmsprop: decay (0.9).")
     beta_1: float | None = Field(default=None, ge=0, lt=1, description="adam: beta_1 (0.9).")
     beta_2: float | None = Field(default=None, ge=0, lt=1, description="adam: beta_2 (0.999).")
-    epsilon: float | None = Field(default=None, gt=0, description="Fuzz factor (rmsprop, "
-                                  "adagrad 1e-6; adam 1e-8).")
-    clipnorm: float | None = Field(default=None, gt=0, description="Rescale gradients whose "
-                                   "global L2 norm exceeds this.")
-    clipvalue: float | None = Field(default=None, gt=0, description="Clip gradient elements "
-                                    "to +-clipvalue.")
+    epsilon: float | None = Field(
+        default=None, gt=0, description="Fuzz factor (rmsprop, adagrad 1e-6; adam 1e-8)."
+    )
+    clipnorm: float | None = Field(
+        default=None, gt=0, description="Rescale gradients whose global L2 norm exceeds this."
+    )
+    clipvalue: float | None = Field(
+        default=None, gt=0, description="Clip gradient elements to +-clipvalue."
+    )
 
 
 class ValidationData(Strict):
     inputs: dict[str, DataSource] = Field(min_length=1, description="Every model input.")
-    targets: dict[str, DataSource] = Field(default_factory=dict, description="By output name "
-                                           "(an AutoEncoder's default: its input).")
+    targets: dict[str, DataSource] = Field(
+        default_factory=dict, description="By output name (an AutoEncoder's default: its input)."
+    )
 
 
 FitMetric = Literal["loss", "accuracy"]
@@ -182,26 +207,39 @@ class FitSpec(Strict):
 
     epochs: PositiveInt | None = Field(default=None, description="Passes over the data (10).")
     batch_size: PositiveInt | None = Field(default=None, description="Rows per step (32).")
-    shuffle: bool | None = Field(default=None, description="Reshuffle rows every epoch, "
-                                 "seeded by the run's seed (true).")
-    validation_split: float | None = Field(default=None, ge=0, lt=1, description="Fraction "
-                                           "of rows, taken from the end, held out (0).")
-    validation_data: ValidationData | None = Field(default=None, description="Separate "
-                                                   "validation inputs and targets.")
-    loss: LossName | dict[str, LossName] | None = Field(default=None, description="One loss "
-                                                       "for every output, or one per output (mse).")
+    shuffle: bool | None = Field(
+        default=None, description="Reshuffle rows every epoch, seeded by the run's seed (true)."
+    )
+    validation_split: float | None = Field(
+        default=None, ge=0, lt=1, description="Fraction of rows, taken from the end, held out (0)."
+    )
+    validation_data: ValidationData | None = Field(
+        default=None, description="Separate validation inputs and targets."
+    )
+    loss: LossName | dict[str, LossName] | None = Field(
+        default=None, description="One loss for every output, or one per output (mse)."
+    )
     optimizer: OptimizerSpec | None = Field(default=None, description="Optimizer (adam).")
     metrics: list[FitMetric] | None = Field(default=None, description="loss, accuracy ([loss]).")
-    monitor: Monitor | None = Field(default=None, description="Score for early stopping, "
-                                    "restore_best and sweepers (val_loss with validation "
-                                    "data, else loss); accuracy is maximised, loss minimised.")
-    patience: NonNegativeInt | None = Field(default=None, description="Early stopping: stop "
-                                            "after this many epochs without improvement "
-                                            "(null: never stop early).")
-    min_delta: float | None = Field(default=None, ge=0, description="Smallest change that "
-                                    "counts as an improvement (0).")
-    restore_best: bool | None = Field(default=None, description="End with the weights of the "
-                                      "best monitored epoch (false: the last epoch's).")
+    monitor: Monitor | None = Field(
+        default=None,
+        description="Score for early stopping, "
+        "restore_best and sweepers (val_loss with validation "
+        "data, else loss); accuracy is maximised, loss minimised.",
+    )
+    patience: NonNegativeInt | None = Field(
+        default=None,
+        description="Early stopping: stop "
+        "after this many epochs without improvement "
+        "(null: never stop early).",
+    )
+    min_delta: float | None = Field(
+        default=None, ge=0, description="Smallest change that counts as an improvement (0)."
+    )
+    restore_best: bool | None = Field(
+        default=None,
+        description="End with the weights of the best monitored epoch (false: the last epoch's).",
+    )
 
 
 def _model_spec_class(layer_union: Any) -> type[BaseModel]:
@@ -210,16 +248,29 @@ def _model_spec_class(layer_union: Any) -> type[BaseModel]:
         "ModelSpec",
         __base__=ConfigModel,
         inputs=(dict[Name, InputSpec], Field(min_length=1, description="Model inputs by name.")),
-        layers=(dict[Name, layer_union], Field(min_length=1, description="Layers by name, in order.")),
+        layers=(
+            dict[Name, layer_union],
+            Field(min_length=1, description="Layers by name, in order."),
+        ),
         outputs=(list[str] | None, Field(default=None, description="Default: the last layer.")),
         training=(bool | None, Field(default=None, description="Default phase of this model.")),
-        plugins=(list[str], Field(default_factory=list, description="Modules that register layers.")),
+        plugins=(
+            list[str],
+            Field(default_factory=list, description="Modules that register layers."),
+        ),
         weights=(ModelWeights | None, Field(default=None, description="Weights for every layer.")),
         expect=(dict[str, ExpectSpec], Field(default_factory=dict)),
-        targets=(dict[str, DataSource], Field(default_factory=dict,
-                                              description="Data each output is fitted to.")),
-        fit=(FitSpec | None, Field(default=None, description="This model's fit settings; "
-                                   "top-level fit settings override them.")),
+        targets=(
+            dict[str, DataSource],
+            Field(default_factory=dict, description="Data each output is fitted to."),
+        ),
+        fit=(
+            FitSpec | None,
+            Field(
+                default=None,
+                description="This model's fit settings; top-level fit settings override them.",
+            ),
+        ),
     )
 
 
@@ -235,26 +286,52 @@ def run_spec_class() -> type[BaseModel]:
             "RunSpec",
             __base__=ConfigModel,
             task=(Literal["predict", "validate", "fit"], "predict"),
-            training=(bool | None, Field(default=None, description="Forward phase; null = model's.")),
+            training=(
+                bool | None,
+                Field(default=None, description="Forward phase; null = model's."),
+            ),
             seed=(NonNegativeInt, Field(default=0, description="Seeds weights, dropout, data.")),
             floatx=(Literal["float32", "float64"], "float32"),
             batch_size=(PositiveInt | None, None),
             max_memory_mb=(float, Field(default=4096, gt=0, description="Plan-time memory limit.")),
-            progress=(bool | None, Field(default=None, description="Progress bar; null = on a tty.")),
-            outputs_to_disk=(bool | None, Field(
-                default=None, description="Write outputs as memory-mapped .npy files in the run "
-                "folder's outputs/ instead of RAM; null = when batch_size is set and they exceed "
-                "64 MiB.")),
+            progress=(
+                bool | None,
+                Field(default=None, description="Progress bar; null = on a tty."),
+            ),
+            outputs_to_disk=(
+                bool | None,
+                Field(
+                    default=None,
+                    description="Write outputs as memory-mapped .npy files in the run "
+                    "folder's outputs/ instead of RAM; null = when batch_size is set and they "
+                    "exceed 64 MiB.",
+                ),
+            ),
             fit=(FitSpec, Field(default_factory=FitSpec, description="task=fit settings.")),
-            allow_plugins=(list[ModuleName], Field(
-                default_factory=list, description="Plugin modules a model may import (besides "
-                "installed runner.layers entry points). Command line only.")),
-            allow_resolvers=(list[str], Field(
-                default_factory=list, description="Interpolation resolvers a model file may "
-                "call besides oc.select and oc.dict.*. Command line only.")),
-            data_dirs=(list[str], Field(
-                default_factory=list, description="Directories data and weight files may come "
-                "from, besides where the command ran and the model file's own.")),
+            allow_plugins=(
+                list[ModuleName],
+                Field(
+                    default_factory=list,
+                    description="Plugin modules a model may import (besides "
+                    "installed runner.layers entry points). Command line only.",
+                ),
+            ),
+            allow_resolvers=(
+                list[str],
+                Field(
+                    default_factory=list,
+                    description="Interpolation resolvers a model file may "
+                    "call besides oc.select and oc.dict.*. Command line only.",
+                ),
+            ),
+            data_dirs=(
+                list[str],
+                Field(
+                    default_factory=list,
+                    description="Directories data and weight files may come "
+                    "from, besides where the command ran and the model file's own.",
+                ),
+            ),
             model=(model_spec, ...),
         )
     return _cache[version]

@@ -2,7 +2,7 @@
 
     python -m runner.config.schema_export                 # writes schema/model.schema.json
     python -m runner.config.schema_export PATH            # writes PATH ("-" prints it)
-    python -m runner.config.schema_export --check [PATH]  # exit 1 if PATH differs from a fresh export
+    python -m runner.config.schema_export --check [PATH]  # exit 1 if PATH is stale
 
 The schema comes from the same Pydantic models that validate a run, restricted to the
 built-in layers (plugins register at run time and are not part of the shipped schema). Editors
@@ -32,8 +32,14 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def builtin_specs() -> list[type]:
     """The specs of the built-in layers only (sorted by tag: a stable export)."""
     registry.spec_union()  # composites resolve their nested layer union here
-    return sorted((cls.Spec for cls in registry.registered().values()
-                   if cls.__module__.split(".")[0] == "layers"), key=registry.spec_tag)
+    return sorted(
+        (
+            cls.Spec
+            for cls in registry.registered().values()
+            if cls.__module__.split(".")[0] == "layers"
+        ),
+        key=registry.spec_tag,
+    )
 
 
 def builtin_layer_union() -> Any:
@@ -51,15 +57,18 @@ def model_schema() -> dict[str, Any]:
         "$schema": DIALECT,
         "title": "Model config (conf/model/*.yaml)",
         "description": "Inputs, layers (an ordered mapping: the key is the layer's name), "
-                       "wiring, weights and expectations of one model. Generated from the "
-                       "Pydantic models by `python -m runner.config.schema_export`; do not edit.",
+        "wiring, weights and expectations of one model. Generated from the "
+        "Pydantic models by `python -m runner.config.schema_export`; do not edit.",
         **schema,
     }
 
 
 # A Hydra/OmegaConf interpolation such as ${dropout} stands for a value until it is resolved.
-INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$",
-                 "description": "An OmegaConf interpolation, resolved before validation."}
+INTERPOLATION = {
+    "type": "string",
+    "pattern": r"^\$\{.+\}$",
+    "description": "An OmegaConf interpolation, resolved before validation.",
+}
 _META = ("title", "description", "default")
 
 
@@ -74,7 +83,8 @@ def allow_interpolations(node: Any) -> Any:
         return node
     node = {k: allow_interpolations(v) for k, v in node.items()}
     if node.get("type") in ("number", "integer", "boolean") or (
-            node.get("type") == "string" and "enum" in node):
+        node.get("type") == "string" and "enum" in node
+    ):
         meta = {k: node.pop(k) for k in _META if k in node}
         return {"anyOf": [node, {"$ref": "#/$defs/Interpolation"}], **meta}
     return node
@@ -94,16 +104,29 @@ def if_then_unions(node: Any) -> Any:
         key, mapping = disc["propertyName"], disc["mapping"]
         node.pop("discriminator")
         node.pop("oneOf")
-        node.update({
-            "type": "object", "required": [key],
-            # a plugin may add types, so any name passes here; plugins_or_builtin_types()
-            # narrows top-level layers to the built-ins when the model names no plugins
-            "properties": {key: {"type": "string", "examples": list(mapping),
-                                 "description": "The layer type: a built-in (see examples) "
-                                 "or one registered by a module under `plugins`."}},
-            "allOf": [{"if": {"properties": {key: {"const": tag}}, "required": [key]},
-                       "then": {"$ref": ref}} for tag, ref in mapping.items()],
-        })
+        node.update(
+            {
+                "type": "object",
+                "required": [key],
+                # a plugin may add types, so any name passes here; plugins_or_builtin_types()
+                # narrows top-level layers to the built-ins when the model names no plugins
+                "properties": {
+                    key: {
+                        "type": "string",
+                        "examples": list(mapping),
+                        "description": "The layer type: a built-in (see examples) "
+                        "or one registered by a module under `plugins`.",
+                    }
+                },
+                "allOf": [
+                    {
+                        "if": {"properties": {key: {"const": tag}}, "required": [key]},
+                        "then": {"$ref": ref},
+                    }
+                    for tag, ref in mapping.items()
+                ],
+            }
+        )
     return node
 
 
@@ -111,8 +134,11 @@ def plugins_or_builtin_types(tags: list[str]) -> dict[str, Any]:
     """Without plugins (absent or empty), every layer's ``type`` must be a built-in one."""
     return {
         "if": {"properties": {"plugins": {"maxItems": 0}}},
-        "then": {"properties": {"layers": {"additionalProperties": {
-            "properties": {"type": {"enum": tags}}}}}},
+        "then": {
+            "properties": {
+                "layers": {"additionalProperties": {"properties": {"type": {"enum": tags}}}}
+            }
+        },
     }
 
 
@@ -129,12 +155,20 @@ def default_path() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runner.config.schema_export",
-                                     description="Write the JSON Schema of a model config file.")
-    parser.add_argument("path", nargs="?", help="where to write it ('-' = stdout); default: "
-                        "schema/model.schema.json of the checkout")
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the file differs from a fresh export")
+    parser = argparse.ArgumentParser(
+        prog="python -m runner.config.schema_export",
+        description="Write the JSON Schema of a model config file.",
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        help="where to write it ('-' = stdout); default: schema/model.schema.json of the checkout",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; exit 1 if the file differs from a fresh export",
+    )
     args = parser.parse_args(argv)
     text = schema_text()
     if args.path == "-":
@@ -144,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = path.read_text() if path.is_file() else None
         if current != text:
-            sys.stderr.write(f"{path} is stale: regenerate it with python -m runner.config.schema_export\n")
+            sys.stderr.write(
+                f"{path} is stale: regenerate it with python -m runner.config.schema_export\n"
+            )
             return 1
         print(f"{path} is up to date")
         return 0

@@ -29,22 +29,31 @@ def _problem(err: dict[str, Any], data: Any) -> Problem:
     if kind == "extra_forbidden":
         key = path.rsplit(".", 1)[-1]
         if key in _INSTANTIATE_KEYS:
-            return Problem(path, f"{key!r} is not accepted: a config cannot name code to import "
-                           "or call; custom layers come from modules listed under model.plugins")
+            return Problem(
+                path,
+                f"{key!r} is not accepted: a config cannot name code to import "
+                "or call; custom layers come from modules listed under model.plugins",
+            )
         return Problem(path, f"unknown key {key!r}{_suggest(key, parent)}")
     if kind in ("too_short", "too_long") and "ctx" in err:
         bound = ("at least", "min_length") if kind == "too_short" else ("at most", "max_length")
         n = err["ctx"].get(bound[1])
-        return Problem(path, f"expected {bound[0]} {n} entr{'y' if n == 1 else 'ies'}; found "
-                       f"{err['ctx'].get('actual_length')}: {_short(found)}")
+        return Problem(
+            path,
+            f"expected {bound[0]} {n} entr{'y' if n == 1 else 'ies'}; found "
+            f"{err['ctx'].get('actual_length')}: {_short(found)}",
+        )
     if kind == "missing":
         key = path.rsplit(".", 1)[-1]
         return Problem(path, f"required key {key!r} is missing{_describe_field(key, parent)}")
     if kind == "union_tag_invalid":
         tag = err["ctx"]["tag"]
         known = ", ".join(sorted(registry.registered()))
-        return Problem(path, f"unknown layer type {tag!r}{registry.did_you_mean(tag, registry.registered())}; "
-                             f"known types: {known}")
+        return Problem(
+            path,
+            f"unknown layer type {tag!r}{registry.did_you_mean(tag, registry.registered())}; "
+            f"known types: {known}",
+        )
     if kind == "union_tag_not_found":
         return Problem(path, "every layer needs a 'type' (for example type: Dense)")
     message = err["msg"]
@@ -52,9 +61,9 @@ def _problem(err: dict[str, Any], data: Any) -> Problem:
         choices = [c.strip(" '") for c in err["ctx"]["expected"].replace(" or ", ", ").split(",")]
         message += registry.did_you_mean(found, choices)
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     elif message.startswith("Input should be "):
-        message = "expected " + message[len("Input should be "):]
+        message = "expected " + message[len("Input should be ") :]
     return Problem(path, f"{message}; found {_short(found)}")
 
 
@@ -67,7 +76,7 @@ def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
     for i, part in enumerate(loc):
         if part == "[key]":
             continue  # the key itself is at fault: the path already ends with it
-        if _is_tag_step(part, node, loc[i + 1:]):
+        if _is_tag_step(part, node, loc[i + 1 :]):
             continue  # a tag that is also a key of this dict ({path, random} given together)
         if isinstance(node, dict) and part in node:
             parent, node = node, node[part]
@@ -75,8 +84,9 @@ def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             parent, node = node, node[part]
             parts.append(f"[{part}]")
-        elif isinstance(node, dict) and (part == node.get("type") or part in
-                                         ("inline", "file", "random", "params")):
+        elif isinstance(node, dict) and (
+            part == node.get("type") or part in ("inline", "file", "random", "params")
+        ):
             continue  # discriminator tag, not a key
         elif isinstance(part, str) and not isinstance(node, (dict, list)):
             continue  # tag of a non-dict branch ("inline", "file"), or a function name

@@ -39,25 +39,31 @@ def load(spec: DatasetSpec, config_path: str, max_bytes: float | None = None) ->
     ``max_bytes``, a dataset whose settings ask for more memory is refused before drawing."""
     need = drawn_bytes(spec)
     if max_bytes is not None and need > max_bytes:
-        raise ConfigError.one(f"{config_path}.dataset.rows", f"blobs with {spec.rows or 600:,} "
-                              f"rows of {spec.features} features takes about {need / 2**20:,.1f} "
-                              f"MB to draw, above max_memory_mb ({max_bytes / 2**20:,.6g} MB): "
-                              "ask for fewer rows or features, or raise max_memory_mb")
+        raise ConfigError.one(
+            f"{config_path}.dataset.rows",
+            f"blobs with {spec.rows or 600:,} "
+            f"rows of {spec.features} features takes about {need / 2**20:,.1f} "
+            f"MB to draw, above max_memory_mb ({max_bytes / 2**20:,.6g} MB): "
+            "ask for fewer rows or features, or raise max_memory_mb",
+        )
     if spec.name == "digits":
         images, labels = _digits(config_path)
         classes = 10
     else:
-        images, labels = _blobs(spec.rows or 600, spec.features, spec.classes, spec.spread,
-                                spec.seed)
+        images, labels = _blobs(
+            spec.rows or 600, spec.features, spec.classes, spec.spread, spec.seed
+        )
         classes = spec.classes
     if spec.shuffle:
         order = streams.generator(spec.seed, streams.DATASET_ORDER).permutation(len(labels))
         images, labels = images[order], labels[order]
     if spec.rows is not None:
         if spec.rows > len(labels):
-            raise ConfigError.one(f"{config_path}.dataset.rows", f"{spec.name} has "
-                                  f"{len(labels)} rows, asked for {spec.rows}")
-        images, labels = images[:spec.rows], labels[:spec.rows]
+            raise ConfigError.one(
+                f"{config_path}.dataset.rows",
+                f"{spec.name} has {len(labels)} rows, asked for {spec.rows}",
+            )
+        images, labels = images[: spec.rows], labels[: spec.rows]
     if spec.part == "labels":
         out = labels
     elif spec.part == "onehot":
@@ -76,9 +82,12 @@ def _digits(config_path: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         return _load_digits()
     except ImportError:
-        raise ConfigError.one(f"{config_path}.dataset.name", "the digits dataset is read from "
-                              "scikit-learn's bundled copy, and scikit-learn is not installed: "
-                              "pip install -e \".[digits]\"") from None
+        raise ConfigError.one(
+            f"{config_path}.dataset.name",
+            "the digits dataset is read from "
+            "scikit-learn's bundled copy, and scikit-learn is not installed: "
+            'pip install -e ".[digits]"',
+        ) from None
 
 
 @functools.cache
@@ -89,8 +98,9 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     return bunch.images / 16.0, bunch.target.astype(np.int64)
 
 
-def _blobs(rows: int, features: int, classes: int, spread: float,
-           seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _blobs(
+    rows: int, features: int, classes: int, spread: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     rng = streams.generator(seed, streams.DATASET_POINTS)
     centres = rng.uniform(-4.0, 4.0, size=(classes, features))
     labels = rng.integers(0, classes, size=rows)

@@ -39,8 +39,9 @@ def resolve_path(path: str, cwd: Path) -> Path:
 MAX_INLINE_VALUES = 50_000
 
 
-def load_file(ref: Any, cwd: Path, config_path: str, max_bytes: float | None = None,
-              streamed: bool = False) -> np.ndarray:
+def load_file(
+    ref: Any, cwd: Path, config_path: str, max_bytes: float | None = None, streamed: bool = False
+) -> np.ndarray:
     """Load a FileRef (``path``, optional ``key``) as an array; errors name path and file.
 
     ``max_bytes`` bounds what is read into memory (.npz members, .csv values, and a .npy
@@ -52,15 +53,19 @@ def load_file(ref: Any, cwd: Path, config_path: str, max_bytes: float | None = N
         raise ConfigError.one(message=f"file not found (looked in {_shown(path, cwd)})", **where)
     suffix = path.suffix.lower()
     if ref.key is not None and suffix != ".npz":
-        raise ConfigError.one(message=f"'key' only applies to .npz files, this is {suffix!r}",
-                              **where)
+        raise ConfigError.one(
+            message=f"'key' only applies to .npz files, this is {suffix!r}", **where
+        )
     try:
         if suffix == ".npy":
             nbytes = _check_npy_header(path)
             if max_bytes is not None and not streamed and nbytes > max_bytes:
-                raise ConfigError.one(message=f"this .npy holds {_size(nbytes)}, read whole "
-                                      f"here, above {_limit_text(max_bytes)}: use a smaller "
-                                      "array or raise max_memory_mb", **where)
+                raise ConfigError.one(
+                    message=f"this .npy holds {_size(nbytes)}, read whole "
+                    f"here, above {_limit_text(max_bytes)}: use a smaller "
+                    "array or raise max_memory_mb",
+                    **where,
+                )
             return np.load(path, mmap_mode="r", allow_pickle=False)
         if suffix == ".npz":
             return _load_npz_key(path, ref.key, where, max_bytes)
@@ -69,8 +74,9 @@ def load_file(ref: Any, cwd: Path, config_path: str, max_bytes: float | None = N
     except ConfigError:
         raise
     except (ValueError, OSError, csv.Error, zipfile.BadZipFile, EOFError) as exc:
-        raise ConfigError.one(message=f"cannot read {suffix} file: {explain_read_error(exc)}",
-                              **where) from None
+        raise ConfigError.one(
+            message=f"cannot read {suffix} file: {explain_read_error(exc)}", **where
+        ) from None
     raise ConfigError.one(
         message=f"unsupported file type {suffix!r}: expected .npy, .npz or .csv", **where
     )
@@ -86,13 +92,19 @@ def inline_array(value: Any, config_path: str, what: str = "data") -> np.ndarray
         found = _inline_problem(value, "")
     else:
         if out.size > MAX_INLINE_VALUES:
-            raise ConfigError.one(config_path, f"inline {what} holds {out.size:,} numbers; "
-                                  f"inline arrays are limited to {MAX_INLINE_VALUES:,} (they are "
-                                  "validated and copied into the run folder as text): save the "
-                                  "array with numpy.save and give {path: file.npy} instead")
+            raise ConfigError.one(
+                config_path,
+                f"inline {what} holds {out.size:,} numbers; "
+                f"inline arrays are limited to {MAX_INLINE_VALUES:,} (they are "
+                "validated and copied into the run folder as text): save the "
+                "array with numpy.save and give {path: file.npy} instead",
+            )
         return out
-    raise ConfigError.one(config_path, f"inline {what} must be a rectangular nested list of "
-                          f"numbers (rows of equal length); found {found}")
+    raise ConfigError.one(
+        config_path,
+        f"inline {what} must be a rectangular nested list of "
+        f"numbers (rows of equal length); found {found}",
+    )
 
 
 def _inline_problem(value: Any, where: str) -> str:
@@ -100,8 +112,10 @@ def _inline_problem(value: Any, where: str) -> str:
         return f"{type(value).__name__} {str(value)[:40]!r} at {where or 'the top'}"
     if isinstance(value, (int, float)):
         if isinstance(value, int) and abs(value) > 1.7e308:
-            return f"a number too large for a float ({len(str(abs(value)))} digits) at " \
-                   f"{where or 'the top'}"
+            return (
+                f"a number too large for a float ({len(str(abs(value)))} digits) at "
+                f"{where or 'the top'}"
+            )
         return "an unreadable value"
     lengths = {len(v) if isinstance(v, (list, tuple)) else None for v in value}
     if len(lengths) > 1:
@@ -122,8 +136,10 @@ def explain_read_error(exc: BaseException) -> str:
     """numpy's load errors in our words: pickled data is refused, never 'load it unsafely'."""
     text = _first_line(exc)
     if "pickle" in text or "Object arrays" in text or "Python objects" in text:
-        return ("the file holds pickled Python objects (dtype=object), which are never loaded "
-                "(files are read with allow_pickle=False): save a numeric array instead")
+        return (
+            "the file holds pickled Python objects (dtype=object), which are never loaded "
+            "(files are read with allow_pickle=False): save a numeric array instead"
+        )
     # NumPy quotes what it read (a header, a key); a message never repeats a file's contents.
     return _QUOTED.sub("…", text)
 
@@ -132,8 +148,11 @@ def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape, dtype, bytes of data the header promises) of the .npy stream at ``f``."""
     try:
         version = np.lib.format.read_magic(f)
-        shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0(f))
+        shape, _, dtype = (
+            np.lib.format.read_array_header_1_0(f)
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0(f)
+        )
     except Exception:  # NumPy parses the header text with Python's tokenizer: any error
         raise ValueError("not a .npy file (no valid NumPy header)") from None
     if dtype.hasobject:
@@ -149,9 +168,11 @@ def _check_npy_header(path: Path) -> int:
         offset = f.tell()
     held = path.stat().st_size - offset
     if nbytes > held:
-        raise ValueError(f"the .npy header declares shape {shape} of {dtype} ({_size(nbytes)}), "
-                         f"but the file holds only {_size(held)} of data after it: the file is "
-                         "truncated or not what it claims; save it again with numpy.save")
+        raise ValueError(
+            f"the .npy header declares shape {shape} of {dtype} ({_size(nbytes)}), "
+            f"but the file holds only {_size(held)} of data after it: the file is "
+            "truncated or not what it claims; save it again with numpy.save"
+        )
     return nbytes
 
 
@@ -163,8 +184,9 @@ def _limit_text(max_bytes: float) -> str:
     return f"max_memory_mb ({max_bytes / 2**20:,.6g} MB)"
 
 
-def read_npz(path: Path, keys: list[str] | None, where: dict,
-             max_bytes: float | None = None) -> dict[str, np.ndarray]:
+def read_npz(
+    path: Path, keys: list[str] | None, where: dict, max_bytes: float | None = None
+) -> dict[str, np.ndarray]:
     """Arrays of a .npz (all, or ``keys``), each member's size checked before it is read.
 
     A member's uncompressed size comes from the zip directory and must agree with what its
@@ -176,12 +198,14 @@ def read_npz(path: Path, keys: list[str] | None, where: dict,
         chosen = list(members) if keys is None else [k for k in keys if k in members]
         total = sum(members[k].file_size for k in chosen)
         if max_bytes is not None and total > max_bytes:
-            what = (f"array {chosen[0]!r} is" if len(chosen) == 1 else
-                    f"{len(chosen)} arrays are")
-            raise ConfigError.one(message=f"the .npz {what} {_size(total)} uncompressed, above "
-                                  f"{_limit_text(max_bytes)}: use smaller arrays or raise "
-                                  "max_memory_mb (for model inputs, a .npy file is memory-mapped "
-                                  "and read batch by batch)", **where)
+            what = f"array {chosen[0]!r} is" if len(chosen) == 1 else f"{len(chosen)} arrays are"
+            raise ConfigError.one(
+                message=f"the .npz {what} {_size(total)} uncompressed, above "
+                f"{_limit_text(max_bytes)}: use smaller arrays or raise "
+                "max_memory_mb (for model inputs, a .npy file is memory-mapped "
+                "and read batch by batch)",
+                **where,
+            )
         out = {}
         for key in chosen:
             info = members[key]
@@ -189,10 +213,12 @@ def read_npz(path: Path, keys: list[str] | None, where: dict,
                 shape, dtype, nbytes = _npy_header(f)
                 declared = info.file_size - f.tell()
             if nbytes != declared:
-                raise ValueError(f"array {key!r}: its .npy header declares shape {shape} of "
-                                 f"{dtype} ({_size(nbytes)}), but the zip entry holds "
-                                 f"{_size(max(declared, 0))} of data: the file is corrupt or "
-                                 "forged; save it again with numpy.savez")
+                raise ValueError(
+                    f"array {key!r}: its .npy header declares shape {shape} of "
+                    f"{dtype} ({_size(nbytes)}), but the zip entry holds "
+                    f"{_size(max(declared, 0))} of data: the file is corrupt or "
+                    "forged; save it again with numpy.savez"
+                )
             with zf.open(info) as f:
                 out[key] = np.load(f, allow_pickle=False)
         return out
@@ -216,10 +242,13 @@ def _check_zip_directory(path: Path, where: dict, max_bytes: float | None) -> No
     except (AttributeError, IndexError, TypeError, ValueError, OSError):
         return
     if entries * ZIP_ENTRY_BYTES > max_bytes:
-        raise ConfigError.one(message=f"this .npz lists {entries:,} members; reading its "
-                              f"directory alone takes about {_size(entries * ZIP_ENTRY_BYTES)}, "
-                              f"above {_limit_text(max_bytes)}: save fewer arrays in one file "
-                              "or raise max_memory_mb", **where)
+        raise ConfigError.one(
+            message=f"this .npz lists {entries:,} members; reading its "
+            f"directory alone takes about {_size(entries * ZIP_ENTRY_BYTES)}, "
+            f"above {_limit_text(max_bytes)}: save fewer arrays in one file "
+            "or raise max_memory_mb",
+            **where,
+        )
 
 
 def npz_keys(path: Path, where: dict | None = None, max_bytes: float | None = None) -> list[str]:
@@ -229,21 +258,23 @@ def npz_keys(path: Path, where: dict | None = None, max_bytes: float | None = No
         return [i.filename.removesuffix(".npy") for i in zf.infolist() if not i.is_dir()]
 
 
-def _load_npz_key(path: Path, key: str | None, where: dict,
-                  max_bytes: float | None = None) -> np.ndarray:
+def _load_npz_key(
+    path: Path, key: str | None, where: dict, max_bytes: float | None = None
+) -> np.ndarray:
     names = npz_keys(path, where, max_bytes)
     if key is None:
         if len(names) != 1:
             raise ConfigError.one(
-                message=f"this .npz holds {len(names)} arrays {names}: name one with 'key'",
-                **where)
+                message=f"this .npz holds {len(names)} arrays {names}: name one with 'key'", **where
+            )
         key = names[0]
     if key not in names:
         from layers.registry import did_you_mean
 
         raise ConfigError.one(
-            message=f"no array {key!r} in this .npz{did_you_mean(key, names)}; "
-            f"it holds {names}", **where)
+            message=f"no array {key!r} in this .npz{did_you_mean(key, names)}; it holds {names}",
+            **where,
+        )
     return read_npz(path, [key], where, max_bytes)[key]
 
 
@@ -260,8 +291,7 @@ def _lines(f: Any, max_chars: int | None) -> Any:
         yield line
 
 
-def _load_csv(path: Path, where: dict | None = None,
-              max_bytes: float | None = None) -> np.ndarray:
+def _load_csv(path: Path, where: dict | None = None, max_bytes: float | None = None) -> np.ndarray:
     """Numbers separated by commas; one header row of non-numbers is skipped.
 
     Parsed row by row into float64 with a running count: with ``max_bytes``, a file holding
@@ -285,21 +315,25 @@ def _load_csv(path: Path, where: dict | None = None,
             if n_rows == 1:
                 width = len(row)
             elif len(row) != width:
-                raise ValueError(f"data row {n_rows} has {len(row)} columns, the first has "
-                                 f"{width}")
+                raise ValueError(f"data row {n_rows} has {len(row)} columns, the first has {width}")
             try:
                 values.extend([float(c) for c in row])
             except ValueError:
                 # The position only: a message never repeats a file's contents.
                 column = next(i for i, c in enumerate(row, 1) if not _numeric([c]))
-                raise ValueError(f"line {reader.line_num}, column {column}: not a number (data "
-                                 f"row {n_rows})") from None
+                raise ValueError(
+                    f"line {reader.line_num}, column {column}: not a number (data row {n_rows})"
+                ) from None
             if max_values is not None and len(values) > max_values:
-                raise ConfigError.one(message=(
-                    f"this .csv holds more than {max_values:,} numbers ({_size(len(values) * 8)}"
-                    f" as float64 by row {n_rows:,}), above {_limit_text(max_bytes)}: save the "
-                    "data as .npy (memory-mapped and read batch by batch) or raise "
-                    "max_memory_mb"), **(where or {"path": "data"}))
+                raise ConfigError.one(
+                    message=(
+                        f"this .csv holds more than {max_values:,} numbers "
+                        f"({_size(len(values) * 8)} as float64 by row {n_rows:,}), "
+                        f"above {_limit_text(max_bytes)}: save the data as .npy "
+                        "(memory-mapped and read batch by batch) or raise max_memory_mb"
+                    ),
+                    **(where or {"path": "data"}),
+                )
     if not n_rows:
         raise ValueError("no data rows")
     return np.frombuffer(values, dtype=np.float64).reshape(n_rows, width)
@@ -345,9 +379,15 @@ def _shown(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def load_source(source: Any, path: str, cwd: Path, seed: int = 0,
-                shape: tuple[int, ...] = (), max_bytes: float | None = None,
-                streamed: bool = False) -> np.ndarray:
+def load_source(
+    source: Any,
+    path: str,
+    cwd: Path,
+    seed: int = 0,
+    shape: tuple[int, ...] = (),
+    max_bytes: float | None = None,
+    streamed: bool = False,
+) -> np.ndarray:
     """Any data source (inline, file, random, dataset) as an array, batch first. Random data
     needs the per-sample ``shape`` and the run's ``seed``. With ``max_bytes``, what would be
     read or drawn into memory is sized first and refused above it (a ``streamed`` .npy, a
@@ -355,10 +395,13 @@ def load_source(source: Any, path: str, cwd: Path, seed: int = 0,
     if isinstance(source, RandomSource):
         need = random_bytes(source.random, shape)
         if max_bytes is not None and need > max_bytes:
-            raise ConfigError.one(f"{path}.random.rows", f"drawing {source.random.rows:,} rows "
-                                  f"of {tuple(shape)} takes {_size(need)} (float64), above "
-                                  f"{_limit_text(max_bytes)}: draw fewer rows, use a .npy file, "
-                                  "or raise max_memory_mb")
+            raise ConfigError.one(
+                f"{path}.random.rows",
+                f"drawing {source.random.rows:,} rows "
+                f"of {tuple(shape)} takes {_size(need)} (float64), above "
+                f"{_limit_text(max_bytes)}: draw fewer rows, use a .npy file, "
+                "or raise max_memory_mb",
+            )
         return random_array(source.random, shape, seed, np.float64)
     if isinstance(source, DatasetSource):
         return datasets.load(source.dataset, path, max_bytes)

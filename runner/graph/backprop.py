@@ -18,9 +18,13 @@ from layers.base import Context
 from runner.graph.plan import Plan, head_base
 
 
-def backward(plan: Plan, caches: dict[str, Any], output_grads: dict[str, np.ndarray],
-             ctx: Context, input_grads: bool = False
-             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def backward(
+    plan: Plan,
+    caches: dict[str, Any],
+    output_grads: dict[str, np.ndarray],
+    ctx: Context,
+    input_grads: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Gradients of the loss whose output gradients are ``output_grads``.
 
     Returns (parameter gradients keyed ``layer/param``, gradients of the model inputs; the

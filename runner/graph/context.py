@@ -25,5 +25,6 @@ def phase(spec: Any, training: bool | None = None) -> bool:
 
 def pass_context(plan: Any, training: bool, keep_cache: bool = False) -> Context:
     """A fresh Context for passes over ``plan``: its dtype and the run's dropout stream."""
-    return Context(training=training, rng=dropout_rng(plan.spec.seed), dtype=plan.dtype,
-                   keep_cache=keep_cache)
+    return Context(
+        training=training, rng=dropout_rng(plan.spec.seed), dtype=plan.dtype, keep_cache=keep_cache
+    )

@@ -32,8 +32,13 @@ class Prediction:
     batches: int = 0
 
 
-def forward(plan: Plan, feeds: dict[str, np.ndarray], ctx: Context, keep: set[str],
-            feed_masks: dict[str, np.ndarray] | None = None):
+def forward(
+    plan: Plan,
+    feeds: dict[str, np.ndarray],
+    ctx: Context,
+    keep: set[str],
+    feed_masks: dict[str, np.ndarray] | None = None,
+):
     """One forward pass of the graph. Returns (values, masks, caches) of the kept names."""
     values: dict[str, Any] = dict(feeds)
     masks: dict[str, Any] = dict(feed_masks or {})
@@ -52,8 +57,11 @@ def forward(plan: Plan, feeds: dict[str, np.ndarray], ctx: Context, keep: set[st
                 y, mask, cache = layer.forward(x, m, ctx)
         except FloatingPointError as exc:
             raise DataError.one(node.path, _numeric_problem(exc, node, x, ctx.dtype)) from None
-        outs = ([(f"{node.name}.{i}", yi, mi) for i, (yi, mi) in enumerate(zip(y, mask))]
-                if node.heads else [(node.name, y, mask)])  # several outputs: "<name>.<i>"
+        outs = (
+            [(f"{node.name}.{i}", yi, mi) for i, (yi, mi) in enumerate(zip(y, mask))]
+            if node.heads
+            else [(node.name, y, mask)]
+        )  # several outputs: "<name>.<i>"
         for out_name, value, out_mask in outs:
             values[out_name] = value
             if out_mask is not None:
@@ -75,11 +83,15 @@ def _numeric_problem(exc: FloatingPointError, node, x, dtype) -> str:
     peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     where = f"{exc} in the forward pass of {node.layer.spec.type}"
     if "overflow" in str(exc):
-        return (f"{where}: results beyond what {np.dtype(dtype).name} holds (up to "
-                f"{np.finfo(dtype).max:.3g}; the largest input magnitude is {peak:.3g}): scale "
-                "the inputs, use floatx=float64, or change the layer")
-    return (f"{where}: the math is undefined for some inputs (for example log or division by "
-            "0, sqrt of a negative number): check the data or the expression")
+        return (
+            f"{where}: results beyond what {np.dtype(dtype).name} holds (up to "
+            f"{np.finfo(dtype).max:.3g}; the largest input magnitude is {peak:.3g}): scale "
+            "the inputs, use floatx=float64, or change the layer"
+        )
+    return (
+        f"{where}: the math is undefined for some inputs (for example log or division by "
+        "0, sqrt of a negative number): check the data or the expression"
+    )
 
 
 def _last_use(plan: Plan) -> dict[str, int]:
@@ -95,8 +107,9 @@ def input_arrays(plan: Plan) -> dict[str, np.ndarray]:
     out = {}
     for name, node in plan.inputs.items():
         if node.array is None:
-            out[name] = sources.random_array(node.spec.data.random, node.shape, plan.spec.seed,
-                                             plan.dtype)
+            out[name] = sources.random_array(
+                node.spec.data.random, node.shape, plan.spec.seed, plan.dtype
+            )
         else:
             out[name] = node.array
     return out
@@ -105,8 +118,14 @@ def input_arrays(plan: Plan) -> dict[str, np.ndarray]:
 DISK_OUTPUT_BYTES = 64 * 2**20  # automatic outputs_to_disk: batched runs with larger outputs
 
 
-def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False,
-            out_dir: Path | None = None, outputs_to_disk: bool | None = None) -> Prediction:
+def predict(
+    plan: Plan,
+    training: bool,
+    keep: set[str],
+    progress: bool = False,
+    out_dir: Path | None = None,
+    outputs_to_disk: bool | None = None,
+) -> Prediction:
     """Run every row through the graph, in batches of ``spec.batch_size`` (all at once if null).
 
     With ``out_dir``, outputs can go into memory-mapped ``<name>.npy`` files there instead of
@@ -120,8 +139,10 @@ def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False,
     rows = _common_rows(plan, arrays)
     batch = plan.spec.batch_size or rows
     if outputs_to_disk is None:
-        per_row = sum(math.prod(plan.shape_of(n)) for n in keep if n in plan.inputs
-                      or n in plan.nodes) * plan.dtype.itemsize
+        per_row = (
+            sum(math.prod(plan.shape_of(n)) for n in keep if n in plan.inputs or n in plan.nodes)
+            * plan.dtype.itemsize
+        )
         outputs_to_disk = bool(plan.spec.batch_size) and per_row * rows > DISK_OUTPUT_BYTES
     disk = out_dir if outputs_to_disk else None
     if outputs_to_disk and out_dir is None:
@@ -146,8 +167,9 @@ def predict(plan: Plan, training: bool, keep: set[str], progress: bool = False,
         for name, m in masks.items():
             out = result_masks.get(name)
             if out is None:
-                out = result_masks[name] = _allocate(disk, f"{name}.mask", (rows, *m.shape[1:]),
-                                                     np.dtype(bool))
+                out = result_masks[name] = _allocate(
+                    disk, f"{name}.mask", (rows, *m.shape[1:]), np.dtype(bool)
+                )
             out[lo:hi] = m
         if n_batches > 1:
             for a in (*arrays.values(), *results.values(), *result_masks.values()):
@@ -175,8 +197,13 @@ def release_rows(a: np.ndarray, lo: int, hi: int) -> None:
     from end to end no longer counts fully in the process's RSS. Anything else: no-op.
     """
     mm = getattr(a, "_mmap", None)
-    if (mm is None or getattr(a, "mode", None) not in ("r", "r+", "w+")
-            or not hasattr(mm, "madvise") or not a.flags.c_contiguous or a.ndim == 0):
+    if (
+        mm is None
+        or getattr(a, "mode", None) not in ("r", "r+", "w+")
+        or not hasattr(mm, "madvise")
+        or not a.flags.c_contiguous
+        or a.ndim == 0
+    ):
         return
     import mmap
 
@@ -203,6 +230,10 @@ def _checked_batch(plan: Plan, name: str, a: np.ndarray, dtype) -> np.ndarray:
     if not np.isfinite(batch).all():
         node = plan.inputs[name]
         file = getattr(node.spec.data, "path", None)
-        raise DataError.one(f"model.inputs.{name}.data", "contains NaN or Inf values; clean the "
-                            "data or use Masking with a finite mask_value for padding", file)
+        raise DataError.one(
+            f"model.inputs.{name}.data",
+            "contains NaN or Inf values; clean the "
+            "data or use Masking with a finite mask_value for padding",
+            file,
+        )
     return batch

@@ -33,7 +33,8 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     inputs = _plan_inputs(model, cwd, problems, limit)
     nodes: dict[str, Node] = {}
     known: dict[str, tuple[tuple[int, ...], bool] | None] = {
-        n: ((i.shape, False) if i is not None else None) for n, i in inputs.items()}
+        n: ((i.shape, False) if i is not None else None) for n, i in inputs.items()
+    }
     order = list(model.layers)
     positions = {name: i for i, name in enumerate(order)}  # wiring checks in O(1) per ref
     previous: str | None = None
@@ -55,8 +56,13 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     rows = max((i.rows for i in inputs.values() if i is not None), default=0)
     counts = {n: i.rows for n, i in inputs.items() if i is not None}
     if len(set(counts.values())) > 1:
-        problems.append(Problem("model.inputs", "every input needs the same number of rows "
-                                f"(samples, the first axis); found {counts}"))
+        problems.append(
+            Problem(
+                "model.inputs",
+                "every input needs the same number of rows "
+                f"(samples, the first axis); found {counts}",
+            )
+        )
     if problems:
         load_weight_files(spec, cwd, nodes, problems, limit)  # report their problems too
         check_finite_weights(nodes, np.dtype(spec.floatx), problems)
@@ -68,7 +74,8 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
             "max_memory_mb",
             f"this model needs about {_mb(plan.memory_bytes)} MB (parameters, activations of "
             f"one batch, random inputs), above the limit of {_mb(limit)} MB"
-            f"{_largest(plan)}: make layers smaller, set batch_size, or raise max_memory_mb")
+            f"{_largest(plan)}: make layers smaller, set batch_size, or raise max_memory_mb",
+        )
     load_weight_files(spec, cwd, nodes, problems, limit)
     check_finite_weights(nodes, np.dtype(spec.floatx), problems)
     if problems:
@@ -76,8 +83,9 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     return plan
 
 
-def _plan_inputs(model, cwd: Path, problems: list[Problem],
-                 limit: float | None = None) -> dict[str, InputNode | None]:
+def _plan_inputs(
+    model, cwd: Path, problems: list[Problem], limit: float | None = None
+) -> dict[str, InputNode | None]:
     out: dict[str, InputNode | None] = {}
     for name, ispec in model.inputs.items():
         path = f"model.inputs.{name}"
@@ -89,8 +97,9 @@ def _plan_inputs(model, cwd: Path, problems: list[Problem],
     return out
 
 
-def _check_finite_inputs(inputs: dict[str, InputNode | None], dtype: np.dtype,
-                         problems: list[Problem]) -> None:
+def _check_finite_inputs(
+    inputs: dict[str, InputNode | None], dtype: np.dtype, problems: list[Problem]
+) -> None:
     """Data already in memory must be finite in floatx; memory-mapped files are checked batch by
     batch while they stream (runner.graph.execute)."""
     for node in inputs.values():
@@ -100,14 +109,20 @@ def _check_finite_inputs(inputs: dict[str, InputNode | None], dtype: np.dtype,
             finite = np.isfinite(np.asarray(node.array, dtype=dtype))
         if not finite.all():
             where = tuple(int(i) for i in np.argwhere(~finite)[0])
-            problems.append(Problem(f"{node.path}.data", f"contains NaN or Inf values in {dtype} "
-                                    f"(the first at index {where}; the largest finite {dtype} "
-                                    f"is {np.finfo(dtype).max:.3g}): clean or scale the data",
-                                    getattr(node.spec.data, "path", None)))
+            problems.append(
+                Problem(
+                    f"{node.path}.data",
+                    f"contains NaN or Inf values in {dtype} "
+                    f"(the first at index {where}; the largest finite {dtype} "
+                    f"is {np.finfo(dtype).max:.3g}): clean or scale the data",
+                    getattr(node.spec.data, "path", None),
+                )
+            )
 
 
-def _plan_input(name: str, path: str, ispec: Any, cwd: Path,
-                limit: float | None = None) -> InputNode:
+def _plan_input(
+    name: str, path: str, ispec: Any, cwd: Path, limit: float | None = None
+) -> InputNode:
     data = ispec.data
     if isinstance(data, RandomSource):
         return InputNode(name, path, tuple(ispec.shape), data.random.rows, None, ispec)
@@ -117,57 +132,96 @@ def _plan_input(name: str, path: str, ispec: Any, cwd: Path,
     if array.dtype.kind not in "biuf":
         raise ConfigError.one(f"{path}.data", f"expected numbers, found dtype {array.dtype}", file)
     if array.size == 0:
-        raise ConfigError.one(f"{path}.data", f"the data is empty (shape {array.shape}): "
-                              "expected at least one row", file)
+        raise ConfigError.one(
+            f"{path}.data",
+            f"the data is empty (shape {array.shape}): expected at least one row",
+            file,
+        )
     if array.ndim < 2 and ispec.shape is None:
-        raise ConfigError.one(f"{path}.data", f"expected rows of samples (at least 2D, batch "
-                              f"first), found shape {array.shape}; set 'shape' or nest the rows",
-                              file)
+        raise ConfigError.one(
+            f"{path}.data",
+            f"expected rows of samples (at least 2D, batch "
+            f"first), found shape {array.shape}; set 'shape' or nest the rows",
+            file,
+        )
     shape = tuple(array.shape[1:])
     if ispec.shape is not None:
         declared = tuple(ispec.shape)
         if math.prod(declared) * array.shape[0] != array.size and shape != declared:
-            raise ConfigError.one(f"{path}.shape", f"declared per-sample shape {declared}, but "
-                                  f"the data has shape {array.shape} (batch first)", file)
+            raise ConfigError.one(
+                f"{path}.shape",
+                f"declared per-sample shape {declared}, but "
+                f"the data has shape {array.shape} (batch first)",
+                file,
+            )
         if shape != declared:
             array = array.reshape((array.shape[0], *declared))
         shape = declared
     return InputNode(name, path, shape, array.shape[0], array, ispec)
 
 
-def _wiring(name, layer_spec, previous, model, order, path, problems,
-            positions: dict[str, int] | None = None) -> list[str] | None:
+def _wiring(
+    name,
+    layer_spec,
+    previous,
+    model,
+    order,
+    path,
+    problems,
+    positions: dict[str, int] | None = None,
+) -> list[str] | None:
     if layer_spec.inputs is None:
         if previous is not None:
             return [previous]
         if len(model.inputs) == 1:
             return [next(iter(model.inputs))]
-        problems.append(Problem(f"{path}.inputs", "the model has several inputs "
-                                f"{list(model.inputs)}: say which this layer reads, e.g. inputs: "
-                                f"[{next(iter(model.inputs))}]"))
+        problems.append(
+            Problem(
+                f"{path}.inputs",
+                "the model has several inputs "
+                f"{list(model.inputs)}: say which this layer reads, e.g. inputs: "
+                f"[{next(iter(model.inputs))}]",
+            )
+        )
         return None
     ok = True
     positions = positions if positions is not None else {n: i for i, n in enumerate(order)}
     position = positions[name]
     for ref in layer_spec.inputs:
-        if ref in model.inputs or positions.get(ref, position) < position or \
-                positions.get(head_base(ref), position) < position:
+        if (
+            ref in model.inputs
+            or positions.get(ref, position) < position
+            or positions.get(head_base(ref), position) < position
+        ):
             continue  # "<layer>.<i>" (one output of a multi-output layer) is checked later
         ok = False
         if ref == name:
             msg = "a layer cannot read its own output"
         elif ref in order:
-            msg = (f"{ref!r} is defined after this layer; layers may only read inputs and "
-                   "earlier layers (move it up)")
+            msg = (
+                f"{ref!r} is defined after this layer; layers may only read inputs and "
+                "earlier layers (move it up)"
+            )
         else:
             candidates = list(model.inputs) + order[:position]
-            msg = f"unknown name {ref!r}{registry.did_you_mean(ref, candidates)}; known: {candidates}"
+            msg = (
+                f"unknown name {ref!r}{registry.did_you_mean(ref, candidates)}; known: {candidates}"
+            )
         problems.append(Problem(f"{path}.inputs", msg))
     return list(layer_spec.inputs) if ok else None
 
 
-def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
-                cwd: Path | None = None, limit: float | None = None) -> Node | None:
+def _plan_layer(
+    name,
+    path,
+    layer_spec,
+    wired,
+    known,
+    nodes,
+    problems,
+    cwd: Path | None = None,
+    limit: float | None = None,
+) -> Node | None:
     layer = registry.layer_class(layer_spec.type)(layer_spec, name)
     if wired is None:
         return None
@@ -183,8 +237,13 @@ def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
     shapes = [known[ref][0] for ref in wired]
     masks = [known[ref][1] for ref in wired]
     if not layer.multi_input and len(wired) != 1:
-        problems.append(Problem(f"{path}.inputs", f"{layer_spec.type} takes exactly one input, "
-                                f"got {len(wired)}: {wired}; merge them first with a Merge layer"))
+        problems.append(
+            Problem(
+                f"{path}.inputs",
+                f"{layer_spec.type} takes exactly one input, "
+                f"got {len(wired)}: {wired}; merge them first with a Merge layer",
+            )
+        )
         return None
     in_shape = shapes if layer.multi_input else shapes[0]
     in_mask = masks if layer.multi_input else masks[0]
@@ -198,8 +257,18 @@ def _plan_layer(name, path, layer_spec, wired, known, nodes, problems,
         return None
     heads = getattr(layer, "heads", 0)
     head_masks = list(masked) if heads else []
-    node = Node(name, path, layer, wired, shape, any(head_masks) if heads else bool(masked),
-                param_shapes, heads=heads, head_masks=head_masks, inner=inner)
+    node = Node(
+        name,
+        path,
+        layer,
+        wired,
+        shape,
+        any(head_masks) if heads else bool(masked),
+        param_shapes,
+        heads=heads,
+        head_masks=head_masks,
+        inner=inner,
+    )
     check_layer_weights(node, problems, Path.cwd() if cwd is None else cwd, max_bytes=limit)
     return node
 
@@ -213,8 +282,10 @@ def _heads_ok(wired, known, nodes, path, problems) -> bool:
             continue
         heads = [f"{node.name}.{i}" for i in range(node.heads)]
         if ref == node.name:
-            msg = (f"{ref!r} has {node.heads} outputs ({node.layer.spec.type} with merge_mode "
-                   f"none): read one of {heads}")
+            msg = (
+                f"{ref!r} has {node.heads} outputs ({node.layer.spec.type} with merge_mode "
+                f"none): read one of {heads}"
+            )
         elif node.heads:
             msg = f"{node.name!r} has no output {ref!r}; its outputs are {heads}"
         else:
@@ -234,8 +305,10 @@ def _fed_by(wired, known, nodes, masks) -> str:
         parts.append(f"{where} ({kind}, per-sample shape {known[ref][0]}{mask_note})")
     text = f"(fed by {', '.join(parts)})"
     if any(masks):
-        text += ("; to use a mask, insert a TimeDistributedMerge before this layer, or remove "
-                 "the Masking layer")
+        text += (
+            "; to use a mask, insert a TimeDistributedMerge before this layer, or remove "
+            "the Masking layer"
+        )
     return text
 
 
@@ -248,18 +321,36 @@ def _plan_outputs(model, order, nodes, inputs, problems) -> list[str]:
     heads = [f"{n.name}.{i}" for n in nodes.values() for i in range(n.heads)]
     for ref in expanded:
         if ref not in nodes and ref not in order and ref not in inputs and ref not in heads:
-            problems.append(Problem("model.outputs", f"unknown name {ref!r}"
-                                    f"{registry.did_you_mean(ref, order)}; known: {order}"))
+            problems.append(
+                Problem(
+                    "model.outputs",
+                    f"unknown name {ref!r}{registry.did_you_mean(ref, order)}; known: {order}",
+                )
+            )
     for ref in model.expect:
         node = nodes.get(ref)
         if node is not None and node.heads:
-            problems.append(Problem(f"model.expect.{ref}", f"{ref!r} has {node.heads} outputs: "
-                                    f"expect each of {[f'{ref}.{i}' for i in range(node.heads)]}"))
-        elif ref not in order and ref not in inputs and ref not in heads and (
-                head_base(ref) not in order or head_base(ref) in nodes):
-            problems.append(Problem(f"model.expect.{ref}", f"unknown name {ref!r}"
-                                    f"{registry.did_you_mean(ref, order + heads)}; known: "
-                                    f"{order + heads}"))
+            problems.append(
+                Problem(
+                    f"model.expect.{ref}",
+                    f"{ref!r} has {node.heads} outputs: "
+                    f"expect each of {[f'{ref}.{i}' for i in range(node.heads)]}",
+                )
+            )
+        elif (
+            ref not in order
+            and ref not in inputs
+            and ref not in heads
+            and (head_base(ref) not in order or head_base(ref) in nodes)
+        ):
+            problems.append(
+                Problem(
+                    f"model.expect.{ref}",
+                    f"unknown name {ref!r}"
+                    f"{registry.did_you_mean(ref, order + heads)}; known: "
+                    f"{order + heads}",
+                )
+            )
     return expanded
 
 
@@ -268,8 +359,13 @@ def _check_unused_inputs(model, inputs, problems) -> list[str]:
     read: set[str] = set()
     previous = None
     for name, spec in model.layers.items():
-        read |= set(spec.inputs) if spec.inputs is not None else {previous} if previous else set(
-            list(model.inputs)[:1])
+        read |= (
+            set(spec.inputs)
+            if spec.inputs is not None
+            else {previous}
+            if previous
+            else set(list(model.inputs)[:1])
+        )
         previous = name
     for name in model.inputs:
         if name not in read and name not in (model.outputs or []):
@@ -285,14 +381,20 @@ def _largest(plan: Plan) -> str:
     itemsize = plan.dtype.itemsize
     batch = plan.spec.batch_size or max(plan.rows, 1)
     copies = _param_copies(plan)
-    sizes = {n.path: ((copies * n.n_params + batch * _activations(n)) * itemsize,
-                      f"{n.layer.spec.type}, output {n.shape}, {n.n_params:,} parameters"
-                      + (f", {n.inner:,} values per sample inside it" if n.inner else ""))
-             for n in plan.nodes.values()}
+    sizes = {
+        n.path: (
+            (copies * n.n_params + batch * _activations(n)) * itemsize,
+            f"{n.layer.spec.type}, output {n.shape}, {n.n_params:,} parameters"
+            + (f", {n.inner:,} values per sample inside it" if n.inner else ""),
+        )
+        for n in plan.nodes.values()
+    }
     for i in plan.inputs.values():
         if i.array is None:
-            sizes[i.path] = (i.rows * math.prod(i.shape) * (8 + itemsize),
-                             f"random input of {i.rows:,} rows of {i.shape}, drawn whole")
+            sizes[i.path] = (
+                i.rows * math.prod(i.shape) * (8 + itemsize),
+                f"random input of {i.rows:,} rows of {i.shape}, drawn whole",
+            )
     if not sizes:
         return ""
     path, (size, what) = max(sizes.items(), key=lambda kv: kv[1][0])
@@ -326,9 +428,15 @@ def estimate_memory(plan: Plan) -> int:
     per_sample = sum(_activations(n) for n in plan.nodes.values())
     per_sample += sum(math.prod(i.shape) for i in plan.inputs.values())
     # random inputs are drawn whole (in float64, then cast), whatever the batch size
-    drawn = sum(i.rows * math.prod(i.shape) * (8 + itemsize)
-                for i in plan.inputs.values() if i.array is None)
+    drawn = sum(
+        i.rows * math.prod(i.shape) * (8 + itemsize)
+        for i in plan.inputs.values()
+        if i.array is None
+    )
     if plan.spec.task == "fit":  # training holds every row of every input in memory
-        drawn += sum(i.rows * math.prod(i.shape) * itemsize
-                     for i in plan.inputs.values() if i.array is not None)
+        drawn += sum(
+            i.rows * math.prod(i.shape) * itemsize
+            for i in plan.inputs.values()
+            if i.array is not None
+        )
     return (params + batch * per_sample) * itemsize + drawn

@@ -26,7 +26,7 @@ import yaml
 from runner.config import redact
 
 CLAIM = ".runner-claim"
-_claimed: set[str] = set()   # folders this process claimed and has not released
+_claimed: set[str] = set()  # folders this process claimed and has not released
 
 # sha256 of every file written through this module, by absolute path, taken as it was written:
 # result.json records them (``files``) so a resumed sweep can check a folder before trusting it.
@@ -58,17 +58,27 @@ def claim(folder: Path | str, *, take_over_dead: bool = False) -> None:
     _refuse_finished(folder)
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / CLAIM
-    info = json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
-                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
+    info = (
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": os.uname().nodename,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
+        + "\n"
+    )
     try:
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
         holder = _read_claim(marker)
         if not (take_over_dead and _is_dead(holder)):
-            raise FolderClaimed(f"{folder} is claimed by another run ({_describe(holder)}): "
-                                "two runs never share a folder; choose another folder, or "
-                                "delete this one if that run is gone") from None
-        _atomic(marker, info.encode())          # resuming in place: the dead run's claim
+            raise FolderClaimed(
+                f"{folder} is claimed by another run ({_describe(holder)}): "
+                "two runs never share a folder; choose another folder, or "
+                "delete this one if that run is gone"
+            ) from None
+        _atomic(marker, info.encode())  # resuming in place: the dead run's claim
     else:
         with os.fdopen(fd, "w") as f:
             f.write(info)
@@ -103,8 +113,10 @@ def _key(folder: Path) -> str:
 
 def _refuse_finished(folder: Path) -> None:
     if (folder / "result.json").exists() or (folder / "result.json").is_symlink():
-        raise FolderClaimed(f"{folder} already holds a finished run and is never overwritten: "
-                            "choose another hydra.run.dir / hydra.sweep.dir (or output folder)")
+        raise FolderClaimed(
+            f"{folder} already holds a finished run and is never overwritten: "
+            "choose another hydra.run.dir / hydra.sweep.dir (or output folder)"
+        )
 
 
 def _read_claim(marker: Path) -> dict[str, Any]:
@@ -118,15 +130,17 @@ def _read_claim(marker: Path) -> dict[str, Any]:
 def _describe(holder: dict[str, Any]) -> str:
     if not holder:
         return "a run that is starting now"
-    return (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
-            f"{'; that process is no longer running' if _is_dead(holder) else ''}")
+    return (
+        f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+        f"{'; that process is no longer running' if _is_dead(holder) else ''}"
+    )
 
 
 def _is_dead(holder: dict[str, Any]) -> bool:
     if holder.get("host") != os.uname().nodename or not isinstance(holder.get("pid"), int):
         return False
     if holder["pid"] == os.getpid():
-        return True        # this process holds no such claim (it is not in _claimed)
+        return True  # this process holds no such claim (it is not in _claimed)
     try:
         os.kill(holder["pid"], 0)
     except ProcessLookupError:
@@ -141,8 +155,9 @@ def write_text(path: Path, text: str) -> str:
 
 
 def write_yaml(path: Path, data: Any) -> str:
-    return write_text(path, yaml.safe_dump(redact.data(data), sort_keys=False,
-                                           default_flow_style=None, width=100))
+    return write_text(
+        path, yaml.safe_dump(redact.data(data), sort_keys=False, default_flow_style=None, width=100)
+    )
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
@@ -208,9 +223,14 @@ def _temp(path: Path, access: int = os.O_WRONLY) -> tuple[int, str]:
     raise FileExistsError(f"cannot create a temporary file next to {path}")
 
 
-_MACHINE_ERRORS = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system",
-                   errno.EDQUOT: "Disk quota exceeded", errno.EACCES: "Permission denied",
-                   errno.EPERM: "Operation not permitted", errno.EIO: "Input/output error"}
+_MACHINE_ERRORS = {
+    errno.ENOSPC: "No space left on device",
+    errno.EROFS: "Read-only file system",
+    errno.EDQUOT: "Disk quota exceeded",
+    errno.EACCES: "Permission denied",
+    errno.EPERM: "Operation not permitted",
+    errno.EIO: "Input/output error",
+}
 
 
 def machine_error(exc: BaseException) -> str | None:
@@ -257,8 +277,13 @@ def run_files(folder: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if (rel.parts[0] == ".hydra" or path.name in _NOT_RECORDED or path.is_symlink()
-                or path.name.startswith(("result.attempt-", ".")) or not path.is_file()):
+        if (
+            rel.parts[0] == ".hydra"
+            or path.name in _NOT_RECORDED
+            or path.is_symlink()
+            or path.name.startswith(("result.attempt-", "."))
+            or not path.is_file()
+        ):
             continue
         out[rel.as_posix()] = _written.get(os.path.abspath(path)) or file_digest(path)
     return out

@@ -18,14 +18,23 @@ class Check:
         return {"check": self.name, "ok": self.ok, "detail": self.detail}
 
 
-def run_checks(expect: dict[str, Any], values: dict[str, np.ndarray],
-               masks: dict[str, np.ndarray], penalties: dict[str, float]) -> list[Check]:
+def run_checks(
+    expect: dict[str, Any],
+    values: dict[str, np.ndarray],
+    masks: dict[str, np.ndarray],
+    penalties: dict[str, float],
+) -> list[Check]:
     checks: list[Check] = []
     for name, spec in expect.items():
         y = values[name]
         if spec.shape is not None:
-            checks.append(Check(f"{name}.shape", tuple(y.shape) == tuple(spec.shape),
-                                f"expected {tuple(spec.shape)}, got {y.shape}"))
+            checks.append(
+                Check(
+                    f"{name}.shape",
+                    tuple(y.shape) == tuple(spec.shape),
+                    f"expected {tuple(spec.shape)}, got {y.shape}",
+                )
+            )
         if spec.values is not None:
             checks.append(_close(f"{name}.values", y, _as(spec.values, y), spec.rtol, spec.atol))
         if spec.mask is not None:
@@ -33,28 +42,41 @@ def run_checks(expect: dict[str, Any], values: dict[str, np.ndarray],
             want = np.asarray(spec.mask, dtype=bool)
             ok = got is not None and got.shape == want.shape and bool((got == want).all())
             shown = None if got is None else got.astype(int).tolist()
-            checks.append(Check(f"{name}.mask", ok, f"expected {want.astype(int).tolist()}, "
-                                f"got {shown}"))
+            checks.append(
+                Check(f"{name}.mask", ok, f"expected {want.astype(int).tolist()}, got {shown}")
+            )
         if spec.one_of is not None:
             choices = [_as(c, y) for c in spec.one_of]
             hit = np.zeros(y.shape, dtype=bool)
             for c in choices:
                 if c.shape != y.shape:
-                    checks.append(Check(f"{name}.one_of", False, f"choice shape {c.shape} differs "
-                                        f"from output shape {y.shape}"))
+                    checks.append(
+                        Check(
+                            f"{name}.one_of",
+                            False,
+                            f"choice shape {c.shape} differs from output shape {y.shape}",
+                        )
+                    )
                     break
                 hit |= np.isclose(y, c, rtol=spec.rtol, atol=spec.atol)
             else:
-                checks.append(Check(f"{name}.one_of", bool(hit.all()),
-                                    f"{int((~hit).sum())} of {y.size} elements match no choice"))
+                checks.append(
+                    Check(
+                        f"{name}.one_of",
+                        bool(hit.all()),
+                        f"{int((~hit).sum())} of {y.size} elements match no choice",
+                    )
+                )
         if spec.mean is not None:
             checks.append(_approx(f"{name}.mean", float(np.mean(y, dtype=np.float64)), spec.mean))
         if spec.zero_fraction is not None:
-            checks.append(_approx(f"{name}.zero_fraction", float(np.mean(y == 0)),
-                                  spec.zero_fraction))
+            checks.append(
+                _approx(f"{name}.zero_fraction", float(np.mean(y == 0)), spec.zero_fraction)
+            )
         if spec.penalty is not None:
-            checks.append(_approx(f"{name}.penalty", penalties.get(f"{name}/activity", 0.0),
-                                  spec.penalty))
+            checks.append(
+                _approx(f"{name}.penalty", penalties.get(f"{name}/activity", 0.0), spec.penalty)
+            )
     return checks
 
 
@@ -76,5 +98,6 @@ def _close(name: str, got: np.ndarray, want: np.ndarray, rtol: float, atol: floa
 
 def _approx(name: str, got: float, want: Any) -> Check:
     ok = abs(got - want.value) <= want.atol + want.rtol * abs(want.value)
-    return Check(name, ok, f"expected {want.value:g} (atol={want.atol:g}, rtol={want.rtol:g}), "
-                           f"got {got:.9g}")
+    return Check(
+        name, ok, f"expected {want.value:g} (atol={want.atol:g}, rtol={want.rtol:g}), got {got:.9g}"
+    )

@@ -13,8 +13,16 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str, str, str, str]]:
         shape = str((None, *node.shape))
         if node.heads:  # several outputs of the same shape: "<name>.0", "<name>.1", ...
             shape = f"{node.heads} x {shape}"
-        rows.append((node.name, node.layer.spec.type, ", ".join(node.inputs),
-                     shape, "yes" if node.masked else "", f"{node.n_params:,}"))
+        rows.append(
+            (
+                node.name,
+                node.layer.spec.type,
+                ", ".join(node.inputs),
+                shape,
+                "yes" if node.masked else "",
+                f"{node.n_params:,}",
+            )
+        )
         rows += _inner_rows(plan, node)
     return rows
 
@@ -27,8 +35,10 @@ def _inner_rows(plan: Plan, node) -> list[tuple[str, str, str, str, str, str]]:
         return []
     shapes = [plan.shape_of(r) for r in node.inputs]
     rows = inner(shapes if node.layer.multi_input else shapes[0])
-    return [(f"  {node.name}/{key}", kind, reads, str((None, *shape)), "", f"({n:,})")
-            for key, kind, reads, shape, n in rows]
+    return [
+        (f"  {node.name}/{key}", kind, reads, str((None, *shape)), "", f"({n:,})")
+        for key, kind, reads, shape, n in rows
+    ]
 
 
 def summary_text(plan: Plan) -> str:
@@ -38,11 +48,15 @@ def summary_text(plan: Plan) -> str:
     line = "  ".join("-" * w for w in widths)
     text = [_fmt(header, widths), line] + [_fmt(r, widths) for r in rows[1:]] + [line]
     total = sum(n.n_params for n in plan.nodes.values())
-    text.append(f"total params: {total:,}   outputs: {', '.join(plan.outputs)}   "
-                f"rows: {plan.rows:,}   estimated memory: {plan.memory_bytes / 2**20:,.1f} MB")
+    text.append(
+        f"total params: {total:,}   outputs: {', '.join(plan.outputs)}   "
+        f"rows: {plan.rows:,}   estimated memory: {plan.memory_bytes / 2**20:,.1f} MB"
+    )
     return "\n".join(text)
 
 
 def _fmt(row, widths) -> str:
-    return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) if i == 5 else c.ljust(w)
-                     for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    return "  ".join(
+        c.ljust(w) if i < 3 else c.rjust(w) if i == 5 else c.ljust(w)
+        for i, (c, w) in enumerate(zip(row, widths))
+    ).rstrip()

@@ -35,8 +35,13 @@ def sweep_exit_code() -> int:
 
 
 class SweepSummary(Callback):
-    def __init__(self, metric: str | None = None, mode: str | None = None,
-                 resume_from: str | None = None, plot: bool = True) -> None:
+    def __init__(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        resume_from: str | None = None,
+        plot: bool = True,
+    ) -> None:
         self.metric = metric
         self.mode = mode
         self.resume_from = resume_from
@@ -69,6 +74,7 @@ class ClaimFolder(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.output import artifacts
+
         try:
             artifacts.claim(Path(str(config.hydra.run.dir)))
         except artifacts.FolderClaimed as exc:
@@ -76,6 +82,7 @@ class ClaimFolder(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.output import artifacts
+
         try:
             self._claim_sweep(config)
         except artifacts.FolderClaimed as exc:
@@ -83,6 +90,7 @@ class ClaimFolder(Callback):
 
     def _claim_sweep(self, config: DictConfig) -> None:
         from runner.output import artifacts
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
         settings = (config.hydra.get("callbacks") or {}).get("sweep") or {}
         resume_from = settings.get("resume_from")
@@ -90,7 +98,8 @@ class ClaimFolder(Callback):
         if not in_place and (sweep_dir / artifacts.CLAIM).exists():
             raise artifacts.FolderClaimed(
                 f"{sweep_dir} already holds a sweep and is never overwritten: choose another "
-                "hydra.sweep.dir, or resume it with hydra.callbacks.sweep.resume_from=DIR")
+                "hydra.sweep.dir, or resume it with hydra.callbacks.sweep.resume_from=DIR"
+            )
         # The sweep folder keeps its marker: a sweep folder has no result.json to say it is done.
         # Resuming in place takes over the claim of a sweep that is no longer running.
         artifacts.claim(sweep_dir, take_over_dead=in_place)
@@ -130,8 +139,9 @@ def sweep_settings() -> dict[str, Any]:
     return {k: settings.get(k) for k in ("metric", "mode", "resume_from")}
 
 
-def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
-                   overrides: list[str]) -> dict[str, Any] | None:
+def reuse_finished(
+    resume_from: Path, digest: str, output_dir: Path, overrides: list[str]
+) -> dict[str, Any] | None:
     """Resume: the result of a run under RESUME_FROM whose identical config finished ok.
 
     The match is by ``config_hash`` (sha256 of the resolved config, written by every run into
@@ -144,6 +154,7 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
     import json
 
     from runner.output import artifacts
+
     root = Path(os.path.realpath(resume_from))
     found: tuple[Path, dict[str, Any]] | None = None
     for path in sorted(resume_from.rglob("result.json")):
@@ -169,7 +180,7 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
         return None
     folder, result = found
     origin = result.get("resumed_from") or str(folder)
-    if folder.resolve() == output_dir.resolve():       # resuming in place: nothing to do
+    if folder.resolve() == output_dir.resolve():  # resuming in place: nothing to do
         return result
     artifacts.claim(output_dir)
     linked: list[Path] = []
@@ -179,7 +190,7 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
         dst.parent.mkdir(parents=True, exist_ok=True)
         _link_or_copy(src, dst)
         linked.append(dst)
-        if artifacts.file_digest(dst) != sha:          # what was linked is what was checked
+        if artifacts.file_digest(dst) != sha:  # what was linked is what was checked
             problem = f"{rel} changed while it was being linked"
             break
     if problem:
@@ -188,8 +199,12 @@ def reuse_finished(resume_from: Path, digest: str, output_dir: Path,
         artifacts.release(output_dir)
         log.warning("not resuming from %s: %s; the job runs again", folder, problem)
         return None
-    reused = {**result, "resumed_from": origin, "output_dir": str(output_dir),
-              "overrides": overrides}
+    reused = {
+        **result,
+        "resumed_from": origin,
+        "output_dir": str(output_dir),
+        "overrides": overrides,
+    }
     artifacts.write_result(output_dir / "result.json", reused)
     artifacts.release(output_dir)
     return reused
@@ -205,6 +220,7 @@ def _untrusted(folder: Path, files: Any) -> str | None:
     import stat
 
     from runner.output import artifacts
+
     if not isinstance(files, dict) or not files:
         return "its result.json records no file hashes (written by an older runner)"
     real_folder = Path(os.path.realpath(folder))
@@ -213,7 +229,7 @@ def _untrusted(folder: Path, files: Any) -> str | None:
         if not parts or Path(str(rel)).is_absolute() or ".." in parts or not isinstance(sha, str):
             return f"its result.json lists {rel!r}, which is not a file inside it"
         path = folder
-        for part in parts:                          # no symlink anywhere on the way
+        for part in parts:  # no symlink anywhere on the way
             path = path / part
             try:
                 mode = os.lstat(path).st_mode
@@ -255,6 +271,7 @@ def set_aside_unfinished(output_dir: Path) -> str | None:
     import json
 
     from runner.output import artifacts
+
     path = output_dir / "result.json"
     if not path.is_file():
         (output_dir / artifacts.CLAIM).unlink(missing_ok=True)  # left by a job that died
@@ -264,8 +281,10 @@ def set_aside_unfinished(output_dir: Path) -> str | None:
     except (OSError, ValueError):
         status = None
     if status == "ok":
-        return (f"{output_dir} holds a finished run of another config; resume into a new sweep "
-                "folder (leave hydra.sweep.dir at its default)")
+        return (
+            f"{output_dir} holds a finished run of another config; resume into a new sweep "
+            "folder (leave hydra.sweep.dir at its default)"
+        )
     n = 1
     while (output_dir / f"result.attempt-{n}.json").exists():
         n += 1

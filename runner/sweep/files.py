@@ -23,14 +23,33 @@ def csv_text(summary: Summary) -> str:
     metrics = _metric_columns(summary)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["job", "status", "best", *summary.swept, *metrics, "error", "run_folder",
-                     "resumed_from", "overrides"])
+    writer.writerow(
+        [
+            "job",
+            "status",
+            "best",
+            *summary.swept,
+            *metrics,
+            "error",
+            "run_folder",
+            "resumed_from",
+            "overrides",
+        ]
+    )
     for job in summary.jobs:
-        writer.writerow([
-            job.name, job.status, "*" if job is summary.best else "",
-            *[override_value(job, k) or "" for k in summary.swept],
-            *[_num(job.metrics.get(m)) for m in metrics],
-            job.error, str(job.folder), job.resumed_from, " ".join(job.overrides)])
+        writer.writerow(
+            [
+                job.name,
+                job.status,
+                "*" if job is summary.best else "",
+                *[override_value(job, k) or "" for k in summary.swept],
+                *[_num(job.metrics.get(m)) for m in metrics],
+                job.error,
+                str(job.folder),
+                job.resumed_from,
+                " ".join(job.overrides),
+            ]
+        )
     return out.getvalue()
 
 
@@ -53,14 +72,18 @@ def markdown_text(summary: Summary) -> str:
     if summary.best is not None:
         b = summary.best
         value = _fmt(b.metrics[summary.metric])
-        lines.append(f"**Best job: {b.name}**, `{summary.metric}` = {value}, "
-                     f"overrides `{' '.join(b.overrides)}`, folder `{b.run_folder}`.")
+        lines.append(
+            f"**Best job: {b.name}**, `{summary.metric}` = {value}, "
+            f"overrides `{' '.join(b.overrides)}`, folder `{b.run_folder}`."
+        )
     elif summary.metric:
         lines.append("No job finished ok with this metric: no best job.")
     if summary.optuna:
         o = summary.optuna
-        lines.append(f"Optuna best trial: {o['trial']} (folder `{o['folder']}`), value "
-                     f"{o['best_value']}, params {o['best_params']}.")
+        lines.append(
+            f"Optuna best trial: {o['trial']} (folder `{o['folder']}`), value "
+            f"{o['best_value']}, params {o['best_params']}."
+        )
     lines.append("")
     metrics = _metric_columns(summary)
     head = ["job", "status", "best", *summary.swept, *metrics, "run folder"]
@@ -68,10 +91,17 @@ def markdown_text(summary: Summary) -> str:
     lines.append("|" + "---|" * len(head))
     for job in summary.jobs:
         folder = job.run_folder + (" (resumed)" if job.resumed_from else "")
-        row = [job.name, job.status, "**best**" if job is summary.best else "",
-               *[f"`{override_value(job, k)}`" if override_value(job, k) is not None else ""
-                 for k in summary.swept],
-               *[_fmt(job.metrics.get(m)) for m in metrics], f"`{folder}`"]
+        row = [
+            job.name,
+            job.status,
+            "**best**" if job is summary.best else "",
+            *[
+                f"`{override_value(job, k)}`" if override_value(job, k) is not None else ""
+                for k in summary.swept
+            ],
+            *[_fmt(job.metrics.get(m)) for m in metrics],
+            f"`{folder}`",
+        ]
         lines.append("| " + " | ".join(row) + " |")
     bad = [j for j in summary.jobs if j.status != "ok"]
     if bad:
@@ -103,8 +133,10 @@ def write_plot(summary: Summary, path: Path) -> str:
     numeric = [k for k in summary.swept if all(_is_float(override_value(j, k)) for j in ok)]
     keys = sorted(numeric, key=lambda k: -len({override_value(j, k) for j in ok}))
     x_key = keys[0] if keys else (summary.swept[0] if summary.swept else None)
-    hue_key = next((k for k in summary.swept if k != x_key
-                    and len({override_value(j, k) for j in ok}) > 1), None)
+    hue_key = next(
+        (k for k in summary.swept if k != x_key and len({override_value(j, k) for j in ok}) > 1),
+        None,
+    )
     categories: list[str] = []
     if x_key is None or x_key not in numeric:
         categories = sorted({(override_value(j, x_key) if x_key else j.name) or "" for j in ok})
@@ -123,12 +155,23 @@ def write_plot(summary: Summary, path: Path) -> str:
         groups.setdefault(override_value(job, hue_key) or "" if hue_key else "", []).append(job)
     for label, members in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
         members.sort(key=x_of)
-        ax.plot([x_of(j) for j in members], [j.metrics[metric] for j in members], marker="o",
-                label=f"{hue_key}={label}" if hue_key else None)
+        ax.plot(
+            [x_of(j) for j in members],
+            [j.metrics[metric] for j in members],
+            marker="o",
+            label=f"{hue_key}={label}" if hue_key else None,
+        )
     if summary.best is not None and summary.best in ok:
         b = summary.best
-        ax.plot([x_of(b)], [b.metrics[metric]], marker="*", markersize=16, color="crimson",
-                linestyle="none", label=f"best: job {b.name}")
+        ax.plot(
+            [x_of(b)],
+            [b.metrics[metric]],
+            marker="*",
+            markersize=16,
+            color="crimson",
+            linestyle="none",
+            label=f"best: job {b.name}",
+        )
     if categories:
         ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_xlabel(x_key or "job")
@@ -169,8 +212,10 @@ def console_lines(summary: Summary) -> list[str]:
             lines.append(f"  job {job.name} {job.status}: {job.error}")
     if summary.best is not None:
         b = summary.best
-        lines.append(f"best: job {b.name} ({summary.metric} = {_fmt(b.metrics[summary.metric])}, "
-                     f"{summary.mode}) {' '.join(o for o in b.overrides)}  {b.run_folder}")
+        lines.append(
+            f"best: job {b.name} ({summary.metric} = {_fmt(b.metrics[summary.metric])}, "
+            f"{summary.mode}) {' '.join(o for o in b.overrides)}  {b.run_folder}"
+        )
     if summary.optuna and summary.optuna.get("trial") is not None:
         lines.append(f"optuna best trial: {summary.optuna['trial']}  {summary.optuna['folder']}")
     others = ", ".join(p.name for p in summary.files[1:])

@@ -19,13 +19,13 @@ _LOWER_IS_BETTER = re.compile(r"loss|error|mse|mae|rmse|penalty|objective|time|s
 
 @dataclass
 class Job:
-    name: str                   # the job's subfolder, e.g. "3"
+    name: str  # the job's subfolder, e.g. "3"
     folder: Path
-    status: str                 # ok | failed | error | incomplete
+    status: str  # ok | failed | error | incomplete
     overrides: list[str]
     metrics: dict[str, float]
-    error: str = ""             # first line of the error, for jobs that are not ok
-    resumed_from: str = ""      # the folder of the identical finished run this job reused
+    error: str = ""  # first line of the error, for jobs that are not ok
+    resumed_from: str = ""  # the folder of the identical finished run this job reused
     result: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -41,7 +41,7 @@ class Job:
 class Summary:
     sweep_dir: Path
     jobs: list[Job]
-    swept: list[str]                      # keys whose value differs between jobs
+    swept: list[str]  # keys whose value differs between jobs
     metric: str | None
     mode: str
     metric_reason: str
@@ -66,6 +66,7 @@ class ReportError(Exception):
 
 
 # ---------------------------------------------------------------- reading the job folders
+
 
 def collect(sweep_dir: Path | str) -> list[Job]:
     """Every job folder under SWEEP_DIR: a folder with ``.hydra/`` or ``result.json``."""
@@ -92,30 +93,47 @@ def _read_job(sweep_dir: Path, folder: Path) -> Job:
             if not isinstance(result, dict):
                 raise ValueError(f"expected a JSON object, found {type(result).__name__}")
         except (OSError, ValueError) as exc:
-            result = {"status": "error",
-                      "error": {"message": f"unreadable {path}: {exc}"}}
+            result = {"status": "error", "error": {"message": f"unreadable {path}: {exc}"}}
     overrides = _hydra_overrides(folder)
     if overrides is None:
         raw = result.get("overrides")
         overrides = [str(o) for o in raw] if isinstance(raw, list) else []
     status = result.get("status", "incomplete") if result else "incomplete"
-    bad = [k for k, t in (("metrics", dict), ("error", (dict, str)), ("overrides", list))
-           if result.get(k) is not None and not isinstance(result[k], t)]
+    bad = [
+        k
+        for k, t in (("metrics", dict), ("error", (dict, str)), ("overrides", list))
+        if result.get(k) is not None and not isinstance(result[k], t)
+    ]
     if bad:
-        result = {"status": "error", "error": {
-            "message": f"unreadable {path}: {bad[0]!r} has the wrong type"}}
+        result = {
+            "status": "error",
+            "error": {"message": f"unreadable {path}: {bad[0]!r} has the wrong type"},
+        }
         status = "error"
-    if not isinstance(status, str) or status not in STATUS_CODE:          # "running": the process died before the end
+    if (
+        not isinstance(status, str) or status not in STATUS_CODE
+    ):  # "running": the process died before the end
         status = "incomplete"
     error = ""
     if status == "incomplete":
         error = "no result.json: the job did not finish" if not result else "the job did not finish"
     elif status != "ok":
         error = _first_line(result.get("error", {}))
-    metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return Job(name, folder, status, overrides, metrics, error,
-               str(result.get("resumed_from") or ""), result)
+    metrics = {
+        k: float(v)
+        for k, v in (result.get("metrics") or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    return Job(
+        name,
+        folder,
+        status,
+        overrides,
+        metrics,
+        error,
+        str(result.get("resumed_from") or ""),
+        result,
+    )
 
 
 def _hydra_overrides(folder: Path) -> list[str] | None:
@@ -168,6 +186,7 @@ def override_value(job: Job, key: str) -> str | None:
 
 # ---------------------------------------------------------------- choosing the metric
 
+
 def configured(jobs: list[Job]) -> dict[str, Any]:
     """``hydra.callbacks.sweep`` settings as the jobs saw them, and the Optuna direction."""
     for job in jobs:
@@ -180,23 +199,26 @@ def configured(jobs: list[Job]) -> dict[str, Any]:
             continue
         hydra = data.get("hydra") or {}
         settings = dict((hydra.get("callbacks") or {}).get("sweep") or {})
-        direction = (hydra.get("sweeper") or {}).get("direction")   # the Optuna sweeper's
+        direction = (hydra.get("sweeper") or {}).get("direction")  # the Optuna sweeper's
         if direction in ("minimize", "maximize"):
             settings["direction"] = direction[:3]
         return settings
     return {}
 
 
-def choose_metric(jobs: list[Job], metric: str | None = None,
-                  settings: dict[str, Any] | None = None) -> tuple[str | None, str]:
+def choose_metric(
+    jobs: list[Job], metric: str | None = None, settings: dict[str, Any] | None = None
+) -> tuple[str | None, str]:
     """The metric to rank jobs by, and why it was chosen."""
     known = metric_names(jobs)
     if metric:
         if known and metric not in known:
             from layers.registry import did_you_mean  # imported only on this error path
 
-            raise ReportError(f"unknown metric {metric!r}{did_you_mean(metric, known)}; "
-                              f"metrics of this sweep: {', '.join(known)}")
+            raise ReportError(
+                f"unknown metric {metric!r}{did_you_mean(metric, known)}; "
+                f"metrics of this sweep: {', '.join(known)}"
+            )
         return metric, "chosen with --metric"
     settings = settings or {}
     if settings.get("metric"):
@@ -218,15 +240,19 @@ def choose_metric(jobs: list[Job], metric: str | None = None,
     return None, "no job reported a metric"
 
 
-def choose_mode(jobs: list[Job], metric: str | None, mode: str | None = None,
-                settings: dict[str, Any] | None = None) -> str:
+def choose_mode(
+    jobs: list[Job],
+    metric: str | None,
+    mode: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> str:
     if mode:
         return mode
     settings = settings or {}
     if settings.get("mode"):
         return str(settings["mode"])
     if settings.get("direction") and metric == (settings.get("metric") or "objective"):
-        return str(settings["direction"])      # the metric the sweeper optimized, its way
+        return str(settings["direction"])  # the metric the sweeper optimized, its way
     if metric == "objective":
         for job in jobs:
             stated = job.result.get("objective_mode")
@@ -248,16 +274,16 @@ def metric_names(jobs: list[Job]) -> list[str]:
 def best_job(jobs: list[Job], metric: str | None, mode: str) -> Job | None:
     if metric is None:
         return None
-    scored = [j for j in jobs
-              if j.status == "ok" and math.isfinite(j.metrics.get(metric, math.nan))]
+    scored = [
+        j for j in jobs if j.status == "ok" and math.isfinite(j.metrics.get(metric, math.nan))
+    ]
     if not scored:
         return None
     sign = 1.0 if mode == "min" else -1.0
     return min(scored, key=lambda j: (sign * j.metrics[metric], _job_order(j)))
 
 
-def optuna_summary(sweep_dir: Path, jobs: list[Job],
-                   metric: str | None) -> dict[str, Any] | None:
+def optuna_summary(sweep_dir: Path, jobs: list[Job], metric: str | None) -> dict[str, Any] | None:
     """The Optuna sweeper's best trial, matched to its job folder (trial number = job number)."""
     path = sweep_dir / "optimization_results.yaml"
     if not path.is_file():
@@ -275,8 +301,12 @@ def optuna_summary(sweep_dir: Path, jobs: list[Job],
         if all(_same(override_value(job, k), v) for k, v in params.items()):
             match = job
             break
-    return {"best_params": params, "best_value": value,
-            "trial": match.num if match else None, "folder": str(match.folder) if match else None}
+    return {
+        "best_params": params,
+        "best_value": value,
+        "trial": match.num if match else None,
+        "folder": str(match.folder) if match else None,
+    }
 
 
 def _same(text: str | None, value: Any) -> bool:

@@ -32,12 +32,20 @@ from runner.sweep.jobs import (  # noqa: F401  (collect, choose_metric: part of 
     swept_keys,
 )
 
-__all__ = ["ReportError", "Summary", "choose_metric", "collect", "console_lines", "main",
-           "summarize"]
+__all__ = [
+    "ReportError",
+    "Summary",
+    "choose_metric",
+    "collect",
+    "console_lines",
+    "main",
+    "summarize",
+]
 
 
-def summarize(sweep_dir: Path | str, metric: str | None = None, mode: str | None = None,
-              plot: bool = True) -> Summary:
+def summarize(
+    sweep_dir: Path | str, metric: str | None = None, mode: str | None = None, plot: bool = True
+) -> Summary:
     """Read the job folders and write summary.csv, summary.md and summary.png."""
     sweep_dir = Path(sweep_dir)
     if mode not in (None, "min", "max"):
@@ -46,13 +54,21 @@ def summarize(sweep_dir: Path | str, metric: str | None = None, mode: str | None
         raise ReportError(f"{sweep_dir}: no such folder")
     jobs = collect(sweep_dir)
     if not jobs:
-        raise ReportError(f"{sweep_dir}: no job folders "
-                          "(a job folder holds .hydra/ or result.json)")
+        raise ReportError(
+            f"{sweep_dir}: no job folders (a job folder holds .hydra/ or result.json)"
+        )
     settings = configured(jobs)
     name, reason = choose_metric(jobs, metric, settings)
     chosen_mode = choose_mode(jobs, name, mode, settings)
-    summary = Summary(sweep_dir, jobs, swept_keys(jobs), name, chosen_mode, reason,
-                      best_job(jobs, name, chosen_mode))
+    summary = Summary(
+        sweep_dir,
+        jobs,
+        swept_keys(jobs),
+        name,
+        chosen_mode,
+        reason,
+        best_job(jobs, name, chosen_mode),
+    )
     summary.optuna = optuna_summary(sweep_dir, jobs, name)
     write_text(sweep_dir / "summary.csv", csv_text(summary))
     summary.files.append(sweep_dir / "summary.csv")
@@ -69,10 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runner.sweep.report",
         description="Rebuild summary.csv, summary.md and summary.png of a sweep from its job "
-                    "folders.")
+        "folders.",
+    )
     parser.add_argument("sweep_dir", type=Path, help="the sweep folder (holds one folder per job)")
-    parser.add_argument("--metric", help="metric to rank jobs by (default: hydra.callbacks.sweep."
-                        "metric, else objective, else the metric that changes most)")
+    parser.add_argument(
+        "--metric",
+        help="metric to rank jobs by (default: hydra.callbacks.sweep."
+        "metric, else objective, else the metric that changes most)",
+    )
     parser.add_argument("--mode", choices=["min", "max"], help="whether lower or higher is better")
     parser.add_argument("--no-plot", action="store_true", help="skip summary.png")
     args = parser.parse_args(argv)

@@ -36,12 +36,18 @@ class FitData:
 
 def _as_samples(array: np.ndarray, shape: tuple[int, ...], path: str) -> np.ndarray:
     """Reshape flat rows to the per-sample ``shape`` when the sizes agree."""
-    if array.ndim >= 1 and tuple(array.shape[1:]) != shape and array.shape[0] and (
-            math.prod(shape) * array.shape[0] == array.size):
+    if (
+        array.ndim >= 1
+        and tuple(array.shape[1:]) != shape
+        and array.shape[0]
+        and (math.prod(shape) * array.shape[0] == array.size)
+    ):
         return array.reshape((array.shape[0], *shape))
     if array.ndim < 1 or tuple(array.shape[1:]) != shape:
-        raise ConfigError.one(path, f"expected per-sample shape {shape}, found data of shape "
-                              f"{array.shape} (batch first)")
+        raise ConfigError.one(
+            path,
+            f"expected per-sample shape {shape}, found data of shape {array.shape} (batch first)",
+        )
     return array
 
 
@@ -51,31 +57,56 @@ def _finite(array: np.ndarray, path: str) -> np.ndarray:
     return array
 
 
-def _targets(plan: Plan, settings: FitSettings, given: dict[str, Any], inputs: dict[str, Any],
-             where: str, problems: list[Problem]) -> dict[str, np.ndarray]:
+def _targets(
+    plan: Plan,
+    settings: FitSettings,
+    given: dict[str, Any],
+    inputs: dict[str, Any],
+    where: str,
+    problems: list[Problem],
+) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for key in given:
         if key not in plan.outputs:
-            problems.append(Problem(f"{where}.{key}", f"{key!r} is not a model output"
-                                    f"{did_you_mean(key, plan.outputs)}; outputs: {plan.outputs}"))
+            problems.append(
+                Problem(
+                    f"{where}.{key}",
+                    f"{key!r} is not a model output"
+                    f"{did_you_mean(key, plan.outputs)}; outputs: {plan.outputs}",
+                )
+            )
     for name in plan.outputs:
         node = plan.nodes.get(head_base(name))  # 'siam.0' is one output of the node 'siam'
         path = f"{where}.{name}"
         if node is None:
-            problems.append(Problem("model.outputs", f"cannot fit output {name!r}: it is a model "
-                                    "input, not a layer"))
+            problems.append(
+                Problem(
+                    "model.outputs", f"cannot fit output {name!r}: it is a model input, not a layer"
+                )
+            )
             continue
         loss = settings.losses[name]
         try:
             if name in given:
-                array = load_source(given[name], path, plan.cwd, plan.spec.seed, node.shape,
-                                    max_bytes=plan.spec.max_memory_mb * 2**20)
+                array = load_source(
+                    given[name],
+                    path,
+                    plan.cwd,
+                    plan.spec.seed,
+                    node.shape,
+                    max_bytes=plan.spec.max_memory_mb * 2**20,
+                )
             elif _reconstructs(node) and node.inputs[0] in inputs:
                 array = inputs[node.inputs[0]]  # an AutoEncoder is fitted to its input
             else:
-                problems.append(Problem(where, f"no target for output {name!r}: add {path} "
-                                        "(inline rows, {path: ...}, {random: ...} or "
-                                        "{dataset: ...})"))
+                problems.append(
+                    Problem(
+                        where,
+                        f"no target for output {name!r}: add {path} "
+                        "(inline rows, {path: ...}, {random: ...} or "
+                        "{dataset: ...})",
+                    )
+                )
                 continue
             if loss != "sparse_categorical_crossentropy":
                 array = _as_samples(array, node.shape, path)
@@ -98,23 +129,30 @@ def _reconstructs(node) -> bool:
     return spec.type == "AutoEncoder" and bool(getattr(spec, "output_reconstruction", True))
 
 
-def _rows_agree(arrays: dict[str, np.ndarray], where: str, rows: int, what: str,
-                problems: list[Problem]) -> None:
+def _rows_agree(
+    arrays: dict[str, np.ndarray], where: str, rows: int, what: str, problems: list[Problem]
+) -> None:
     for name, a in arrays.items():
         if a.shape[0] != rows:
-            problems.append(Problem(f"{where}.{name}", f"has {a.shape[0]} rows, but the {what} "
-                                    f"have {rows}"))
+            problems.append(
+                Problem(f"{where}.{name}", f"has {a.shape[0]} rows, but the {what} have {rows}")
+            )
 
 
 def prepare_data(plan: Plan, settings: FitSettings) -> FitData:
     """Training (and validation) inputs and targets as in-memory arrays of the run's dtype."""
     problems: list[Problem] = []
-    inputs = {n: _finite(np.asarray(a, dtype=plan.dtype), f"model.inputs.{n}.data")
-              for n, a in input_arrays(plan).items()}
+    inputs = {
+        n: _finite(np.asarray(a, dtype=plan.dtype), f"model.inputs.{n}.data")
+        for n, a in input_arrays(plan).items()
+    }
     rows = {a.shape[0] for a in inputs.values()}
     if len(rows) > 1:
-        raise DataError.one("model.inputs", "inputs have different numbers of rows: "
-                            f"{ {n: a.shape[0] for n, a in inputs.items()} }")
+        raise DataError.one(
+            "model.inputs",
+            "inputs have different numbers of rows: "
+            f"{ {n: a.shape[0] for n, a in inputs.items()} }",
+        )
     n = rows.pop()
     targets = _targets(plan, settings, plan.spec.model.targets, inputs, "model.targets", problems)
     _rows_agree(targets, "model.targets", n, "inputs", problems)
@@ -128,37 +166,54 @@ def prepare_data(plan: Plan, settings: FitSettings) -> FitData:
                 continue
             path = f"{where}.inputs.{name}"
             try:
-                a = load_source(vd.inputs[name], path, plan.cwd, plan.spec.seed, node.shape,
-                                max_bytes=plan.spec.max_memory_mb * 2**20)
-                val_inputs[name] = _finite(np.asarray(_as_samples(a, node.shape, path),
-                                                      dtype=plan.dtype), path)
+                a = load_source(
+                    vd.inputs[name],
+                    path,
+                    plan.cwd,
+                    plan.spec.seed,
+                    node.shape,
+                    max_bytes=plan.spec.max_memory_mb * 2**20,
+                )
+                val_inputs[name] = _finite(
+                    np.asarray(_as_samples(a, node.shape, path), dtype=plan.dtype), path
+                )
             except ConfigError as exc:
                 problems.extend(exc.problems)
         for name in vd.inputs:
             if name not in plan.inputs:
-                problems.append(Problem(f"{where}.inputs.{name}", f"{name!r} is not a model "
-                                        f"input{did_you_mean(name, plan.inputs)}"))
+                problems.append(
+                    Problem(
+                        f"{where}.inputs.{name}",
+                        f"{name!r} is not a model input{did_you_mean(name, plan.inputs)}",
+                    )
+                )
         if not problems:
             val_rows = {a.shape[0] for a in val_inputs.values()}
             if len(val_rows) > 1:
-                problems.append(Problem(f"{where}.inputs", "inputs have different numbers "
-                                        "of rows"))
-            val_targets = _targets(plan, settings, vd.targets, val_inputs, f"{where}.targets",
-                                   problems)
-            _rows_agree(val_targets, f"{where}.targets", max(val_rows), "validation inputs",
-                        problems)
+                problems.append(Problem(f"{where}.inputs", "inputs have different numbers of rows"))
+            val_targets = _targets(
+                plan, settings, vd.targets, val_inputs, f"{where}.targets", problems
+            )
+            _rows_agree(
+                val_targets, f"{where}.targets", max(val_rows), "validation inputs", problems
+            )
             data.val_inputs, data.val_targets = val_inputs, val_targets
     if problems:
         raise ConfigError(problems)
     if settings.validation_split > 0:
         split_at = int(n * (1 - settings.validation_split))  # the last rows, as legacy Keras
         if split_at < 1 or split_at >= n:
-            raise ConfigError.one(settings.origin["validation_split"], f"validation_split "
-                                  f"{settings.validation_split} of {n} rows leaves "
-                                  f"{split_at} for training and {n - split_at} for validation;"
-                                  " both need at least one row")
-        data = FitData({k: a[:split_at] for k, a in inputs.items()},
-                       {k: a[:split_at] for k, a in targets.items()},
-                       {k: a[split_at:] for k, a in inputs.items()},
-                       {k: a[split_at:] for k, a in targets.items()})
+            raise ConfigError.one(
+                settings.origin["validation_split"],
+                f"validation_split "
+                f"{settings.validation_split} of {n} rows leaves "
+                f"{split_at} for training and {n - split_at} for validation;"
+                " both need at least one row",
+            )
+        data = FitData(
+            {k: a[:split_at] for k, a in inputs.items()},
+            {k: a[:split_at] for k, a in targets.items()},
+            {k: a[split_at:] for k, a in inputs.items()},
+            {k: a[split_at:] for k, a in targets.items()},
+        )
     return data

@@ -55,8 +55,9 @@ class Trainer:
         self.keep = set(plan.outputs)
         self.accuracy = "accuracy" in settings.metrics
 
-    def step(self, feeds: dict[str, np.ndarray], targets: dict[str, np.ndarray]
-             ) -> dict[str, float]:
+    def step(
+        self, feeds: dict[str, np.ndarray], targets: dict[str, np.ndarray]
+    ) -> dict[str, float]:
         """One update on one batch; returns its loss terms (and accuracy counts)."""
         ctx = self.ctx
         ctx.penalties = {}
@@ -90,16 +91,18 @@ class Trainer:
             stats["correct"], stats["counted"] = correct, counted
         return stats
 
-    def evaluate(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray],
-                 batch_size: int) -> dict[str, float]:
+    def evaluate(
+        self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int
+    ) -> dict[str, float]:
         """Test-phase loss (without penalties, as legacy Keras) and accuracy over all rows."""
         rows = next(iter(inputs.values())).shape[0]
         ctx = pass_context(self.plan, training=False)
         totals: dict[str, float] = {}
         for lo in range(0, rows, batch_size):
             hi = min(rows, lo + batch_size)
-            values, masks, _ = forward(self.plan, {k: a[lo:hi] for k, a in inputs.items()}, ctx,
-                                       self.keep)
+            values, masks, _ = forward(
+                self.plan, {k: a[lo:hi] for k, a in inputs.items()}, ctx, self.keep
+            )
             stats = self._score(values, masks, {k: t[lo:hi] for k, t in targets.items()}, None)
             _add(totals, stats, hi - lo)
         return _epoch_means(totals, rows)
@@ -129,16 +132,20 @@ class FitResult:
     epoch_seconds: list[float]
 
 
-def fit_model(plan: Plan, settings: FitSettings, data: FitData,
-              progress: bool = False) -> FitResult:
+def fit_model(
+    plan: Plan, settings: FitSettings, data: FitData, progress: bool = False
+) -> FitResult:
     """Train the built ``plan`` in place; returns the per-epoch history."""
     trainer = Trainer(plan, settings)
     order_rng = shuffle_rng(plan.spec.seed)
     n, batch = data.rows, settings.batch_size
     n_batches = math.ceil(n / batch)
     history: list[dict[str, float]] = []
-    better = (lambda a, b: a > b + settings.min_delta) if settings.mode == "max" else (
-        lambda a, b: a < b - settings.min_delta)
+    better = (
+        (lambda a, b: a > b + settings.min_delta)
+        if settings.mode == "max"
+        else (lambda a, b: a < b - settings.min_delta)
+    )
     best_value, best_epoch, best_weights, wait = math.nan, 0, None, 0
     stopped_early = False
     seconds: list[float] = []
@@ -146,8 +153,13 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
         start = time.perf_counter()
         order = order_rng.permutation(n) if settings.shuffle else None
         totals: dict[str, float] = {}
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch",
-                   file=sys.stderr, disable=not progress)
+        bar = tqdm(
+            total=n_batches,
+            desc=f"epoch {epoch}/{settings.epochs}",
+            unit="batch",
+            file=sys.stderr,
+            disable=not progress,
+        )
         for b in range(n_batches):
             lo, hi = b * batch, min(n, (b + 1) * batch)
             if order is None:
@@ -166,12 +178,20 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
             record.update({f"val_{k}": v for k, v in val.items()})
         history.append(record)
         seconds.append(time.perf_counter() - start)
-        log.info("epoch %d/%d - %s - %.2fs", epoch, settings.epochs, _metrics_text(record),
-                 seconds[-1])
+        log.info(
+            "epoch %d/%d - %s - %.2fs", epoch, settings.epochs, _metrics_text(record), seconds[-1]
+        )
         if not math.isfinite(record["loss"]):
-            raise RunFailed([Problem(settings.origin["epochs"], f"training diverged: the loss is "
-                                     f"{record['loss']} at epoch {epoch}; lower "
-                                     "fit.optimizer.lr or set fit.optimizer.clipnorm")])
+            raise RunFailed(
+                [
+                    Problem(
+                        settings.origin["epochs"],
+                        f"training diverged: the loss is "
+                        f"{record['loss']} at epoch {epoch}; lower "
+                        "fit.optimizer.lr or set fit.optimizer.clipnorm",
+                    )
+                ]
+            )
         current = record[settings.monitor]
         if epoch == 1 or better(current, best_value):
             best_value, best_epoch, wait = current, epoch, 0
@@ -181,28 +201,46 @@ def fit_model(plan: Plan, settings: FitSettings, data: FitData,
             wait += 1
             if settings.patience is not None and wait >= max(settings.patience, 1):
                 stopped_early = epoch < settings.epochs
-                log.info("early stopping: %s did not improve for %d epoch(s); best %.6g at "
-                         "epoch %d", settings.monitor, wait, best_value, best_epoch)
+                log.info(
+                    "early stopping: %s did not improve for %d epoch(s); best %.6g at epoch %d",
+                    settings.monitor,
+                    wait,
+                    best_value,
+                    best_epoch,
+                )
                 break
-    restored = bool(settings.restore_best and best_weights is not None
-                    and best_epoch != len(history))
+    restored = bool(
+        settings.restore_best and best_weights is not None and best_epoch != len(history)
+    )
     if restored:
         optim.assign(trainer.params, best_weights)
-        log.info("restored the weights of epoch %d (best %s %.6g)", best_epoch,
-                 settings.monitor, best_value)
+        log.info(
+            "restored the weights of epoch %d (best %s %.6g)",
+            best_epoch,
+            settings.monitor,
+            best_value,
+        )
     objective = best_value if settings.restore_best else history[-1][settings.monitor]
-    return FitResult(history, best_epoch, best_value, objective, stopped_early, restored,
-                     seconds)
+    return FitResult(history, best_epoch, best_value, objective, stopped_early, restored, seconds)
 
 
 def _metrics_text(record: dict[str, float]) -> str:
-    return " - ".join(f"{k} {v:.4f}" for k, v in record.items()
-                      if k != "epoch" and not (k.endswith("_penalty") and v == 0))
+    return " - ".join(
+        f"{k} {v:.4f}"
+        for k, v in record.items()
+        if k != "epoch" and not (k.endswith("_penalty") and v == 0)
+    )
 
 
 # ---- the task -------------------------------------------------------------------------------
-def fit_task(spec: Any, plan: Plan, output_dir: Path, result: dict[str, Any],
-             timings: dict[str, float], outcome: Any) -> None:
+def fit_task(
+    spec: Any,
+    plan: Plan,
+    output_dir: Path,
+    result: dict[str, Any],
+    timings: dict[str, float],
+    outcome: Any,
+) -> None:
     """What ``run()`` does for task=fit: train, then write history, weights and scores.
 
     The settings and data come from the plan (``runner.train.plan``), checked before this."""
@@ -213,10 +251,17 @@ def fit_task(spec: Any, plan: Plan, output_dir: Path, result: dict[str, Any],
     build(plan)
     timings["build"] = time.perf_counter() - t
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
-    log.info("fit: %d training rows, %d validation rows, %d epochs of %d batches; loss %s; "
-             "optimizer %s; monitor %s", data.rows, data.val_rows, settings.epochs,
-             math.ceil(data.rows / settings.batch_size), _loss_text(settings.losses),
-             settings.optimizer, settings.monitor)
+    log.info(
+        "fit: %d training rows, %d validation rows, %d epochs of %d batches; loss %s; "
+        "optimizer %s; monitor %s",
+        data.rows,
+        data.val_rows,
+        settings.epochs,
+        math.ceil(data.rows / settings.batch_size),
+        _loss_text(settings.losses),
+        settings.optimizer,
+        settings.monitor,
+    )
     t = time.perf_counter()
     fitted = fit_model(plan, settings, data, progress=progress)
     timings["fit"] = time.perf_counter() - t
@@ -225,21 +270,34 @@ def fit_task(spec: Any, plan: Plan, output_dir: Path, result: dict[str, Any],
     result["phase"] = "train"
     result["metrics"] = _result_metrics(settings, fitted, data)
     result["fit"] = {
-        "monitor": settings.monitor, "mode": settings.mode, "best_epoch": fitted.best_epoch,
-        "epochs_run": len(fitted.history), "stopped_early": fitted.stopped_early,
-        "restored_best": fitted.restored_best, "train_rows": data.rows,
-        "val_rows": data.val_rows, "batch_size": settings.batch_size, "loss": settings.losses,
-        "optimizer": {"name": settings.optimizer,
-                      **optim.settings(settings.optimizer, settings.optimizer_options)},
+        "monitor": settings.monitor,
+        "mode": settings.mode,
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": len(fitted.history),
+        "stopped_early": fitted.stopped_early,
+        "restored_best": fitted.restored_best,
+        "train_rows": data.rows,
+        "val_rows": data.val_rows,
+        "batch_size": settings.batch_size,
+        "loss": settings.losses,
+        "optimizer": {
+            "name": settings.optimizer,
+            **optim.settings(settings.optimizer, settings.optimizer_options),
+        },
         "metrics": settings.metrics,
     }
     result["objective_mode"] = settings.mode  # sweep summaries rank jobs the right way round
     result["history"] = fitted.history
     write_history(output_dir, fitted.history)
     artifacts.write_npz(output_dir / "weights.npz", named_weights(plan))
-    log.info("fit done: %s %.6g (best at epoch %d of %d)%s", settings.monitor,
-             fitted.objective, fitted.best_epoch, len(fitted.history),
-             "; weights of the best epoch restored" if fitted.restored_best else "")
+    log.info(
+        "fit done: %s %.6g (best at epoch %d of %d)%s",
+        settings.monitor,
+        fitted.objective,
+        fitted.best_epoch,
+        len(fitted.history),
+        "; weights of the best epoch restored" if fitted.restored_best else "",
+    )
 
 
 def _loss_text(loss_map: dict[str, str]) -> str:
@@ -249,8 +307,11 @@ def _loss_text(loss_map: dict[str, str]) -> str:
 
 def _result_metrics(settings: FitSettings, fitted: FitResult, data: FitData) -> dict[str, Any]:
     last = fitted.history[-1]
-    metrics: dict[str, Any] = {"objective": fitted.objective, "best_epoch": fitted.best_epoch,
-                               "epochs": len(fitted.history)}
+    metrics: dict[str, Any] = {
+        "objective": fitted.objective,
+        "best_epoch": fitted.best_epoch,
+        "epochs": len(fitted.history),
+    }
     metrics.update({k: v for k, v in last.items() if k != "epoch"})
     for key in ("val_loss", "val_accuracy", "loss", "accuracy"):
         column = [r[key] for r in fitted.history if key in r]

@@ -25,8 +25,7 @@ def write_history(output_dir: Path, history: list[dict[str, float]]) -> None:
     try:
         plot_history(history, output_dir / "history.png")
     except ImportError:
-        log.warning("history.png skipped: matplotlib is not installed "
-                    "(pip install -e \".[plot]\")")
+        log.warning('history.png skipped: matplotlib is not installed (pip install -e ".[plot]")')
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
@@ -44,8 +43,13 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
         ax = fig.add_subplot(1, len(panels), i)
         for key in keys:
             if any(key in r for r in history):
-                ax.plot(epochs, [r.get(key, math.nan) for r in history], marker="o",
-                        markersize=3, label=key)
+                ax.plot(
+                    epochs,
+                    [r.get(key, math.nan) for r in history],
+                    marker="o",
+                    markersize=3,
+                    label=key,
+                )
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)

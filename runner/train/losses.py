@@ -20,8 +20,11 @@ import numpy as np
 
 from runner.config.schema import LossName  # noqa: F401 (the names a config may give)
 
-CLASSIFICATION = ("binary_crossentropy", "categorical_crossentropy",
-                  "sparse_categorical_crossentropy")
+CLASSIFICATION = (
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+)
 EPSILON = 1e-7
 
 # y, target -> (score per sample/timestep: y.shape[:-1], d score / d y: y.shape)
@@ -87,8 +90,9 @@ def sparse_labels(t: np.ndarray, y_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _sparse_categorical_crossentropy(y, t, grad):
-    return _categorical_crossentropy(y, one_hot(sparse_labels(t, y.shape), y.shape[-1], y.dtype),
-                                     grad)
+    return _categorical_crossentropy(
+        y, one_hot(sparse_labels(t, y.shape), y.shape[-1], y.dtype), grad
+    )
 
 
 SCORES: dict[str, ScoreFn] = {
@@ -100,8 +104,9 @@ SCORES: dict[str, ScoreFn] = {
 }
 
 
-def loss(name: str, y: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None,
-         grad: bool = True) -> tuple[float, np.ndarray | None]:
+def loss(
+    name: str, y: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, grad: bool = True
+) -> tuple[float, np.ndarray | None]:
     """(value, d value / d y) of loss ``name`` for output ``y`` (batch first).
 
     ``mask`` (shape ``y.shape[:-1]``, True = keep) leaves masked samples/timesteps out of
@@ -123,16 +128,20 @@ def loss(name: str, y: np.ndarray, target: np.ndarray, mask: np.ndarray | None =
     return value, dscore
 
 
-def accuracy_counts(name: str, y: np.ndarray, target: np.ndarray,
-                    mask: np.ndarray | None = None) -> tuple[float, float]:
+def accuracy_counts(
+    name: str, y: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, float]:
     """(correct, counted) samples/timesteps; masked timesteps are not counted.
 
     Classes are the argmax of the last axis; a single sigmoid unit (binary crossentropy)
     predicts class ``round(y)``, as legacy Keras' binary accuracy.
     """
     if name == "binary_crossentropy":
-        hit = (np.round(y) == target).mean(axis=-1) if y.shape[-1] > 1 else (
-            np.round(y[..., 0]) == target[..., 0])
+        hit = (
+            (np.round(y) == target).mean(axis=-1)
+            if y.shape[-1] > 1
+            else (np.round(y[..., 0]) == target[..., 0])
+        )
     elif name == "sparse_categorical_crossentropy":
         hit = y.argmax(axis=-1) == sparse_labels(target, y.shape)
     else:
@@ -148,20 +157,25 @@ def target_problem(name: str, out_shape: tuple[int, ...], target: np.ndarray) ->
     per_sample = tuple(target.shape[1:])
     if name == "sparse_categorical_crossentropy":
         if per_sample not in (tuple(out_shape[:-1]), tuple(out_shape[:-1]) + (1,)):
-            return (f"sparse_categorical_crossentropy needs one integer class label per sample "
-                    f"(per-sample shape {tuple(out_shape[:-1]) or '()'} or "
-                    f"{tuple(out_shape[:-1]) + (1,)}), found {per_sample}; use "
-                    "categorical_crossentropy for one-hot targets")
+            return (
+                f"sparse_categorical_crossentropy needs one integer class label per sample "
+                f"(per-sample shape {tuple(out_shape[:-1]) or '()'} or "
+                f"{tuple(out_shape[:-1]) + (1,)}), found {per_sample}; use "
+                "categorical_crossentropy for one-hot targets"
+            )
         if target.size and (target.dtype.kind == "f" and not np.all(np.mod(target, 1) == 0)):
             return "class labels must be whole numbers"
         if target.size and (target.min() < 0 or target.max() >= out_shape[-1]):
-            return (f"class labels must lie in 0..{out_shape[-1] - 1} (the output has "
-                    f"{out_shape[-1]} units), found {target.min():g}..{target.max():g}")
+            return (
+                f"class labels must lie in 0..{out_shape[-1] - 1} (the output has "
+                f"{out_shape[-1]} units), found {target.min():g}..{target.max():g}"
+            )
         return None
     if per_sample != tuple(out_shape):
         hint = ""
         if name == "categorical_crossentropy" and per_sample in ((), (1,)):
             hint = "; for integer class labels use sparse_categorical_crossentropy"
-        return (f"expected per-sample shape {tuple(out_shape)} (the output's), found "
-                f"{per_sample}{hint}")
+        return (
+            f"expected per-sample shape {tuple(out_shape)} (the output's), found {per_sample}{hint}"
+        )
     return None

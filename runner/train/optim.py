@@ -62,13 +62,16 @@ class Optimizer:
         clipnorm = self.options.get("clipnorm")
         clipvalue = self.options.get("clipvalue")
         if clipnorm:
-            norm = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in
-                                 grads.values()))
+            norm = math.sqrt(
+                sum(float(np.square(g, dtype=np.float64).sum()) for g in grads.values())
+            )
             if norm >= clipnorm:
                 grads = {k: g * g.dtype.type(clipnorm / norm) for k, g in grads.items()}
         if clipvalue:
-            grads = {k: np.clip(g, -g.dtype.type(clipvalue), g.dtype.type(clipvalue))
-                     for k, g in grads.items()}
+            grads = {
+                k: np.clip(g, -g.dtype.type(clipvalue), g.dtype.type(clipvalue))
+                for k, g in grads.items()
+            }
         return grads
 
     def _slot(self, key: str, p: np.ndarray, count: int) -> tuple[np.ndarray, ...]:

@@ -35,10 +35,15 @@ def check_trainable(plan: Plan) -> None:
             continue
         needed.update(node.inputs)
         if not getattr(node.layer, "differentiable", True):
-            problems.append(Problem(node.path, f"{node.layer.spec.type} is forward-only (it "
-                                    "declares differentiable = False), so task=fit cannot "
-                                    "train through it: remove it from the path to the "
-                                    "outputs, or use task=predict"))
+            problems.append(
+                Problem(
+                    node.path,
+                    f"{node.layer.spec.type} is forward-only (it "
+                    "declares differentiable = False), so task=fit cannot "
+                    "train through it: remove it from the path to the "
+                    "outputs, or use task=predict",
+                )
+            )
     if problems:
         raise ConfigError(list(reversed(problems)))
 
@@ -55,10 +60,15 @@ def plan_fit(spec: Any, plan: Plan) -> FitPlan:
 def carries_training_data(spec: Any) -> bool:
     """Whether the config says what to train on (so that it is meant to be fittable)."""
     model = spec.model
-    return bool(model.targets) or model.fit is not None or any(
-        block is not None and (block.validation_data is not None
-                               or block.validation_split is not None)
-        for block in (spec.fit, model.fit))
+    return (
+        bool(model.targets)
+        or model.fit is not None
+        or any(
+            block is not None
+            and (block.validation_data is not None or block.validation_split is not None)
+            for block in (spec.fit, model.fit)
+        )
+    )
 
 
 def plan_task(spec: Any, plan: Plan) -> Plan:

@@ -14,10 +14,15 @@ from runner.errors import ConfigError, Problem
 from runner.train import losses, optim
 
 DEFAULTS: dict[str, Any] = {
-    "epochs": 10, "batch_size": 32, "shuffle": True, "loss": "mse", "metrics": ["loss"],
-    "patience": None, "min_delta": 0.0, "restore_best": False,
+    "epochs": 10,
+    "batch_size": 32,
+    "shuffle": True,
+    "loss": "mse",
+    "metrics": ["loss"],
+    "patience": None,
+    "min_delta": 0.0,
+    "restore_best": False,
 }
-
 
 
 @dataclass
@@ -60,51 +65,85 @@ def resolve(spec: Any, outputs: list[str]) -> FitSettings:
     # Validation is chosen as a unit: a top-level choice replaces the model's.
     split, vdata, where = 0.0, None, "fit"
     for block, path in ((top, "fit"), (own, "model.fit")):
-        if block is not None and (block.validation_split is not None
-                                  or block.validation_data is not None):
+        if block is not None and (
+            block.validation_split is not None or block.validation_data is not None
+        ):
             split, vdata, where = block.validation_split or 0.0, block.validation_data, path
             break
     origin["validation_split"] = f"{where}.validation_split"
     origin["validation_data"] = f"{where}.validation_data"
     problems: list[Problem] = []
     if split > 0 and vdata is not None:
-        problems.append(Problem(f"{where}.validation_data", "give validation_split or "
-                                "validation_data, not both"))
+        problems.append(
+            Problem(
+                f"{where}.validation_data", "give validation_split or validation_data, not both"
+            )
+        )
     name, options, opt_origin = _resolve_optimizer(top, own)
     origin.update(opt_origin)
     for key, value in options.items():
         if value is not None and key not in optim.DEFAULTS[name] and key not in optim.COMMON:
             takes = [*optim.DEFAULTS[name], *optim.COMMON]
-            problems.append(Problem(opt_origin.get(key, f"fit.optimizer.{key}"),
-                                    f"{key!r} is not a setting of {name} (it takes {takes})"))
+            problems.append(
+                Problem(
+                    opt_origin.get(key, f"fit.optimizer.{key}"),
+                    f"{key!r} is not a setting of {name} (it takes {takes})",
+                )
+            )
     loss_map = _resolve_losses(values["loss"], outputs, origin["loss"], problems)
     metrics = list(dict.fromkeys(["loss", *values["metrics"]]))
-    monitor_origin = next((f"{w}.monitor" for b, w in ((top, "fit"), (own, "model.fit"))
-                           if b is not None and b.monitor is not None), "fit.monitor")
-    monitor = next((b.monitor for b in (top, own) if b is not None and b.monitor is not None),
-                   None)
+    monitor_origin = next(
+        (
+            f"{w}.monitor"
+            for b, w in ((top, "fit"), (own, "model.fit"))
+            if b is not None and b.monitor is not None
+        ),
+        "fit.monitor",
+    )
+    monitor = next((b.monitor for b in (top, own) if b is not None and b.monitor is not None), None)
     has_validation = split > 0 or vdata is not None
     if monitor is None:
         monitor = "val_loss" if has_validation else "loss"
     if monitor.startswith("val_") and not has_validation:
-        problems.append(Problem(monitor_origin, f"monitor {monitor!r} needs validation data: "
-                                "set fit.validation_split (e.g. 0.2) or fit.validation_data, "
-                                f"or monitor {monitor[4:]!r}"))
+        problems.append(
+            Problem(
+                monitor_origin,
+                f"monitor {monitor!r} needs validation data: "
+                "set fit.validation_split (e.g. 0.2) or fit.validation_data, "
+                f"or monitor {monitor[4:]!r}",
+            )
+        )
     if monitor.endswith("accuracy") and "accuracy" not in metrics:
         metrics.append("accuracy")  # monitoring accuracy implies computing it
     if "accuracy" in metrics:
         regression = {o: n for o, n in loss_map.items() if n not in losses.CLASSIFICATION}
         if regression:
-            problems.append(Problem(origin["metrics"] if "accuracy" in values["metrics"]
-                                    else monitor_origin,
-                                    f"accuracy needs a classification loss "
-                                    f"{list(losses.CLASSIFICATION)}, but {regression} "
-                                    "is a regression loss"))
+            problems.append(
+                Problem(
+                    origin["metrics"] if "accuracy" in values["metrics"] else monitor_origin,
+                    f"accuracy needs a classification loss "
+                    f"{list(losses.CLASSIFICATION)}, but {regression} "
+                    "is a regression loss",
+                )
+            )
     if problems:
         raise ConfigError(problems)
-    return FitSettings(values["epochs"], values["batch_size"], values["shuffle"], split, vdata,
-                       loss_map, name, options, metrics, monitor, values["patience"],
-                       values["min_delta"], values["restore_best"], origin)
+    return FitSettings(
+        values["epochs"],
+        values["batch_size"],
+        values["shuffle"],
+        split,
+        vdata,
+        loss_map,
+        name,
+        options,
+        metrics,
+        monitor,
+        values["patience"],
+        values["min_delta"],
+        values["restore_best"],
+        origin,
+    )
 
 
 def _resolve_optimizer(top, own) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -126,14 +165,20 @@ def _resolve_optimizer(top, own) -> tuple[str, dict[str, Any], dict[str, str]]:
     return name, options, origin
 
 
-def _resolve_losses(loss: Any, outputs: list[str], where: str,
-                    problems: list[Problem]) -> dict[str, str]:
+def _resolve_losses(
+    loss: Any, outputs: list[str], where: str, problems: list[Problem]
+) -> dict[str, str]:
     if isinstance(loss, str):
         return {o: loss for o in outputs}
     for key in loss:
         if key not in outputs:
-            problems.append(Problem(f"{where}.{key}", f"{key!r} is not a model output"
-                                    f"{did_you_mean(key, outputs)}; outputs: {outputs}"))
+            problems.append(
+                Problem(
+                    f"{where}.{key}",
+                    f"{key!r} is not a model output"
+                    f"{did_you_mean(key, outputs)}; outputs: {outputs}",
+                )
+            )
     missing = [o for o in outputs if o not in loss]
     if missing:
         problems.append(Problem(where, f"no loss for output(s) {missing}: name one per output"))
