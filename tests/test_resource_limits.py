@@ -384,7 +384,7 @@ def test_random_and_dataset_sizes_checked_before_drawing(tmp_path):
     (problem,) = info.value.problems
     assert problem.path == "model.inputs.x.data.dataset.rows"
     # 1e9 rows * (3 * 2 features + 2) float64, plus 3 centres of 2
-    assert f"about {(10**9 * 8 + 6) * 8 / MB:,.1f} MB to draw" in problem.message
+    assert f"takes {(10**9 * 8 + 6) * 8 / MB:,.1f} MB, above max_memory_mb" in problem.message
     assert peak < 20 * MB
 
 
@@ -407,7 +407,7 @@ def test_random_fit_target_refused_before_drawing(tmp_path):
         tracemalloc.stop()
     (problem,) = outcome.result["error"]["problems"]
     assert outcome.exit_code == 2 and problem["path"] == "model.targets.d.random.rows"
-    assert "drawing 200,000,000 rows of (1,) takes 1,525.9 MB" in problem["message"]
+    assert "drawing 200,000,000 rows of (1,) (float64) takes 1,525.9 MB" in problem["message"]
     assert peak < 20 * MB
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from runner import streams
 from runner.config.schema import DatasetSpec
+from runner.data.budget import refuse_above
 from runner.errors import ConfigError
 
 
@@ -37,15 +38,13 @@ def drawn_bytes(spec: DatasetSpec) -> int:
 def load(spec: DatasetSpec, config_path: str, max_bytes: float | None = None) -> np.ndarray:
     """The requested part as a read-only array, batch first (labels: int64). With
     ``max_bytes``, a dataset whose settings ask for more memory is refused before drawing."""
-    need = drawn_bytes(spec)
-    if max_bytes is not None and need > max_bytes:
-        raise ConfigError.one(
-            f"{config_path}.dataset.rows",
-            f"blobs with {spec.rows or 600:,} "
-            f"rows of {spec.features} features takes about {need / 2**20:,.1f} "
-            f"MB to draw, above max_memory_mb ({max_bytes / 2**20:,.6g} MB): "
-            "ask for fewer rows or features, or raise max_memory_mb",
-        )
+    refuse_above(
+        drawn_bytes(spec),
+        max_bytes,
+        f"{config_path}.dataset.rows",
+        f"drawing blobs with {spec.rows or 600:,} rows of {spec.features} features",
+        "ask for fewer rows or features",
+    )
     if spec.name == "digits":
         images, labels = _digits(config_path)
         classes = 10

@@ -26,6 +26,7 @@ from layers.base import FileRef
 from runner import streams
 from runner.config.schema import DatasetSource, RandomSource
 from runner.data import datasets
+from runner.data.budget import limit_text, refuse_above, size_text
 from runner.errors import ConfigError
 
 
@@ -61,8 +62,8 @@ def load_file(
             nbytes = _check_npy_header(path)
             if max_bytes is not None and not streamed and nbytes > max_bytes:
                 raise ConfigError.one(
-                    message=f"this .npy holds {_size(nbytes)}, read whole "
-                    f"here, above {_limit_text(max_bytes)}: use a smaller "
+                    message=f"this .npy holds {size_text(nbytes)}, read whole "
+                    f"here, above {limit_text(max_bytes)}: use a smaller "
                     "array or raise max_memory_mb",
                     **where,
                 )
@@ -169,19 +170,11 @@ def _check_npy_header(path: Path) -> int:
     held = path.stat().st_size - offset
     if nbytes > held:
         raise ValueError(
-            f"the .npy header declares shape {shape} of {dtype} ({_size(nbytes)}), "
-            f"but the file holds only {_size(held)} of data after it: the file is "
+            f"the .npy header declares shape {shape} of {dtype} ({size_text(nbytes)}), "
+            f"but the file holds only {size_text(held)} of data after it: the file is "
             "truncated or not what it claims; save it again with numpy.save"
         )
     return nbytes
-
-
-def _size(n_bytes: float) -> str:
-    return f"{n_bytes:,.0f} bytes" if n_bytes < 2**20 else f"{n_bytes / 2**20:,.1f} MB"
-
-
-def _limit_text(max_bytes: float) -> str:
-    return f"max_memory_mb ({max_bytes / 2**20:,.6g} MB)"
 
 
 def read_npz(
@@ -200,8 +193,8 @@ def read_npz(
         if max_bytes is not None and total > max_bytes:
             what = f"array {chosen[0]!r} is" if len(chosen) == 1 else f"{len(chosen)} arrays are"
             raise ConfigError.one(
-                message=f"the .npz {what} {_size(total)} uncompressed, above "
-                f"{_limit_text(max_bytes)}: use smaller arrays or raise "
+                message=f"the .npz {what} {size_text(total)} uncompressed, above "
+                f"{limit_text(max_bytes)}: use smaller arrays or raise "
                 "max_memory_mb (for model inputs, a .npy file is memory-mapped "
                 "and read batch by batch)",
                 **where,
@@ -215,8 +208,8 @@ def read_npz(
             if nbytes != declared:
                 raise ValueError(
                     f"array {key!r}: its .npy header declares shape {shape} of "
-                    f"{dtype} ({_size(nbytes)}), but the zip entry holds "
-                    f"{_size(max(declared, 0))} of data: the file is corrupt or "
+                    f"{dtype} ({size_text(nbytes)}), but the zip entry holds "
+                    f"{size_text(max(declared, 0))} of data: the file is corrupt or "
                     "forged; save it again with numpy.savez"
                 )
             with zf.open(info) as f:
@@ -244,8 +237,8 @@ def _check_zip_directory(path: Path, where: dict, max_bytes: float | None) -> No
     if entries * ZIP_ENTRY_BYTES > max_bytes:
         raise ConfigError.one(
             message=f"this .npz lists {entries:,} members; reading its "
-            f"directory alone takes about {_size(entries * ZIP_ENTRY_BYTES)}, "
-            f"above {_limit_text(max_bytes)}: save fewer arrays in one file "
+            f"directory alone takes about {size_text(entries * ZIP_ENTRY_BYTES)}, "
+            f"above {limit_text(max_bytes)}: save fewer arrays in one file "
             "or raise max_memory_mb",
             **where,
         )
@@ -328,8 +321,8 @@ def _load_csv(path: Path, where: dict | None = None, max_bytes: float | None = N
                 raise ConfigError.one(
                     message=(
                         f"this .csv holds more than {max_values:,} numbers "
-                        f"({_size(len(values) * 8)} as float64 by row {n_rows:,}), "
-                        f"above {_limit_text(max_bytes)}: save the data as .npy "
+                        f"({size_text(len(values) * 8)} as float64 by row {n_rows:,}), "
+                        f"above {limit_text(max_bytes)}: save the data as .npy "
                         "(memory-mapped and read batch by batch) or raise max_memory_mb"
                     ),
                     **(where or {"path": "data"}),
@@ -393,15 +386,13 @@ def load_source(
     read or drawn into memory is sized first and refused above it (a ``streamed`` .npy, a
     model input read batch by batch, is left to the plan's estimate)."""
     if isinstance(source, RandomSource):
-        need = random_bytes(source.random, shape)
-        if max_bytes is not None and need > max_bytes:
-            raise ConfigError.one(
-                f"{path}.random.rows",
-                f"drawing {source.random.rows:,} rows "
-                f"of {tuple(shape)} takes {_size(need)} (float64), above "
-                f"{_limit_text(max_bytes)}: draw fewer rows, use a .npy file, "
-                "or raise max_memory_mb",
-            )
+        refuse_above(
+            random_bytes(source.random, shape),
+            max_bytes,
+            f"{path}.random.rows",
+            f"drawing {source.random.rows:,} rows of {tuple(shape)} (float64)",
+            "draw fewer rows or use a .npy file",
+        )
         return random_array(source.random, shape, seed, np.float64)
     if isinstance(source, DatasetSource):
         return datasets.load(source.dataset, path, max_bytes)
