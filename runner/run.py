@@ -84,21 +84,9 @@ def run(
     timings: dict[str, float] = {}
     outcome = Outcome(0, result)
     try:
-        t = time.perf_counter()
-        _load_plugins(config)
-        problems = config_limits(config)
-        if problems:
-            raise ConfigError(problems)
-        spec = validate(config)
-        check_paths(spec, cwd, allowed_dirs(cwd, model_file, spec.data_dirs))
-        timings["validate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        plan = plan_task(spec, make_plan(spec, cwd))
+        plan = check_and_plan(config, cwd, model_file, timings)
+        spec = plan.spec
         outcome.plan = plan
-        problems = plan_ranks(plan)
-        if problems:
-            raise ConfigError(problems)
-        timings["plan"] = time.perf_counter() - t
         artifacts.write_yaml(output_dir / "config.yaml", spec.model_dump(mode="json"))
         summary = summary_text(plan)
         artifacts.write_text(output_dir / "summary.txt", summary + "\n")
@@ -169,6 +157,33 @@ def run(
         log.debug("%s", traceback.format_exc())
     _finish(result, timings, start, output_dir)
     return outcome
+
+
+def check_and_plan(
+    config: dict[str, Any],
+    cwd: Path,
+    model_file: Path | None = None,
+    timings: dict[str, float] | None = None,
+) -> Plan:
+    """Every check a task makes before it computes, in order: plugins, machine limits, the
+    schema, the files a config may read, the plan (with the fit part when the task needs it).
+    ``task=validate``, runs and ``runner.check`` all go through here."""
+    timings = {} if timings is None else timings
+    t = time.perf_counter()
+    _load_plugins(config)
+    problems = config_limits(config)
+    if problems:
+        raise ConfigError(problems)
+    spec = validate(config)
+    check_paths(spec, cwd, allowed_dirs(cwd, model_file, spec.data_dirs))
+    timings["validate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    plan = plan_task(spec, make_plan(spec, cwd))
+    problems = plan_ranks(plan)
+    if problems:
+        raise ConfigError(problems)
+    timings["plan"] = time.perf_counter() - t
+    return plan
 
 
 def _finish(
