@@ -37,6 +37,10 @@ def _task(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:  # layer-runner check PATH...: many model files, no Hydra run
+        from runner.check import main as check
+
+        sys.exit(check(sys.argv[2:]))
     # Errors raised while Hydra composes the config (malformed YAML, an unknown config name, a
     # bad override) reach us instead of Hydra's traceback printer, so they get one clear
     # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
