@@ -111,12 +111,13 @@ def run(
     except UserError as exc:
         outcome.exit_code = exc.exit_code
         result["status"] = "error" if exc.exit_code == 2 else "failed"
+        where = _positions(exc, model_file, cwd)
         result["error"] = {
             "kind": type(exc).__name__,
-            "problems": [vars(p) for p in exc.problems],
+            "problems": [{**vars(p), **w} for p, w in zip(exc.problems, where)],
             "message": str(exc),
         }
-        log.error("%s", _error_text(exc))
+        log.error("%s", _error_text(exc, where))
     except artifacts.WriteFailed as exc:  # the machine's problem (disk full), not the config's
         outcome.exit_code = 1
         result["status"] = "failed"
@@ -313,7 +314,29 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         raise RunFailed([Problem(f"model.expect.{c.name}", c.detail) for c in failed])
 
 
-def _error_text(exc: UserError) -> str:
+def _positions(exc: UserError, model_file: Path | None, cwd: Path) -> list[dict[str, Any]]:
+    """For each problem, where its config path sits in the model file (file, line, column)."""
+    if model_file is None:
+        return [{} for _ in exc.problems]
+    from runner.config.positions import locate
+
+    try:
+        text = model_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return [{} for _ in exc.problems]
+    shown = _shown(model_file, cwd)
+    out = []
+    for problem in exc.problems:
+        line, column = locate(text, problem.path)
+        out.append(
+            {"model_file": shown, "line": line, "column": column}
+            if problem.path.startswith("model")
+            else {}
+        )
+    return out
+
+
+def _error_text(exc: UserError, where: list[dict[str, Any]] | None = None) -> str:
     from runner.errors import DataError
 
     kind = (
@@ -325,4 +348,12 @@ def _error_text(exc: UserError) -> str:
     )
     n = len(exc.problems)
     head = f"{kind}: {n} problem{'s' if n != 1 else ''}"
-    return head + "\n" + "\n".join(f"  {p}" for p in exc.problems)
+    where = where or [{} for _ in exc.problems]
+    return (
+        head
+        + "\n"
+        + "\n".join(
+            f"  {w['model_file']}:{w['line']}:{w['column']}: {p}" if w else f"  {p}"
+            for p, w in zip(exc.problems, where)
+        )
+    )

@@ -22,10 +22,14 @@ layers:
 
 def _check(*args: str, cwd: Path, script: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = ([sys.executable, "-m", "runner", "check"] if script
-           else [sys.executable, "-m", "runner.check"])
-    return subprocess.run([*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
+    cmd = (
+        [sys.executable, "-m", "runner", "check"]
+        if script
+        else [sys.executable, "-m", "runner.check"]
+    )
+    return subprocess.run(
+        [*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -36,7 +40,8 @@ def repo(tmp_path):
     (model / "bad.yaml").write_text(BAD)
     (model / "evil.yaml").write_text("# @package _global_\nseed: 1\n")
     (model / "fit_bad.yaml").write_text(
-        (REPO / "conf/model/dense_example.yaml").read_text() + "fit: {monitor: val_loss}\n")
+        (REPO / "conf/model/dense_example.yaml").read_text() + "fit: {monitor: val_loss}\n"
+    )
     return tmp_path
 
 
@@ -45,15 +50,24 @@ def test_problems_as_file_line_col_and_exit_2(repo):
     proc = _check("conf/model", cwd=repo)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stdout.splitlines()
-    assert "conf/model/bad.yaml:3:32: model.layers.d.output_dim: expected greater than 0; " \
-           "found -1" in lines
-    assert any(line.startswith("conf/model/bad.yaml:4:3: model.layers.e: unknown layer type "
-                               "'Dnse' (did you mean 'Dense'?)") for line in lines)
-    assert any(line.startswith("conf/model/evil.yaml:1:1: (file): '# @package _global_'")
-               for line in lines)
+    assert (
+        "conf/model/bad.yaml:3:32: model.layers.d.output_dim: expected greater than 0; "
+        "found -1" in lines
+    )
+    assert any(
+        line.startswith(
+            "conf/model/bad.yaml:4:3: model.layers.e: unknown layer type "
+            "'Dnse' (did you mean 'Dense'?)"
+        )
+        for line in lines
+    )
+    assert any(
+        line.startswith("conf/model/evil.yaml:1:1: (file): '# @package _global_'") for line in lines
+    )
     # task=validate's fit checks: monitor=val_loss without validation data
-    assert any(line.startswith("conf/model/fit_bad.yaml:") and "val_loss" in line
-               for line in lines), lines
+    assert any(
+        line.startswith("conf/model/fit_bad.yaml:") and "val_loss" in line for line in lines
+    ), lines
     assert not any("good.yaml" in line for line in lines)
     assert "4 model files checked: 3 with" in proc.stderr
     assert not (repo / "outputs").exists()  # no run folders
@@ -73,14 +87,20 @@ def test_github_and_json_formats(repo):
     proc = _check("conf/model/bad.yaml", "--format", "github", cwd=repo)
     assert proc.returncode == 2
     first = proc.stdout.splitlines()[0]
-    assert first == ("::error file=conf/model/bad.yaml,line=3,col=32::"
-                     "model.layers.d.output_dim: expected greater than 0; found -1")
+    assert first == (
+        "::error file=conf/model/bad.yaml,line=3,col=32::"
+        "model.layers.d.output_dim: expected greater than 0; found -1"
+    )
     proc = _check("conf/model/bad.yaml", "--format", "json", cwd=repo)
     report = json.loads(proc.stdout)
     assert report["files"] == 1 and report["ok"] is False
-    assert report["problems"][0] == {"file": "conf/model/bad.yaml", "line": 3, "column": 32,
-                                     "path": "model.layers.d.output_dim",
-                                     "message": "expected greater than 0; found -1"}
+    assert report["problems"][0] == {
+        "file": "conf/model/bad.yaml",
+        "line": 3,
+        "column": 32,
+        "path": "model.layers.d.output_dim",
+        "message": "expected greater than 0; found -1",
+    }
 
 
 @pytest.mark.slow
@@ -88,12 +108,18 @@ def test_run_settings_on_the_command_line_apply(repo):
     """A plugin is allowed for the whole check by allow_plugins, as for a run."""
     (repo / "conf/model/plug.yaml").write_text(
         "plugins: [examples.custom_masking]\n"
-        + (REPO / "conf/model/custom_masking_example.yaml").read_text().split("plugins:")[1]
-        .split("\n", 1)[1])
+        + (REPO / "conf/model/custom_masking_example.yaml")
+        .read_text()
+        .split("plugins:")[1]
+        .split("\n", 1)[1]
+    )
     proc = _check("conf/model/plug.yaml", cwd=repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (repo / "conf/model/plug.yaml").write_text("plugins: [my_plug]\n" + BAD.split("layers")[0]
-                                                + "layers: {d: {type: Dense, output_dim: 1}}\n")
+    (repo / "conf/model/plug.yaml").write_text(
+        "plugins: [my_plug]\n"
+        + BAD.split("layers")[0]
+        + "layers: {d: {type: Dense, output_dim: 1}}\n"
+    )
     (repo / "my_plug.py").write_text("")
     assert _check("conf/model/plug.yaml", cwd=repo).returncode == 2
     proc = _check("conf/model/plug.yaml", "allow_plugins=[my_plug]", cwd=repo)
@@ -106,8 +132,8 @@ def test_positions_of_config_paths():
     text = (REPO / "conf/model/dense_example.yaml").read_text()
     lines = text.splitlines()
     line, col = locate(text, "model.layers.dense.output_dim")
-    assert lines[line - 1][col - 1:] == "3"
+    assert lines[line - 1][col - 1 :] == "3"
     line, col = locate(text, "model.layers.dense.weights.W[1][2]")
-    assert lines[line - 1][col - 1:col + 2] == "0.5"
+    assert lines[line - 1][col - 1 : col + 2] == "0.5"
     assert locate(text, "model.layers.nothing") == locate(text, "model.layers")
     assert locate(text, "seed") == (1, 1)
