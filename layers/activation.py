@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
+import numpy as np
 from pydantic import Field
 
 from layers import activations
@@ -17,6 +18,11 @@ class ActivationSpec(SpecBase):
 
     type: Literal["Activation"] = "Activation"
     activation: ActivationName = Field(description="Name of the activation function.")
+
+
+class ActivationCache(NamedTuple):
+    x: np.ndarray  # the input
+    y: np.ndarray  # the output
 
 
 @register
@@ -34,8 +40,7 @@ class Activation(Layer):
 
     def forward(self, x, mask, ctx: Context):
         y = activations.get(self.spec.activation).forward(x)
-        return y, mask, ((x, y) if ctx.keep_cache else None)
+        return y, mask, (ActivationCache(x, y) if ctx.keep_cache else None)
 
-    def backward(self, dy, cache, ctx):
-        x, y = cache
-        return activations.get(self.spec.activation).backward(x, y, dy), {}
+    def backward(self, dy, cache: ActivationCache, ctx):
+        return activations.get(self.spec.activation).backward(cache.x, cache.y, dy), {}

@@ -32,8 +32,10 @@ class ActivityRegularization(Layer):
         return Regularizer(l1=self.spec.l1, l2=self.spec.l2)
 
     def forward(self, x, mask, ctx: Context):
-        ctx.add_penalty(f"{self.name}/activity", regularizers.activity_penalty(self._reg(), x))
         return x, mask, (x if ctx.keep_cache else None)
+
+    def activity_penalties(self, y, cache) -> dict[str, float]:
+        return {f"{self.name}/activity": regularizers.activity_penalty(self._reg(), y)}
 
     def backward(self, dy, x, ctx):
         return dy + regularizers.activity_penalty_grad(self._reg(), x), {}

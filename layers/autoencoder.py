@@ -15,21 +15,14 @@ travel through the stacks by each inner layer's own rules.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from dataclasses import replace
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from layers.base import Context, Layer, Name, Shape, SpecBase
-from layers.composite import (
-    add_grads,
-    check_children,
-    child_layer,
-    child_rows,
-    in_child,
-    inner_elements,
-    prefixed,
-)
+from layers.base import Context, Layer, Name, Shape, SpecBase, SummaryRow, add_penalties
+from layers.composite import add_grads, check_children, child_layer, child_rows, in_child, prefixed
 from layers.registry import AnyLayerSpec, register
 
 
@@ -53,6 +46,11 @@ class AutoEncoderSpec(SpecBase):
     @classmethod
     def _stack(cls, value):
         return check_children("an AutoEncoder", value)
+
+
+class AutoEncoderCache(NamedTuple):
+    children: list[Any]  # each running child's cache, in order
+    penalties: dict[str, float]  # the running children's activity penalties
 
 
 @register
@@ -114,7 +112,7 @@ class AutoEncoder(Layer):
         steps, running = self._plan(input_shape, False), len(self._running())
         total = sum(math.prod(shape) for shape, _ in steps[1:running])
         for (_, child, where), (shape, _) in zip(self._running(), steps):
-            total += in_child(where, child, inner_elements, child, shape)
+            total += in_child(where, child, child.inner_elements, shape)
         return total
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
@@ -136,7 +134,7 @@ class AutoEncoder(Layer):
             out.update(prefixed(prefix, child.named_params()))
         return out
 
-    def summary_rows(self, input_shape: Shape) -> list[tuple[str, str, str, tuple, int]]:
+    def summary_rows(self, input_shape: Shape) -> list[SummaryRow]:
         """(key, type, reads, output shape, params) of every inner layer, for the summary."""
         steps, running = self._plan(input_shape, False), len(self._running())
         rows, reads = [], "input"
@@ -159,19 +157,23 @@ class AutoEncoder(Layer):
 
     def forward(self, x, mask, ctx: Context):
         caches = []
+        penalties: dict[str, float] = {}
         for _, child, _ in self._running():
             x, mask, cache = child.forward(x, mask, ctx)
+            add_penalties(penalties, child.activity_penalties(x, cache))
             caches.append(cache)
-        return x, mask, (caches if ctx.keep_cache else None)
+        return x, mask, AutoEncoderCache(caches, penalties)
 
-    def backward(self, dy, cache, ctx: Context):
+    def activity_penalties(self, y, cache: AutoEncoderCache) -> dict[str, float]:
+        return cache.penalties
+
+    def backward(self, dy, cache: AutoEncoderCache, ctx: Context):
         grads: dict[str, np.ndarray] = {}
-        need_dx = ctx.need_input_grad  # only the first child's input gradient may be skipped
-        for i, ((prefix, child, _), c) in reversed(list(enumerate(zip(self._running(), cache)))):
-            ctx.need_input_grad = need_dx or i > 0
-            dy, g = child.backward(dy, c, ctx)
+        inner = replace(ctx, need_input_grad=True)  # only the first child's dx may be skipped
+        running = list(enumerate(zip(self._running(), cache.children)))
+        for i, ((prefix, child, _), c) in reversed(running):
+            dy, g = child.backward(dy, c, inner if i > 0 else ctx)
             add_grads(grads, prefixed(prefix, g))
-        ctx.need_input_grad = need_dx
         # A decoder left out of the output is frozen: zero gradients (legacy: not trainable).
         for key, value in self.named_params().items():
             if key not in grads:

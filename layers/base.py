@@ -7,8 +7,15 @@ A layer's life:
 1. plan  (pure, no arrays): ``output_shape``, ``output_mask``, ``param_shapes``;
 2. build: ``init_params`` draws weights from an explicit ``np.random.Generator``;
 3. run:   ``forward(x, mask, ctx) -> (y, mask, cache)``;
+          ``activity_penalties(y, cache)`` the penalties that pass adds to the loss;
           ``backward(dy, cache, ctx) -> (dx, grads)`` never changes ``self.params``.
 Multi-input layers (``multi_input = True``) take lists of shapes, arrays and masks instead.
+
+``Layer`` below declares the whole contract: every member the runner calls exists there with
+its default, so the runner calls each directly (never ``getattr``/``hasattr``). Per pass:
+``backward`` is the chain rule of the layer's own output (plus the gradient of its own
+activity penalty, a loss term on that output); the gradient of ``weight_penalty()`` is not in
+it: the trainer adds ``weight_penalty_grads()`` once per step, for every layer.
 """
 
 from __future__ import annotations
@@ -153,30 +160,44 @@ class SpecBase(ConfigModel):
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
-    """Everything a forward pass may depend on besides its inputs: passed, never global."""
+    """Everything a pass may depend on besides its inputs: passed, never global, never changed
+    (a per-call variant is ``dataclasses.replace(ctx, need_input_grad=False)``)."""
 
     training: bool = False
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
     keep_cache: bool = False  # only fit needs caches; predict frees activations early
-    penalties: dict[str, float] = field(default_factory=dict)  # "layer/activity" -> value
-    # Backprop sets False on a layer whose input gradient nobody reads (it reads a model
-    # input); a layer may then return None for dx and skip that work. Default: compute it.
+    # Backward only. False: nobody reads this call's input gradient (the layer reads model
+    # inputs), so a layer may return None for dx and skip that work. Default: compute it.
     need_input_grad: bool = True
 
-    def add_penalty(self, key: str, value: float) -> None:
-        self.penalties[key] = self.penalties.get(key, 0.0) + float(value)
+
+#: (key, type, reads, per-sample output shape, parameter count) of a layer inside a composite.
+SummaryRow = tuple[str, str, str, tuple, int]
 
 
 class Layer(ABC):
-    """Base of every layer. Subclasses set ``Spec`` and read parameters from ``self.spec``."""
+    """Base of every layer. Subclasses set ``Spec`` and read parameters from ``self.spec``.
+
+    The whole contract the runner relies on, each member with its default:
+
+    - ``Spec``, ``multi_input`` (False), ``passes_mask`` (False), ``differentiable`` (True),
+      ``heads`` (0: one output);
+    - plan: ``arity_error(n)`` (None), ``output_shape``, ``output_mask``, ``param_shapes``
+      ({}), ``inner_elements`` (0), ``children()`` ([]), ``summary_rows`` ([]);
+    - build: ``init_params``, ``named_params`` (``self.params``);
+    - run: ``forward``, ``activity_penalties`` ({}), ``backward``;
+    - penalties: ``weight_penalty`` and ``weight_penalty_grads`` (the children's, summed).
+    """
 
     Spec: ClassVar[type[SpecBase]]
     multi_input: ClassVar[bool] = False
     passes_mask: ClassVar[bool] = False  # legacy MaskedLayer: forwards its input mask unchanged
-    differentiable: ClassVar[bool] = True  # has a checked backward; fit refuses layers without
+    differentiable: bool = True  # has a checked backward; fit refuses layers without
+    #: Number of separate outputs, read as ``<name>.0``, ``<name>.1``, ...; 0: one output.
+    heads: int = 0
 
     def __init__(self, spec: SpecBase, name: str) -> None:
         self.spec = spec
@@ -184,6 +205,10 @@ class Layer(ABC):
         self.params: dict[str, np.ndarray] = {}
 
     # ---- plan (pure) -------------------------------------------------------------------
+    def arity_error(self, n_inputs: int) -> str | None:
+        """Why ``n_inputs`` inputs cannot feed this layer (None: they can)."""
+        return None
+
     @abstractmethod
     def output_shape(self, input_shape: Any) -> Shape: ...
 
@@ -201,6 +226,19 @@ class Layer(ABC):
     def param_shapes(self, input_shape: Any) -> dict[str, Shape]:
         return {}
 
+    def inner_elements(self, input_shape: Any) -> int:
+        """Per-sample count of the values this layer holds while it runs besides its output
+        (the outputs of the layers inside a composite, a Lambda's intermediate results)."""
+        return 0
+
+    def children(self) -> list[tuple[str, Layer, str]]:
+        """Layers held by this one: ``(key prefix, child, config sub-path)`` triples."""
+        return []
+
+    def summary_rows(self, input_shape: Any) -> list[SummaryRow]:
+        """Rows of the layers inside this one, for the summary and diagram ([]: none)."""
+        return []
+
     # ---- build ---------------------------------------------------------------------------
     def init_params(self, input_shape: Any, rng: np.random.Generator, dtype: np.dtype) -> None:
         """Draw every parameter (subclasses with weights override)."""
@@ -210,13 +248,24 @@ class Layer(ABC):
         """Parameters keyed relative to this layer (composites prefix their children's)."""
         return self.params
 
+    # ---- penalties -------------------------------------------------------------------------
     def weight_penalty(self) -> float:
-        """W/b regularizer penalty of this layer (added to the training loss)."""
-        return 0.0
+        """W/b regularizer penalty of this layer (added to the training loss once per step,
+        however often the layer runs); default: the children's."""
+        return sum(child.weight_penalty() for _, child, _ in self.children())
 
     def weight_penalty_grads(self) -> dict[str, np.ndarray]:
-        """Gradient of ``weight_penalty()`` by parameter (already inside ``backward``'s grads;
-        a layer that runs a child several times uses it to count the penalty once)."""
+        """Gradient of ``weight_penalty()`` keyed as ``named_params()``. Never inside
+        ``backward``'s grads: the trainer adds it once per step. Default: the children's."""
+        out: dict[str, np.ndarray] = {}
+        for prefix, child, _ in self.children():
+            out.update({f"{prefix}{k}": g for k, g in child.weight_penalty_grads().items()})
+        return out
+
+    def activity_penalties(self, y: Any, cache: Any) -> dict[str, float]:
+        """Activity penalties of the pass that returned ``(y, _, cache)``, keyed
+        ``<layer name>/activity`` (a composite: its inner layers' names). The runner adds them
+        to the loss; ``cache`` is whatever ``forward`` returned (None allowed in predict)."""
         return {}
 
     # ---- run -----------------------------------------------------------------------------
@@ -226,4 +275,11 @@ class Layer(ABC):
     def backward(
         self, dy: np.ndarray, cache: Any, ctx: Context
     ) -> tuple[Any, dict[str, np.ndarray]]:
+        """Chain rule: gradients of the input(s) and of the parameters, from the output's."""
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+
+
+def add_penalties(total: dict[str, float], penalties: dict[str, float]) -> None:
+    """Accumulate activity penalties (a layer run twice, as in Siamese, counts twice)."""
+    for key, value in penalties.items():
+        total[key] = total.get(key, 0.0) + float(value)

@@ -1,6 +1,6 @@
 """Helpers shared by the layers that hold other layers (AutoEncoder, Siamese).
 
-A composite exposes ``children()``: ``(key prefix, child layer, config sub-path)`` triples.
+A composite overrides ``Layer.children()``: ``(key prefix, child layer, config sub-path)`` triples.
 Its parameters are its children's, keyed ``<prefix><param>`` (``encoder/enc/W``), and are the
 children's own arrays (never copies), so loading a weights file into the composite loads the
 children.
@@ -71,14 +71,6 @@ def nesting_depth(spec: Any) -> int:
     return 1 + max((nesting_depth(s) for s in inner), default=0)
 
 
-def inner_elements(layer: Layer, input_shape: Any) -> int:
-    """Per-sample count of the values ``layer`` holds while it runs besides its output (the
-    outputs of the layers inside a composite, a Lambda's intermediate results). Layers say
-    so with an ``inner_elements(input_shape)`` method; without one: 0."""
-    method = getattr(layer, "inner_elements", None)
-    return int(method(input_shape)) if method is not None else 0
-
-
 def in_child(where: str, layer: Layer, call: Any, *args: Any) -> Any:
     """Run a child's plan function, naming the child in any PlanError."""
     try:
@@ -93,9 +85,7 @@ def child_rows(
     """Summary rows of one child (and of its own children, if it is a composite)."""
     n_params = sum(int(np.prod(s)) for s in child.param_shapes(in_shape).values())
     rows = [(key, child.spec.type, reads, tuple(out_shape), n_params)]
-    inner = getattr(child, "summary_rows", None)
-    if inner is not None:
-        rows += [(f"{key}/{k}", t, r, s, n) for k, t, r, s, n in inner(in_shape)]
+    rows += [(f"{key}/{k}", t, r, s, n) for k, t, r, s, n in child.summary_rows(in_shape)]
     return rows
 
 

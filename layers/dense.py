@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -27,6 +27,14 @@ class DenseSpec(SpecBase):
     activity_regularizer: Regularizer | None = Field(
         default=None, description="l1/l2 penalty on the output, divided by the batch size."
     )
+
+
+class AffineCache(NamedTuple):
+    """What backward reads from a training forward pass."""
+
+    x: np.ndarray  # the input
+    z: np.ndarray  # x @ W + b, before the activation
+    y: np.ndarray  # the output
 
 
 class AffineLayer(Layer):
@@ -65,27 +73,25 @@ class AffineLayer(Layer):
             y = activations.get(self.spec.activation).forward(z)
         else:  # predict: bias and activation in place in z, the fresh array this layer owns
             y = activations.apply_(self.spec.activation, z, b)
-        if self.spec.activity_regularizer is not None:
-            ctx.add_penalty(
-                f"{self.name}/activity",
-                regularizers.activity_penalty(self.spec.activity_regularizer, y),
-            )
-        cache = (x, z, y) if ctx.keep_cache else None
+        cache = AffineCache(x, z, y) if ctx.keep_cache else None
         return y, mask, cache
 
-    def backward(self, dy, cache, ctx: Context):
-        x, z, y = cache
+    def activity_penalties(self, y, cache) -> dict[str, float]:
+        reg = self.spec.activity_regularizer
+        if reg is None:
+            return {}
+        return {f"{self.name}/activity": regularizers.activity_penalty(reg, y)}
+
+    def backward(self, dy, cache: AffineCache, ctx: Context):
+        """Chain rule only: the weight regularizers' gradient is the trainer's to add."""
+        x, z, y = cache.x, cache.z, cache.y
         if self.spec.activity_regularizer is not None:
             dy = dy + regularizers.activity_penalty_grad(self.spec.activity_regularizer, y)
         dz = activations.get(self.spec.activation).backward(z, y, dy)
         w = self.params["W"]
         x2 = x.reshape(-1, x.shape[-1])  # (batch * steps, input_dim)
         dz2 = dz.reshape(-1, dz.shape[-1])  # (batch * steps, output_dim)
-        grads = {
-            "W": x2.T @ dz2 + regularizers.weight_penalty_grad(self.spec.W_regularizer, w),
-            "b": dz2.sum(axis=0)
-            + regularizers.weight_penalty_grad(self.spec.b_regularizer, self.params["b"]),
-        }
+        grads = {"W": x2.T @ dz2, "b": dz2.sum(axis=0)}
         return (dz @ w.T if ctx.need_input_grad else None), grads
 
 

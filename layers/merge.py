@@ -12,7 +12,7 @@ Masks (as later Keras): sum, mul, ave and max AND the input masks; concat concat
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, field_validator
 
@@ -58,6 +58,11 @@ def arity_message(kind: str, mode: str | None, n: int) -> str | None:
     return None
 
 
+class MergeCache(NamedTuple):
+    merge: Any  # merge_ops.forward's cache for this mode
+    n_inputs: int
+
+
 @register
 class Merge(Layer):
     Spec = MergeSpec
@@ -77,8 +82,7 @@ class Merge(Layer):
         s = self.spec
         y, cache = merge_ops.forward(s.mode, x, s.concat_axis, s.dot_axes, ctx.keep_cache)
         out_mask = merge_ops.combine_masks(s.mode, x, mask, s.concat_axis)
-        return y, out_mask, ((cache, len(x)) if ctx.keep_cache else None)
+        return y, out_mask, (MergeCache(cache, len(x)) if ctx.keep_cache else None)
 
-    def backward(self, dy, cache, ctx: Context):
-        inner, n = cache
-        return merge_ops.backward(self.spec.mode, dy, inner, n), {}
+    def backward(self, dy, cache: MergeCache, ctx: Context):
+        return merge_ops.backward(self.spec.mode, dy, cache.merge, cache.n_inputs), {}

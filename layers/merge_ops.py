@@ -23,7 +23,7 @@ normalized them for ``cos``: a deliberate fix):
 from __future__ import annotations
 
 import string
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -198,6 +198,19 @@ def _normalize(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.nda
     return x / norm, norm, sq > NORM_EPS
 
 
+class ConcatCache(NamedTuple):
+    axis: int  # the full-tensor concat axis
+    sizes: list[int]  # each input's extent along it
+
+
+class DotCache(NamedTuple):
+    x0: np.ndarray
+    x1: np.ndarray
+    subscripts: tuple[str, str, str]  # einsum subscripts of x0, x1 and the output
+    cosine: bool  # cos (inputs normalized first) rather than dot
+    axes: tuple[list[int], list[int]]  # contracted per-sample axes of x0 and x1
+
+
 def forward(
     mode: str, xs: list[np.ndarray], concat_axis: int, dot_axes: DotAxes, keep_cache: bool
 ) -> tuple[np.ndarray, Any]:
@@ -222,7 +235,7 @@ def forward(
     if mode == "concat":
         axis = concat_axis_index(concat_axis, xs[0].shape[1:])
         sizes = [x.shape[axis] for x in xs]
-        return np.concatenate(xs, axis=axis), ((axis, sizes) if keep_cache else None)
+        return np.concatenate(xs, axis=axis), (ConcatCache(axis, sizes) if keep_cache else None)
     x0, x1 = xs
     ax0, ax1 = dot_axes_pairs(dot_axes, x0.shape[1:], x1.shape[1:])
     out_shape = output_shape(mode, [x0.shape[1:], x1.shape[1:]], concat_axis, dot_axes)
@@ -235,7 +248,7 @@ def forward(
         y /= n0.reshape(n0.shape + (1,) * k1)
         y /= n1.reshape(n1.shape[:1] + (1,) * k0 + n1.shape[1:])
     y = y.reshape((y.shape[0], *out_shape))  # a full contraction becomes (batch, 1)
-    cache = (x0, x1, subs, mode == "cos", (ax0, ax1)) if keep_cache else None
+    cache = DotCache(x0, x1, subs, mode == "cos", (ax0, ax1)) if keep_cache else None
     return y, cache
 
 
@@ -267,9 +280,9 @@ def backward(mode: str, dy: np.ndarray, cache: Any, n_inputs: int) -> list[np.nd
         winner = np.argmax(np.stack(xs), axis=0)  # ties go to the first input
         return [np.where(winner == i, dy, dy.dtype.type(0)) for i in range(n_inputs)]
     if mode == "concat":
-        axis, sizes = cache
-        return [part.copy() for part in np.split(dy, np.cumsum(sizes)[:-1], axis=axis)]
-    x0, x1, (s0, s1, so), is_cos, (ax0, ax1) = cache
+        return [part.copy() for part in np.split(dy, np.cumsum(cache.sizes)[:-1], axis=cache.axis)]
+    x0, x1, is_cos = cache.x0, cache.x1, cache.cosine
+    (s0, s1, so), (ax0, ax1) = cache.subscripts, cache.axes
     dy = dy.reshape((dy.shape[0], *_free_shape(x0, ax0, x1, ax1)))  # drop the (1,) of a scalar
     norms = None
     if is_cos:  # cos = dot(u0, u1) with u = x / max(|x|, eps): go back through u

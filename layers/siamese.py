@@ -18,22 +18,14 @@ pass sums the shared weights' gradients over the heads.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from layers import merge_ops
-from layers.base import Context, Layer, PlanError, Shape, SpecBase
-from layers.composite import (
-    add_grads,
-    check_children,
-    child_layer,
-    child_rows,
-    in_child,
-    inner_elements,
-    prefixed,
-)
+from layers.base import Context, Layer, PlanError, Shape, SpecBase, SummaryRow, add_penalties
+from layers.composite import add_grads, check_children, child_layer, child_rows, in_child, prefixed
 from layers.merge import arity_message
 from layers.merge_ops import DotAxes
 from layers.registry import AnyLayerSpec, register
@@ -72,6 +64,13 @@ class SiameseSpec(SpecBase):
     @classmethod
     def _inner(cls, value):
         return check_children("a Siamese layer", {"layer": value})["layer"]
+
+
+class SiameseCache(NamedTuple):
+    heads: list[Any]  # the shared layer's cache of each input's pass
+    in_shapes: list[Shape]  # each input's full shape (batch included)
+    merge: Any  # merge_ops.forward's cache (None with merge_mode none or in predict)
+    penalties: dict[str, float]  # the shared layer's activity penalties, summed over inputs
 
 
 @register
@@ -130,7 +129,7 @@ class Siamese(Layer):
         """Per sample: each input's pass through the shared layer (its output, unless the
         heads are this layer's outputs, and what it holds inside itself)."""
         shape = self._shared_input(input_shape)
-        inner = in_child("layer", self.inner, inner_elements, self.inner, shape)
+        inner = in_child("layer", self.inner, self.inner.inner_elements, shape)
         head = (
             0
             if self.spec.merge_mode == "none"
@@ -142,7 +141,7 @@ class Siamese(Layer):
         shape = self._shared_input(input_shape)
         return prefixed(PREFIX, in_child("layer", self.inner, self.inner.param_shapes, shape))
 
-    def summary_rows(self, input_shape: list[Shape]) -> list[tuple[str, str, str, tuple, int]]:
+    def summary_rows(self, input_shape: list[Shape]) -> list[SummaryRow]:
         shape = self._shared_input(input_shape)
         out = self.inner.output_shape(shape)
         return child_rows(
@@ -156,34 +155,37 @@ class Siamese(Layer):
     def named_params(self) -> dict[str, np.ndarray]:
         return prefixed(PREFIX, self.inner.named_params())  # the inner layer's own arrays
 
-    def weight_penalty(self) -> float:
-        return self.inner.weight_penalty()  # one set of weights: counted once
-
     def forward(self, x, mask, ctx: Context):
         ys, masks, caches = [], [], []
+        penalties: dict[str, float] = {}
         for xi, mi in zip(x, mask):
             yi, mo, ci = self.inner.forward(xi, mi, ctx)
+            add_penalties(penalties, self.inner.activity_penalties(yi, ci))
             ys.append(yi)
             masks.append(mo)
             caches.append(ci)
         s = self.spec
         in_shapes = [xi.shape for xi in x]
         if s.merge_mode == "none":
-            return ys, masks, ((caches, in_shapes, None) if ctx.keep_cache else None)
+            return ys, masks, SiameseCache(caches, in_shapes, None, penalties)
         y, merge_cache = merge_ops.forward(
             s.merge_mode, ys, s.concat_axis, s.dot_axes, ctx.keep_cache
         )
         out_mask = merge_ops.combine_masks(s.merge_mode, ys, masks, s.concat_axis)
-        return y, out_mask, ((caches, in_shapes, merge_cache) if ctx.keep_cache else None)
+        return y, out_mask, SiameseCache(caches, in_shapes, merge_cache, penalties)
 
-    def backward(self, dy, cache, ctx: Context):
+    def activity_penalties(self, y, cache: SiameseCache) -> dict[str, float]:
+        return cache.penalties
+
+    def backward(self, dy, cache: SiameseCache, ctx: Context):
         """``dy``: the merged output's gradient, or (merge_mode none) a list, one per head
-        (None for a head nothing reads)."""
-        caches, in_shapes, merge_cache = cache
+        (None for a head nothing reads). The shared weights' gradient is the sum over the
+        heads (their penalty's gradient is added once, by the trainer)."""
+        caches, in_shapes = cache.heads, cache.in_shapes
         if self.spec.merge_mode == "none":
             dys = list(dy)
         else:
-            dys = merge_ops.backward(self.spec.merge_mode, dy, merge_cache, len(caches))
+            dys = merge_ops.backward(self.spec.merge_mode, dy, cache.merge, len(caches))
         dxs: list[np.ndarray] = []
         grads: dict[str, np.ndarray] = {}
         for dyi, ci, shape in zip(dys, caches, in_shapes):
@@ -193,12 +195,6 @@ class Siamese(Layer):
             dxi, gi = self.inner.backward(dyi, ci, ctx)
             dxs.append(dxi)
             add_grads(grads, prefixed(PREFIX, gi))  # shared weights: sum over heads
-        heads = sum(d is not None for d in dys)
-        if (
-            heads > 1
-        ):  # each head's backward added the penalty gradient; the penalty is counted once
-            for key, g in prefixed(PREFIX, self.inner.weight_penalty_grads()).items():
-                grads[key] = grads[key] - (heads - 1) * g
         for key, value in self.named_params().items():
             grads.setdefault(key, np.zeros_like(value))
         return dxs, grads

@@ -6,7 +6,7 @@ contribute, and ``ave`` divides by the number of kept steps (0 when none is kept
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -20,6 +20,11 @@ class TimeDistributedMergeSpec(SpecBase):
 
     type: Literal["TimeDistributedMerge"] = "TimeDistributedMerge"
     mode: Literal["sum", "mul", "ave"] = Field(default="sum", description="Reduction over time.")
+
+
+class TimeDistributedMergeCache(NamedTuple):
+    x: np.ndarray  # the input, masked steps already set to the neutral element
+    mask: np.ndarray | None
 
 
 @register
@@ -54,10 +59,10 @@ class TimeDistributedMerge(Layer):
         if mode == "ave":
             count = x.shape[1] if mask is None else mask.sum(axis=1, keepdims=True)
             y = y / np.maximum(count, 1).astype(x.dtype)
-        return y, None, ((x, y, mask) if ctx.keep_cache else None)
+        return y, None, (TimeDistributedMergeCache(x, mask) if ctx.keep_cache else None)
 
-    def backward(self, dy, cache, ctx):
-        x, y, mask = cache
+    def backward(self, dy, cache: TimeDistributedMergeCache, ctx):
+        x, mask = cache.x, cache.mask
         mode = self.spec.mode
         steps = x.shape[1]
         if mode == "sum":

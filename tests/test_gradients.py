@@ -10,7 +10,7 @@ penalty gradients are checked too. Never skipped.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -245,7 +245,7 @@ def _run(layer, x, mask, case: Case, r):
     y, _, cache = layer.forward(x, mask, ctx)
     ys, rs = (y, r) if isinstance(y, list) else ([y], [r])
     total = sum(float(np.sum(a * b)) for a, b in zip(ys, rs))
-    total += sum(ctx.penalties.values()) + layer.weight_penalty()
+    total += sum(layer.activity_penalties(y, cache).values()) + layer.weight_penalty()
     return total, y, cache, ctx
 
 
@@ -266,7 +266,9 @@ def test_backward_matches_finite_differences(tag, name):
     r = [rng.normal(size=a.shape) for a in y] if isinstance(y, list) else rng.normal(size=y.shape)
 
     _, y, cache, ctx = _run(layer, x, mask, case, r)
-    dx, grads = layer.backward(r, cache, ctx)
+    dx, grads = layer.backward(r, cache, ctx)  # the chain rule ...
+    for key, g in layer.weight_penalty_grads().items():  # ... + the penalty, as a fit step
+        grads[key] = grads[key] + g
 
     params = layer.named_params()
     assert set(grads) <= set(params), f"gradients for unknown parameters {set(grads) - set(params)}"
@@ -317,7 +319,6 @@ def test_dense_skips_the_input_gradient_only_when_asked():
     y, _, cache = layer.forward(x, None, ctx)
     dx, _ = layer.backward(np.ones_like(y), cache, ctx)
     np.testing.assert_allclose(dx, np.ones((2, 2)) @ layer.params["W"].T)
-    ctx.need_input_grad = False
-    dx, grads = layer.backward(np.ones_like(y), cache, ctx)
+    dx, grads = layer.backward(np.ones_like(y), cache, replace(ctx, need_input_grad=False))
     assert dx is None
     np.testing.assert_allclose(grads["W"], x.T @ np.ones((2, 2)))

@@ -24,8 +24,8 @@ X4 = np.array([[0.5, 1, 2, 3]], F32)
 
 def fwd(layer, x, mask=None, training=False, seed=0):
     ctx = Context(training=training, rng=np.random.default_rng(seed))
-    y, m, _ = layer.forward(np.asarray(x, F32), mask, ctx)
-    return y, m, ctx
+    y, m, cache = layer.forward(np.asarray(x, F32), mask, ctx)
+    return y, m, layer.activity_penalties(y, cache)
 
 
 def reference_dense(cls, spec_cls, x):
@@ -217,16 +217,18 @@ def test_time_distributed_merge_ave_of_fully_masked_sample_is_zero():
 @pytest.mark.parametrize("l1, l2, expected", [(0.01, 0, 0.03), (0, 0.01, 0.11), (0.01, 0.01, 0.14)])
 def test_activity_regularization_reference_penalties(l1, l2, expected):
     x = np.array([[1], [2], [3], [4], [5]], F32)
-    y, _, ctx = fwd(ActivityRegularization(ActivityRegularizationSpec(l1=l1, l2=l2), "r"), x)
+    y, _, penalties = fwd(ActivityRegularization(ActivityRegularizationSpec(l1=l1, l2=l2), "r"), x)
     np.testing.assert_array_equal(y, x)
-    assert ctx.penalties["r/activity"] == pytest.approx(expected, rel=1e-6)
+    assert penalties["r/activity"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_activity_penalty_of_a_row_is_not_divided():
     # (1, 5): the batch mean is the identity, so the legacy penalty is 0.15 / 0.55 / 0.70.
     x = np.array([[1, 2, 3, 4, 5]], F32)
-    _, _, ctx = fwd(ActivityRegularization(ActivityRegularizationSpec(l1=0.01, l2=0.01), "r"), x)
-    assert ctx.penalties["r/activity"] == pytest.approx(0.70, rel=1e-6)
+    _, _, penalties = fwd(
+        ActivityRegularization(ActivityRegularizationSpec(l1=0.01, l2=0.01), "r"), x
+    )
+    assert penalties["r/activity"] == pytest.approx(0.70, rel=1e-6)
 
 
 def test_dense_weight_and_activity_regularizers():
@@ -242,7 +244,7 @@ def test_dense_weight_and_activity_regularizers():
     layer.params = {"W": np.array([[1, -2], [3, 0]], F32), "b": np.array([1, -1], F32)}
     # W: 0.1 * 6 + 0.5 * 14 = 7.6; b: 1.0 * 2 = 2.0
     assert layer.weight_penalty() == pytest.approx(9.6)
-    y, _, ctx = fwd(layer, [[1, 1], [0, 1]])
+    y, _, penalties = fwd(layer, [[1, 1], [0, 1]])
     # y = [[5, -3], [4, -1]]; activity = 0.5 * (5+3+4+1) / 2 = 3.25
     np.testing.assert_array_equal(y, [[5, -3], [4, -1]])
-    assert ctx.penalties["d/activity"] == pytest.approx(3.25)
+    assert penalties["d/activity"] == pytest.approx(3.25)

@@ -5,11 +5,13 @@ Walking the layers from last to first, each layer turns the gradient of its outp
 gradients of its inputs and of its own parameters. Where a value feeds several layers (or
 one layer twice), the gradients reaching it add up (``+``, never assignment), as in
 micrograd; layers that reach no output get no gradient. Nothing here changes a parameter:
-only ``runner.train.optim`` does.
+only ``runner.train.optim`` does. Layers' backward is the chain rule alone: the training
+step adds the weight penalties' gradient once, with ``with_weight_penalty_grads``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -40,9 +42,8 @@ def backward(
             continue  # reaches no output
         layer = node.layer
         # A layer reading only model inputs may skip its input gradient (Dense saves a GEMM).
-        ctx.need_input_grad = input_grads or any(ref not in plan.inputs for ref in node.inputs)
-        dx, layer_grads = layer.backward(dy, caches[node.name], ctx)
-        ctx.need_input_grad = True
+        need = input_grads or any(ref not in plan.inputs for ref in node.inputs)
+        dx, layer_grads = layer.backward(dy, caches[node.name], replace(ctx, need_input_grad=need))
         for pname, g in layer_grads.items():
             grads[f"{node.name}/{pname}"] = g
         if dx is None:
@@ -52,6 +53,18 @@ def backward(
                 _accumulate(pending, ref, d, plan)
     inputs = {name: pending[name] for name in plan.inputs if name in pending}
     return grads, inputs
+
+
+def with_weight_penalty_grads(plan: Plan, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``grads`` plus each layer's ``weight_penalty_grads()``, added once per parameter
+    (however often the layer ran), for the parameters ``backward`` reached."""
+    out = dict(grads)
+    for node in plan.nodes.values():
+        for pname, g in node.layer.weight_penalty_grads().items():
+            key = f"{node.name}/{pname}"
+            if key in out:
+                out[key] = out[key] + g
+    return out
 
 
 def _accumulate(pending: dict[str, Any], name: str, d: Any, plan: Plan) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from layers.base import Context
+from layers.base import Context, add_penalties
 from runner.data import sources
 from runner.errors import DataError
 from runner.graph.context import pass_context
@@ -38,8 +38,10 @@ def forward(
     ctx: Context,
     keep: set[str],
     feed_masks: dict[str, np.ndarray] | None = None,
+    penalties: dict[str, float] | None = None,
 ):
-    """One forward pass of the graph. Returns (values, masks, caches) of the kept names."""
+    """One forward pass of the graph. Returns (values, masks, caches) of the kept names.
+    With ``penalties``, every layer's activity penalties are added into it."""
     values: dict[str, Any] = dict(feeds)
     masks: dict[str, Any] = dict(feed_masks or {})
     caches: dict[str, Any] = {}
@@ -55,6 +57,8 @@ def forward(
         try:  # overflow, 0/0, log(0): say which layer, never return inf/NaN silently
             with np.errstate(over="raise", invalid="raise", divide="raise"):
                 y, mask, cache = layer.forward(x, m, ctx)
+                if penalties is not None:
+                    add_penalties(penalties, layer.activity_penalties(y, cache))
         except FloatingPointError as exc:
             raise DataError.one(node.path, _numeric_problem(exc, node, x, ctx.dtype)) from None
         outs = (
@@ -157,8 +161,8 @@ def predict(
     for b in range(n_batches):
         lo, hi = b * batch, min(rows, (b + 1) * batch)
         feeds = {name: _checked_batch(plan, name, a[lo:hi], dtype) for name, a in arrays.items()}
-        ctx.penalties = {}
-        values, masks, _ = forward(plan, feeds, ctx, keep)
+        batch_penalties: dict[str, float] = {}
+        values, masks, _ = forward(plan, feeds, ctx, keep, penalties=batch_penalties)
         for name, v in values.items():
             out = results.get(name)
             if out is None:
@@ -174,7 +178,7 @@ def predict(
         if n_batches > 1:
             for a in (*arrays.values(), *results.values(), *result_masks.values()):
                 release_rows(a, lo, hi)
-        for key, value in ctx.penalties.items():  # per-batch means -> mean over all rows
+        for key, value in batch_penalties.items():  # per-batch means -> mean over all rows
             penalties[key] = penalties.get(key, 0.0) + value * (hi - lo) / rows
         bar.update()
     bar.close()

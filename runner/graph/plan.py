@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from layers import registry
 from layers.base import FileRef, PlanError
-from layers.composite import inner_elements
 from runner.config.schema import RandomSource
 from runner.data import sources
 from runner.errors import ConfigError, Problem
@@ -225,8 +224,7 @@ def _plan_layer(
     layer = registry.layer_class(layer_spec.type)(layer_spec, name)
     if wired is None:
         return None
-    arity_error = getattr(layer, "arity_error", None)
-    message = arity_error(len(wired)) if arity_error else None
+    message = layer.arity_error(len(wired))
     if message:
         problems.append(Problem(f"{path}.inputs", f"{message} (reads {wired})"))
         return None
@@ -251,11 +249,11 @@ def _plan_layer(
         shape = tuple(layer.output_shape(in_shape))
         masked = layer.output_mask(in_shape, in_mask)
         param_shapes = layer.param_shapes(in_shape)
-        inner = inner_elements(layer, in_shape)
+        inner = layer.inner_elements(in_shape)
     except PlanError as exc:
         problems.append(Problem(path, f"{exc} {_fed_by(wired, known, nodes, masks)}".strip()))
         return None
-    heads = getattr(layer, "heads", 0)
+    heads = layer.heads
     head_masks = list(masked) if heads else []
     node = Node(
         name,

@@ -35,7 +35,7 @@ def check_layer_weights(
     parameters are the node's, keyed ``<prefix><param>``, e.g. ``encoder/enc/W``). Files are
     sized against ``max_bytes`` before they are read."""
     layer, path = (node.layer, node.path) if layer is None else (layer, path)
-    for sub_prefix, child, sub_path in getattr(layer, "children", list)():
+    for sub_prefix, child, sub_path in layer.children():
         check_layer_weights(
             node, problems, cwd, child, prefix + sub_prefix, f"{path}.{sub_path}", max_bytes
         )

@@ -32,12 +32,11 @@ def mermaid(plan: Plan) -> str:
         label = f"{node.name}: {node.layer.spec.type} {_shape(node.shape, node.heads)}"
         if node.masked:
             label += " masked"
-        inner = getattr(node.layer, "summary_rows", None)
-        if inner is None:
+        shapes = [plan.shape_of(r) for r in node.inputs]
+        rows = node.layer.summary_rows(shapes if node.layer.multi_input else shapes[0])
+        if not rows:
             lines.append(f'  {nid}["{_text(label)}"]')
         else:
-            shapes = [plan.shape_of(r) for r in node.inputs]
-            rows = inner(shapes if node.layer.multi_input else shapes[0])
             lines.append(f'  subgraph {nid}["{_text(label)}"]')
             previous = None
             for k, (key, kind, reads, shape, _) in enumerate(rows):

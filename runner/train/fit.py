@@ -60,13 +60,15 @@ class Trainer:
     ) -> dict[str, float]:
         """One update on one batch; returns its loss terms (and accuracy counts)."""
         ctx = self.ctx
-        ctx.penalties = {}
-        values, masks, caches = forward(self.plan, feeds, ctx, self.keep)
+        penalties: dict[str, float] = {}  # activity penalties of this step's pass
+        values, masks, caches = forward(self.plan, feeds, ctx, self.keep, penalties=penalties)
         weight_penalty = sum(n.layer.weight_penalty() for n in self.plan.nodes.values())
         stats = self._score(values, masks, targets, grads := {})
         grads_by_param, _ = backprop.backward(self.plan, caches, grads, ctx)
+        # backward is the chain rule; the weight penalties' gradient is added once here
+        grads_by_param = backprop.with_weight_penalty_grads(self.plan, grads_by_param)
         self.optimizer.step(self.params, grads_by_param)
-        activity = sum(ctx.penalties.values())
+        activity = sum(penalties.values())
         stats["weight_penalty"] = weight_penalty
         stats["activity_penalty"] = activity
         stats["loss"] += weight_penalty + activity

@@ -34,7 +34,7 @@ def check_trainable(plan: Plan) -> None:
         if node.name not in needed:
             continue
         needed.update(node.inputs)
-        if not getattr(node.layer, "differentiable", True):
+        if not node.layer.differentiable:
             problems.append(
                 Problem(
                     node.path,
