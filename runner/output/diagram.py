@@ -8,7 +8,7 @@ GitHub, GitLab and most Markdown viewers render the file; https://mermaid.live d
 
 from __future__ import annotations
 
-from runner.graph.plan import Plan, head_base
+from runner.graph.plan import Plan
 
 
 def _text(s: str) -> str:
@@ -36,8 +36,7 @@ def mermaid(plan: Plan) -> str:
         if inner is None:
             lines.append(f'  {nid}["{_text(label)}"]')
         else:
-            shapes = [plan.shape_of(r) for r in node.inputs]
-            rows = inner(shapes if node.layer.multi_input else shapes[0])
+            rows = inner(node.in_shape)
             lines.append(f'  subgraph {nid}["{_text(label)}"]')
             previous = None
             for k, (key, kind, reads, shape, _) in enumerate(rows):
@@ -49,10 +48,9 @@ def mermaid(plan: Plan) -> str:
                 previous = f"{nid}_{k}"
             lines.append("  end")
         for ref in node.inputs:
-            source = ids.get(ref) or ids[head_base(ref)]
-            arrow = f"-->|.{ref.rsplit('.', 1)[1]}|" if ref not in ids else "-->"
-            lines.append(f"  {source} {arrow} {nid}")
-    outputs = sorted({ids.get(o) or ids[head_base(o)] for o in plan.outputs})
+            arrow = "-->" if ref.head is None else f"-->|.{ref.head}|"
+            lines.append(f"  {ids[ref.node]} {arrow} {nid}")
+    outputs = sorted({ids[o.node] for o in plan.outputs})
     lines.append("  classDef output stroke-width:3px")
     lines.append(f"  class {','.join(outputs)} output")
     return "\n".join(lines) + "\n"

@@ -33,8 +33,7 @@ def _inner_rows(plan: Plan, node) -> list[tuple[str, str, str, str, str, str]]:
     inner = getattr(node.layer, "summary_rows", None)
     if inner is None:
         return []
-    shapes = [plan.shape_of(r) for r in node.inputs]
-    rows = inner(shapes if node.layer.multi_input else shapes[0])
+    rows = inner(node.in_shape)
     return [
         (f"  {node.name}/{key}", kind, reads, str((None, *shape)), "", f"({n:,})")
         for key, kind, reads, shape, n in rows
