@@ -81,7 +81,7 @@ class Model:
 
     @property
     def outputs(self) -> list[str]:
-        return list(self.plan.outputs)
+        return [str(ref) for ref in self.plan.outputs]
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
@@ -123,4 +123,9 @@ class Model:
                 )
             feeds[name] = a
         values, _, _ = forward(self.plan, feeds, pass_context(self.plan, training), keep)
-        return values
+        return _by_name(values)
+
+
+def _by_name(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Values keyed by plain names ('siam.0'), as the config spells them."""
+    return {str(ref): a for ref, a in values.items()}

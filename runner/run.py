@@ -254,7 +254,7 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     build(plan)
     timings["build"] = time.perf_counter() - t
     training = phase(spec)
-    keep = set(plan.outputs) | set(spec.model.expect)
+    keep = set(plan.outputs) | set(plan.expect)
     progress = spec.progress if spec.progress is not None else sys.stderr.isatty()
     prediction = predict(
         plan,
@@ -277,7 +277,7 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         metrics[f"{name}/zero_fraction"] = float(np.mean(y == 0))
     result["phase"] = "train" if training else "test"
     result["metrics"] = metrics
-    saved = {n: prediction.values[n] for n in plan.outputs}
+    saved = {str(n): prediction.values[n] for n in plan.outputs}
     saved.update({f"{n}/mask": prediction.masks[n] for n in plan.outputs if n in prediction.masks})
     # Streamed outputs already sit in memory-mapped outputs/NAME.npy files: not copied again.
     on_disk = {n: a for n, a in saved.items() if isinstance(a, np.memmap)}
@@ -299,9 +299,7 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     }
     for name in plan.outputs:
         log.info("%s =\n%s", name, np.array2string(prediction.values[name], threshold=50))
-    checks = run_checks(
-        spec.model.expect, prediction.values, prediction.masks, prediction.penalties
-    )
+    checks = run_checks(plan.expect, prediction.values, prediction.masks, prediction.penalties)
     result["expect"] = [c.as_dict() for c in checks]
     if checks:
         passed = sum(c.ok for c in checks)

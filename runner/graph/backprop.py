@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from layers.base import Context
-from runner.graph.plan import Plan, head_base
+from runner.graph.plan import Plan, Ref
 
 
 def backward(
@@ -34,7 +34,7 @@ def backward(
     """
     pending: dict[str, np.ndarray] = {}
     for name, dy in output_grads.items():
-        _accumulate(pending, name, dy, plan)
+        _accumulate(pending, plan.refs[name], dy, plan)
     grads: dict[str, np.ndarray] = {}
     for node in reversed(list(plan.nodes.values())):
         dy = pending.pop(node.name, None)
@@ -67,18 +67,16 @@ def with_weight_penalty_grads(plan: Plan, grads: dict[str, np.ndarray]) -> dict[
     return out
 
 
-def _accumulate(pending: dict[str, Any], name: str, d: Any, plan: Plan) -> None:
-    """Add ``d`` to the gradient of ``name``; a head 'siam.1' of a multi-output layer goes to
+def _accumulate(pending: dict[str, Any], ref: Ref, d: Any, plan: Plan) -> None:
+    """Add ``d`` to the gradient of ``ref``; a head 'siam.1' of a multi-output layer goes to
     slot 1 of that layer's list of per-head gradients (None = head not read)."""
-    base = head_base(name)
-    node = plan.nodes.get(base)
-    if node is not None and node.heads and name != base:
-        heads = list(pending.get(base) or [None] * node.heads)
-        index = int(name.rpartition(".")[2])
-        heads[index] = _sum(heads[index], d)
-        pending[base] = heads
+    node = plan.nodes.get(ref.node)
+    if node is not None and node.heads and ref.head is not None:
+        heads = list(pending.get(ref.node) or [None] * node.heads)
+        heads[ref.head] = _sum(heads[ref.head], d)
+        pending[ref.node] = heads
     else:
-        pending[name] = _sum(pending.get(name), d)
+        pending[ref] = _sum(pending.get(ref), d)
 
 
 def _sum(a: Any, b: Any) -> Any:

@@ -17,12 +17,7 @@ def build(plan: Plan) -> Plan:
     rng = init_rng(plan.spec.seed)
     dtype = plan.dtype
     for node in plan.nodes.values():
-        in_shape = (
-            [plan.shape_of(r) for r in node.inputs]
-            if node.layer.multi_input
-            else plan.shape_of(node.inputs[0])
-        )
-        node.layer.init_params(in_shape, rng, dtype)
+        node.layer.init_params(node.in_shape, rng, dtype)
         params = node.layer.named_params()
         for pname, array in node.given.items():
             params[pname][...] = array  # cast into the layer's own float array

@@ -61,11 +61,8 @@ def forward(
                     add_penalties(penalties, layer.activity_penalties(y, cache))
         except FloatingPointError as exc:
             raise DataError.one(node.path, _numeric_problem(exc, node, x, ctx.dtype)) from None
-        outs = (
-            [(f"{node.name}.{i}", yi, mi) for i, (yi, mi) in enumerate(zip(y, mask))]
-            if node.heads
-            else [(node.name, y, mask)]
-        )  # several outputs: "<name>.<i>"
+        # several outputs (node.outputs: "<name>.0", "<name>.1", ...): a list of each
+        outs = zip(node.outputs, y, mask) if node.heads else [(node.outputs[0], y, mask)]
         for out_name, value, out_mask in outs:
             values[out_name] = value
             if out_mask is not None:
@@ -144,8 +141,7 @@ def predict(
     batch = plan.spec.batch_size or rows
     if outputs_to_disk is None:
         per_row = (
-            sum(math.prod(plan.shape_of(n)) for n in keep if n in plan.inputs or n in plan.nodes)
-            * plan.dtype.itemsize
+            sum(math.prod(plan.shape_of(n)) for n in keep if n in plan.refs) * plan.dtype.itemsize
         )
         outputs_to_disk = bool(plan.spec.batch_size) and per_row * rows > DISK_OUTPUT_BYTES
     disk = out_dir if outputs_to_disk else None
@@ -163,15 +159,15 @@ def predict(
         feeds = {name: _checked_batch(plan, name, a[lo:hi], dtype) for name, a in arrays.items()}
         batch_penalties: dict[str, float] = {}
         values, masks, _ = forward(plan, feeds, ctx, keep, penalties=batch_penalties)
-        for name, v in values.items():
+        for name, v in values.items():  # by plain names: Prediction leaves the graph
             out = results.get(name)
             if out is None:
-                out = results[name] = _allocate(disk, name, (rows, *v.shape[1:]), v.dtype)
+                out = results[str(name)] = _allocate(disk, name, (rows, *v.shape[1:]), v.dtype)
             out[lo:hi] = v
         for name, m in masks.items():
             out = result_masks.get(name)
             if out is None:
-                out = result_masks[name] = _allocate(
+                out = result_masks[str(name)] = _allocate(
                     disk, f"{name}.mask", (rows, *m.shape[1:]), np.dtype(bool)
                 )
             out[lo:hi] = m

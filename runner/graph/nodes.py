@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from layers.base import Layer
+from runner.graph.refs import Ref
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Node:
     name: str
     path: str
     layer: Layer
-    inputs: list[str]
+    inputs: list[Ref]  # what it reads, parsed from the config once (runner.graph.refs)
     shape: tuple[int, ...]
     masked: bool
     param_shapes: dict[str, tuple[int, ...]]
@@ -45,10 +47,23 @@ class Node:
     # Per-sample values the layer holds while it runs besides its output: the outputs of
     # the layers inside a composite, a Lambda's intermediate results (counted for memory).
     inner: int = 0
+    # Per-sample shape and mask of each input, in the order of ``inputs`` (set by the plan).
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    input_masks: list[bool] = field(default_factory=list)
 
     @property
     def n_params(self) -> int:
         return sum(math.prod(s) for s in self.param_shapes.values())
+
+    @property
+    def in_shape(self) -> tuple[int, ...] | list[tuple[int, ...]]:
+        """The input shape as the layer takes it: a list for a multi-input layer."""
+        return list(self.input_shapes) if self.layer.multi_input else self.input_shapes[0]
+
+    @property
+    def outputs(self) -> list[Ref]:
+        """Its outputs: ``name``, or ``name.0``, ``name.1``, ... for a multi-output layer."""
+        return [Ref(self.name, i) for i in range(self.heads)] if self.heads else [Ref(self.name)]
 
 
 @dataclass
@@ -57,24 +72,28 @@ class Plan:
     cwd: Path
     inputs: dict[str, InputNode]
     nodes: dict[str, Node]
-    outputs: list[str]
+    outputs: list[Ref]
     rows: int
     memory_bytes: int
     warnings: list[str] = field(default_factory=list)
     fit: Any = None  # the fit part (runner.train.plan.FitPlan) when the task needs it
+    expect: dict[Ref, Any] = field(default_factory=dict)  # model.expect, keys parsed
 
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.spec.floatx)
 
-    def shape_of(self, name: str) -> tuple[int, ...]:
-        if name in self.inputs:
-            return self.inputs[name].shape
-        node = self.nodes.get(name)
-        return node.shape if node is not None else self.nodes[head_base(name)].shape
+    @cached_property
+    def refs(self) -> dict[str, Ref]:
+        """Every value of the graph by its name: inputs, layer outputs, heads."""
+        out = {name: Ref(name) for name in self.inputs}
+        for node in self.nodes.values():
+            out.update((ref, ref) for ref in node.outputs)
+        return out
 
-
-def head_base(ref: str) -> str:
-    """'siam.1' -> 'siam' (one output of a multi-output layer); other names unchanged."""
-    base, dot, index = ref.rpartition(".")
-    return base if dot and index.isdigit() else ref
+    def shape_of(self, ref: str) -> tuple[int, ...]:
+        """Per-sample shape of a value (an input, a layer's output or one of its heads)."""
+        ref = self.refs.get(ref) or Ref(ref)
+        if ref.head is None and ref.node in self.inputs:
+            return self.inputs[ref.node].shape
+        return self.nodes[ref.node].shape

@@ -18,10 +18,11 @@ from layers.base import FileRef, PlanError
 from runner.config.schema import RandomSource
 from runner.data import sources
 from runner.errors import ConfigError, Problem
-from runner.graph.nodes import InputNode, Node, Plan, head_base
+from runner.graph.nodes import InputNode, Node, Plan
+from runner.graph.refs import Ref, parse_ref
 from runner.graph.weights import check_finite_weights, check_layer_weights, load_weight_files
 
-__all__ = ["InputNode", "Node", "Plan", "head_base", "make_plan", "estimate_memory"]
+__all__ = ["InputNode", "Node", "Plan", "Ref", "make_plan", "estimate_memory"]
 
 
 def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
@@ -31,8 +32,9 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     limit = spec.max_memory_mb * 2**20  # bytes: every file is checked against it before reading
     inputs = _plan_inputs(model, cwd, problems, limit)
     nodes: dict[str, Node] = {}
-    known: dict[str, tuple[tuple[int, ...], bool] | None] = {
-        n: ((i.shape, False) if i is not None else None) for n, i in inputs.items()
+    # per-sample shape and mask of every value planned so far (None: it has a problem)
+    known: dict[Ref, tuple[tuple[int, ...], bool] | None] = {
+        Ref(n): ((i.shape, False) if i is not None else None) for n, i in inputs.items()
     }
     order = list(model.layers)
     positions = {name: i for i, name in enumerate(order)}  # wiring checks in O(1) per ref
@@ -44,12 +46,13 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
         wired = _wiring(name, layer_spec, previous, model, order, path, problems, positions)
         previous = name
         node = _plan_layer(name, path, layer_spec, wired, known, nodes, problems, cwd, limit)
-        known[name] = (node.shape, node.masked) if node else None
+        known[Ref(name)] = (node.shape, node.masked) if node else None
         if node:
             nodes[name] = node
-            for i, head_mask in enumerate(node.head_masks):
-                known[f"{name}.{i}"] = (node.shape, head_mask)
+            for ref, head_mask in zip(node.outputs if node.heads else [], node.head_masks):
+                known[ref] = (node.shape, head_mask)
     outputs = _plan_outputs(model, order, nodes, inputs, problems)
+    expect = _plan_expect(model, order, nodes, inputs, problems)
     warnings = _check_unused_inputs(model, inputs, problems)
     _check_finite_inputs(inputs, np.dtype(spec.floatx), problems)
     rows = max((i.rows for i in inputs.values() if i is not None), default=0)
@@ -67,6 +70,7 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
         check_finite_weights(nodes, np.dtype(spec.floatx), problems)
         raise ConfigError(problems)
     plan = Plan(spec, cwd, inputs, nodes, outputs, rows, 0, warnings)  # type: ignore[arg-type]
+    plan.expect = expect
     plan.memory_bytes = estimate_memory(plan)
     if plan.memory_bytes > limit:  # before the weight files are read
         raise ConfigError.one(
@@ -168,12 +172,12 @@ def _wiring(
     path,
     problems,
     positions: dict[str, int] | None = None,
-) -> list[str] | None:
+) -> list[Ref] | None:
     if layer_spec.inputs is None:
         if previous is not None:
-            return [previous]
+            return [Ref(previous)]
         if len(model.inputs) == 1:
-            return [next(iter(model.inputs))]
+            return [Ref(next(iter(model.inputs)))]
         problems.append(
             Problem(
                 f"{path}.inputs",
@@ -186,12 +190,10 @@ def _wiring(
     ok = True
     positions = positions if positions is not None else {n: i for i, n in enumerate(order)}
     position = positions[name]
-    for ref in layer_spec.inputs:
-        if (
-            ref in model.inputs
-            or positions.get(ref, position) < position
-            or positions.get(head_base(ref), position) < position
-        ):
+    refs = [parse_ref(text) for text in layer_spec.inputs]
+    for ref in refs:
+        earlier = positions.get(ref.node, position) < position  # a layer above, or one head
+        if earlier or (ref.head is None and ref.node in model.inputs):
             continue  # "<layer>.<i>" (one output of a multi-output layer) is checked later
         ok = False
         if ref == name:
@@ -207,7 +209,7 @@ def _wiring(
                 f"unknown name {ref!r}{registry.did_you_mean(ref, candidates)}; known: {candidates}"
             )
         problems.append(Problem(f"{path}.inputs", msg))
-    return list(layer_spec.inputs) if ok else None
+    return refs if ok else None
 
 
 def _plan_layer(
@@ -233,7 +235,7 @@ def _plan_layer(
     if any(known.get(ref) is None for ref in wired):
         return None  # an upstream problem was already reported
     shapes = [known[ref][0] for ref in wired]
-    masks = [known[ref][1] for ref in wired]
+    masks = [known[ref][1] for ref in wired]  # kept on the node: no later step looks them up
     if not layer.multi_input and len(wired) != 1:
         problems.append(
             Problem(
@@ -266,6 +268,8 @@ def _plan_layer(
         heads=heads,
         head_masks=head_masks,
         inner=inner,
+        input_shapes=shapes,
+        input_masks=masks,
     )
     check_layer_weights(node, problems, Path.cwd() if cwd is None else cwd, max_bytes=limit)
     return node
@@ -275,11 +279,11 @@ def _heads_ok(wired, known, nodes, path, problems) -> bool:
     """A multi-output layer is read one output at a time: '<name>.<i>'."""
     ok = True
     for ref in wired:
-        node = nodes.get(ref) or nodes.get(head_base(ref))
-        if node is None or ref in known and (ref != node.name or not node.heads):
+        node = nodes.get(ref.node)
+        if node is None or ref in known and (ref.head is not None or not node.heads):
             continue
-        heads = [f"{node.name}.{i}" for i in range(node.heads)]
-        if ref == node.name:
+        heads = node.outputs
+        if ref.head is None:
             msg = (
                 f"{ref!r} has {node.heads} outputs ({node.layer.spec.type} with merge_mode "
                 f"none): read one of {heads}"
@@ -296,7 +300,7 @@ def _heads_ok(wired, known, nodes, path, problems) -> bool:
 def _fed_by(wired, known, nodes, masks) -> str:
     parts = []
     for ref, masked in zip(wired, masks):
-        origin = nodes.get(head_base(ref))
+        origin = nodes.get(ref.node)
         kind = origin.layer.spec.type if origin else "input"
         where = origin.path if origin else f"model.inputs.{ref}"
         mask_note = ", masked" if masked else ""
@@ -310,13 +314,13 @@ def _fed_by(wired, known, nodes, masks) -> str:
     return text
 
 
-def _plan_outputs(model, order, nodes, inputs, problems) -> list[str]:
+def _plan_outputs(model, order, nodes, inputs, problems) -> list[Ref]:
     outputs = model.outputs if model.outputs is not None else [order[-1]]
-    expanded: list[str] = []
-    for ref in outputs:  # a multi-output layer stands for all its outputs
-        node = nodes.get(ref)
-        expanded += [f"{ref}.{i}" for i in range(node.heads)] if node and node.heads else [ref]
-    heads = [f"{n.name}.{i}" for n in nodes.values() for i in range(n.heads)]
+    expanded: list[Ref] = []
+    for ref in map(parse_ref, outputs):  # a multi-output layer stands for all its outputs
+        node = nodes.get(ref.node) if ref.head is None else None
+        expanded += node.outputs if node else [ref]
+    heads = _heads(nodes)
     for ref in expanded:
         if ref not in nodes and ref not in order and ref not in inputs and ref not in heads:
             problems.append(
@@ -325,21 +329,31 @@ def _plan_outputs(model, order, nodes, inputs, problems) -> list[str]:
                     f"unknown name {ref!r}{registry.did_you_mean(ref, order)}; known: {order}",
                 )
             )
-    for ref in model.expect:
-        node = nodes.get(ref)
+    return expanded
+
+
+def _heads(nodes) -> list[Ref]:
+    return [ref for n in nodes.values() if n.heads for ref in n.outputs]
+
+
+def _plan_expect(model, order, nodes, inputs, problems) -> dict[Ref, Any]:
+    """``model.expect`` keyed by the values it checks."""
+    heads = _heads(nodes)
+    expect = {parse_ref(text): spec for text, spec in model.expect.items()}
+    for ref in expect:
+        node = nodes.get(ref.node) if ref.head is None else None
         if node is not None and node.heads:
             problems.append(
                 Problem(
                     f"model.expect.{ref}",
-                    f"{ref!r} has {node.heads} outputs: "
-                    f"expect each of {[f'{ref}.{i}' for i in range(node.heads)]}",
+                    f"{ref!r} has {node.heads} outputs: expect each of {node.outputs}",
                 )
             )
         elif (
             ref not in order
             and ref not in inputs
             and ref not in heads
-            and (head_base(ref) not in order or head_base(ref) in nodes)
+            and (ref.node not in order or ref.node in nodes)
         ):
             problems.append(
                 Problem(
@@ -349,7 +363,7 @@ def _plan_outputs(model, order, nodes, inputs, problems) -> list[str]:
                     f"{order + heads}",
                 )
             )
-    return expanded
+    return expect
 
 
 def _check_unused_inputs(model, inputs, problems) -> list[str]:

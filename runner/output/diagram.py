@@ -8,7 +8,7 @@ GitHub, GitLab and most Markdown viewers render the file; https://mermaid.live d
 
 from __future__ import annotations
 
-from runner.graph.plan import Plan, head_base
+from runner.graph.plan import Plan
 
 
 def _text(s: str) -> str:
@@ -32,8 +32,7 @@ def mermaid(plan: Plan) -> str:
         label = f"{node.name}: {node.layer.spec.type} {_shape(node.shape, node.heads)}"
         if node.masked:
             label += " masked"
-        shapes = [plan.shape_of(r) for r in node.inputs]
-        rows = node.layer.summary_rows(shapes if node.layer.multi_input else shapes[0])
+        rows = node.layer.summary_rows(node.in_shape)
         if not rows:
             lines.append(f'  {nid}["{_text(label)}"]')
         else:
@@ -48,10 +47,9 @@ def mermaid(plan: Plan) -> str:
                 previous = f"{nid}_{k}"
             lines.append("  end")
         for ref in node.inputs:
-            source = ids.get(ref) or ids[head_base(ref)]
-            arrow = f"-->|.{ref.rsplit('.', 1)[1]}|" if ref not in ids else "-->"
-            lines.append(f"  {source} {arrow} {nid}")
-    outputs = sorted({ids.get(o) or ids[head_base(o)] for o in plan.outputs})
+            arrow = "-->" if ref.head is None else f"-->|.{ref.head}|"
+            lines.append(f"  {ids[ref.node]} {arrow} {nid}")
+    outputs = sorted({ids[o.node] for o in plan.outputs})
     lines.append("  classDef output stroke-width:3px")
     lines.append(f"  class {','.join(outputs)} output")
     return "\n".join(lines) + "\n"

@@ -30,8 +30,7 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str, str, str, str]]:
 def _inner_rows(plan: Plan, node) -> list[tuple[str, str, str, str, str, str]]:
     """Rows for the layers inside a composite (AutoEncoder, Siamese), indented under it;
     their parameters are already counted in the composite's row."""
-    shapes = [plan.shape_of(r) for r in node.inputs]
-    rows = node.layer.summary_rows(shapes if node.layer.multi_input else shapes[0])
+    rows = node.layer.summary_rows(node.in_shape)
     return [
         (f"  {node.name}/{key}", kind, reads, str((None, *shape)), "", f"({n:,})")
         for key, kind, reads, shape, n in rows

@@ -13,7 +13,7 @@ from layers.registry import did_you_mean
 from runner.data.sources import load_source
 from runner.errors import ConfigError, DataError, Problem
 from runner.graph.execute import input_arrays
-from runner.graph.plan import Plan, head_base
+from runner.graph.plan import Plan
 from runner.train import losses
 from runner.train.settings import FitSettings
 
@@ -75,8 +75,8 @@ def _targets(
                     f"{did_you_mean(key, plan.outputs)}; outputs: {plan.outputs}",
                 )
             )
-    for name in plan.outputs:
-        node = plan.nodes.get(head_base(name))  # 'siam.0' is one output of the node 'siam'
+    for name in plan.outputs:  # Refs: given keys match them by their spelling ('siam.0')
+        node = plan.nodes.get(name.node)  # 'siam.0' is one output of the node 'siam'
         path = f"{where}.{name}"
         if node is None:
             problems.append(

@@ -28,12 +28,12 @@ class FitPlan:
 
 def check_trainable(plan: Plan) -> None:
     """Every layer on a path to an output must have a backward pass."""
-    needed = set(plan.outputs)
+    needed = {ref.node for ref in plan.outputs}  # a head 'siam.0' needs the layer 'siam'
     problems = []
     for node in reversed(list(plan.nodes.values())):
         if node.name not in needed:
             continue
-        needed.update(node.inputs)
+        needed.update(ref.node for ref in node.inputs)
         if not node.layer.differentiable:
             problems.append(
                 Problem(

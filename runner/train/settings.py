@@ -168,8 +168,9 @@ def _resolve_optimizer(top, own) -> tuple[str, dict[str, Any], dict[str, str]]:
 def _resolve_losses(
     loss: Any, outputs: list[str], where: str, problems: list[Problem]
 ) -> dict[str, str]:
+    # outputs are the plan's Refs; a key matches one by its spelling ('siam.0')
     if isinstance(loss, str):
-        return {o: loss for o in outputs}
+        return {str(o): loss for o in outputs}
     for key in loss:
         if key not in outputs:
             problems.append(
@@ -182,4 +183,4 @@ def _resolve_losses(
     missing = [o for o in outputs if o not in loss]
     if missing:
         problems.append(Problem(where, f"no loss for output(s) {missing}: name one per output"))
-    return {o: loss.get(o, "mse") for o in outputs}
+    return {str(o): loss.get(o, "mse") for o in outputs}
