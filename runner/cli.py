@@ -27,6 +27,21 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     from runner.output import artifacts
     from runner.run import run
 
+    clash = _clash(model_files(hydra_cfg), cwd) if "model" in cfg else None
+    if clash:
+        log.error("invalid config: 1 problem\n  +model: %s", clash)
+        artifacts.write_result(
+            output_dir / "result.json",
+            {
+                "status": "error",
+                "error": {
+                    "kind": "ConfigError",
+                    "problems": [{"path": "+model", "message": clash}],
+                },
+            },
+        )
+        artifacts.release(output_dir)
+        return 2, None
     if "model" not in cfg:
         log.error(
             "no model chosen: pass +model=NAME, for example\n"
@@ -93,24 +108,42 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
 def model_file(hydra_cfg: Any) -> Path | None:
     """The file Hydra read the chosen model from: the first source, in search order, that
     holds ``model/NAME.yaml`` (the lookup Hydra made)."""
+    found = model_files(hydra_cfg)
+    return found[0] if found else None
+
+
+def model_files(hydra_cfg: Any) -> list[Path]:
+    """Every file of the search path that holds the chosen ``model/NAME.yaml``, in order."""
     choice = hydra_cfg.runtime.choices.get("model")
-    if not choice:
-        return None
-    for source in hydra_cfg.runtime.config_sources:
+    found: list[Path] = []
+    for source in hydra_cfg.runtime.config_sources if choice else []:
+        candidate = None
         if source.schema == "file":
             candidate = Path(source.path, "model", f"{choice}.yaml")
-            if candidate.is_file():
-                return candidate.resolve()
         elif source.schema == "pkg":
             from importlib import resources
 
             try:
-                found = resources.files(source.path).joinpath("model", f"{choice}.yaml")
-            except ModuleNotFoundError:
+                candidate = Path(
+                    str(resources.files(source.path).joinpath("model", f"{choice}.yaml"))
+                )
+            except (ModuleNotFoundError, TypeError):
                 continue
-            if found.is_file():
-                return Path(str(found)).resolve()
-    return None
+        if candidate is not None and candidate.is_file() and candidate.resolve() not in found:
+            found.append(candidate.resolve())
+    return found
+
+
+def _clash(files: list[Path], cwd: Path) -> str | None:
+    """Two different files answer to one model name: say which, never run the wrong one."""
+    if len(files) < 2:
+        return None
+    shown = [_shown(f, cwd) for f in files]
+    return (
+        f"the model name is found in {len(files)} places: {', '.join(shown)}; Hydra would run "
+        f"the first, silently. Rename your copy (its folder comes later in the search path "
+        "than the shipped conf/)"
+    )
 
 
 def _sweep_metric(result: dict[str, Any], name: str | None) -> float | None:

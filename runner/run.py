@@ -81,6 +81,11 @@ def run(
             "path": _shown(model_file, cwd),
             "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
         }
+        log.info(
+            "model file: %s (sha256 %s)",
+            result["model_file"]["path"],
+            result["model_file"]["sha256"][:16],
+        )
     timings: dict[str, float] = {}
     outcome = Outcome(0, result)
     try:

@@ -66,6 +66,7 @@ def test_schema_covers_every_builtin_layer_and_model_key(validator):
         "expect",
         "targets",
         "fit",
+        "vars",
     }
     assert "_target_" not in json.dumps(schema)
 

@@ -271,6 +271,15 @@ def _model_spec_class(layer_union: Any) -> type[BaseModel]:
                 description="This model's fit settings; top-level fit settings override them.",
             ),
         ),
+        vars=(
+            dict[Name, Any],
+            Field(
+                default_factory=dict,
+                description="This model's own variables, named once and used through "
+                "interpolation (${model.vars.hidden}); sweep them from the command line "
+                "(-m model.vars.hidden=32,64). The runner reads nothing else from them.",
+            ),
+        ),
     )
 
 
