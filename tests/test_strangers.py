@@ -493,3 +493,22 @@ def test_a_broken_installed_plugin_fails_only_the_models_that_name_it(
     (problem,) = result["error"]["problems"]
     assert problem["path"] == "model.plugins[0]"
     assert "RuntimeError: broken on import" in problem["message"]
+
+
+def test_the_guards_run_settings_are_the_schemas():
+    from runner.config.guard import RUN_SETTINGS
+    from runner.config.schema import run_spec_class
+
+    fields = run_spec_class().model_fields
+    model_fields = fields["model"].annotation.model_fields
+    assert RUN_SETTINGS == set(fields) - set(model_fields) - {"model"}
+
+
+def test_a_run_setting_in_a_model_file_is_refused_with_its_line(tmp_path):
+    from runner.api import load_model_file
+    from runner.config.guard import ModelFileError
+
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(GOOD_MODEL + "max_memory_mb: 1.0e+9\n")
+    with pytest.raises(ModelFileError, match=r"evil.yaml:3:1: 'max_memory_mb' is a run setting"):
+        load_model_file(evil)

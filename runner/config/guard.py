@@ -36,6 +36,22 @@ MAX_DEPTH = 40  # nested mappings and lists
 # Resolvers a model file may call: they only read the config itself. Others (oc.env,
 # oc.decode, hydra, now, ...) need allow_resolvers=[NAME] on the command line.
 SAFE_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values"})
+# Top-level keys of the run config that are not also model keys (training and fit are both):
+# a model file that names one means to change the run (tests keep this equal to the schema).
+RUN_SETTINGS = frozenset(
+    {
+        "task",
+        "seed",
+        "floatx",
+        "batch_size",
+        "max_memory_mb",
+        "progress",
+        "outputs_to_disk",
+        "allow_plugins",
+        "allow_resolvers",
+        "data_dirs",
+    }
+)
 CODE_KEYS = frozenset({"_target_", "_args_", "_partial_", "_convert_", "_recursive_"})
 # Providers of search-path entries that the person running did not write into the project:
 # --config-dir ("command-line") and hydra.searchpath ("hydra.searchpath in ...").
@@ -233,6 +249,13 @@ def _check_node(node: yaml.Node, shown: str, top: bool = False) -> None:
                         f"{name!r} is not accepted: a config cannot name code "
                         "to import or call; custom layers come from plugins the person "
                         "running allows (allow_plugins=[MODULE])",
+                    )
+                if is_top and name in RUN_SETTINGS:
+                    raise _at(
+                        key,
+                        shown,
+                        f"{name!r} is a run setting: a model file sets keys "
+                        f"under model only; give it on the command line ({name}=...)",
                     )
                 if is_top and name == "hydra":
                     raise _at(
