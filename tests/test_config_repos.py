@@ -87,3 +87,14 @@ def test_a_model_names_its_sizes_once_in_vars_and_a_sweep_changes_them(cli, tmp_
         result = json.loads((tmp_path / "sweep" / str(job) / "result.json").read_text())
         assert result["outputs"]["a"]["shape"] == [1, hidden]
         assert result["outputs"]["b"]["values"] == [[3.0 * hidden]]
+
+
+@pytest.mark.slow
+def test_a_users_own_layers_folder_in_the_current_directory_does_not_shadow_ours(cli, tmp_path):
+    """python -m runner puts the current directory first on sys.path; the runner drops it
+    before importing anything else, so a config repo's own layers/ (or numpy.py) is not ours."""
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "layers" / "__init__.py").write_text("raise SystemExit('the user layers ran')\n")
+    res = cli("+model=dense_example")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.result["outputs"]["dense"]["values"] == [[6.0, 12.0, 30.0]]
