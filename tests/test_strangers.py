@@ -512,3 +512,17 @@ def test_a_run_setting_in_a_model_file_is_refused_with_its_line(tmp_path):
     evil.write_text(GOOD_MODEL + "max_memory_mb: 1.0e+9\n")
     with pytest.raises(ModelFileError, match=r"evil.yaml:3:1: 'max_memory_mb' is a run setting"):
         load_model_file(evil)
+
+
+def test_a_config_file_above_one_mebibyte_is_refused_before_it_is_parsed(tmp_path):
+    """100,000 inline rows (1.4 MB of YAML) took minutes through OmegaConf; now one message."""
+    from runner.api import load_model_file
+    from runner.config.guard import ModelFileError
+
+    rows = ",".join("[1.0,2.0,3.0]" for _ in range(100_000))
+    big = tmp_path / "rows.yaml"
+    big.write_text(f"inputs: {{x: {{data: [{rows}]}}}}\nlayers: {{d: {{type: Dense}}}}\n")
+    with pytest.raises(ModelFileError) as info:
+        load_model_file(big)
+    assert "more than 1,048,576 bytes" in str(info.value)
+    assert "{path: data/x.npy}" in str(info.value)

@@ -134,9 +134,8 @@ def check_text(
             shown,
             1,
             1,
-            f"the file is {len(text.encode()):,} bytes, above the "
-            f"limit of {MAX_FILE_BYTES:,} for a config file: keep large data in "
-            ".npy files and name them ({{path: data/x.npy}})",
+            f"the file is more than {MAX_FILE_BYTES:,} bytes, the limit for a config "
+            "file: keep large data in .npy files and name them ({path: data/x.npy})",
         )
     root = _compose(text, shown)
     _check_size(root, shown)
