@@ -169,10 +169,17 @@ def test_sweep_with_a_declared_metric_ranks_the_jobs(tmp_path):
 def test_joblib_gives_bit_identical_outputs(serial, tmp_path):
     _, _, serial_dir = serial
     proc, sweep_dir = _sweep(
-        tmp_path, "sweep", "0.0,0.2,0.4,1.5", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+        tmp_path,
+        "sweep",
+        "0.0,0.2,0.4,1.5",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.callbacks.sweep.metric=drop/zero_fraction",  # read back by the launching process
     )
     assert proc.returncode == 2, proc.stderr  # exit code read from disk: jobs ran elsewhere
-    assert [r["status"] for r in _rows(sweep_dir)] == ["ok", "ok", "ok", "error"]
+    rows = _rows(sweep_dir)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "error"]
+    assert [r["best"] for r in rows] == ["", "", "*", ""]  # highest zero fraction
     for job in range(3):
         a, b = _outputs(serial_dir / str(job)), _outputs(sweep_dir / str(job))
         assert a.dtype == b.dtype == np.float32
