@@ -40,6 +40,7 @@ from runner.train.plan import plan_task
 log = logging.getLogger("runner")
 
 SMALL_OUTPUT = 1000  # outputs up to this many elements are also written into result.json
+CONSOLE_OUTPUT = 100  # outputs up to this many elements are printed in full, larger: a summary
 
 
 @dataclass
@@ -302,8 +303,20 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         }
         for name, a in saved.items()
     }
+    shown = set()
     for name in plan.outputs:
-        log.info("%s =\n%s", name, np.array2string(prediction.values[name], threshold=50))
+        where = result["outputs"][str(name)].get("file", "outputs.npz")
+        for line in _output_lines(str(name), prediction.values[name], where):
+            log.info("%s", line)
+        if name in prediction.masks:
+            log.info("%s", _mask_line(prediction.masks[name]))
+        key = f"{name}/activity"
+        if key in prediction.penalties:
+            shown.add(key)
+            log.info("activity penalty: %.6g", prediction.penalties[key])
+    for key, value in prediction.penalties.items():  # layers that are not outputs
+        if key not in shown:
+            log.info("activity penalty of %s: %.6g", key.removesuffix("/activity"), value)
     checks = run_checks(plan.expect, prediction.values, prediction.masks, prediction.penalties)
     result["expect"] = [c.as_dict() for c in checks]
     if checks:
@@ -315,6 +328,31 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         from runner.errors import Problem
 
         raise RunFailed([Problem(f"model.expect.{c.name}", c.detail) for c in failed])
+
+
+def _output_lines(name: str, value: np.ndarray, where: str) -> list[str]:
+    """An output for the console: its values when it has at most CONSOLE_OUTPUT elements, else
+    its shape, dtype, min, mean and max and the file that holds it."""
+    if value.size <= CONSOLE_OUTPUT:
+        return [f"{name} =", np.array2string(np.asarray(value))]
+    if np.issubdtype(value.dtype, np.number) or value.dtype == bool:
+        lo = float(np.min(value))
+        mean = float(np.mean(value, dtype=np.float64))
+        hi = float(np.max(value))
+        stats = f", min {lo:.6g}, mean {mean:.6g}, max {hi:.6g}"
+    else:
+        stats = ""
+    shape = "(" + ", ".join(str(d) for d in value.shape) + ")"
+    return [f"{name}: shape {shape} {value.dtype}{stats}; values in {where}"]
+
+
+def _mask_line(mask: np.ndarray) -> str:
+    """A mask for the console: 1 = timestep kept, 0 = masked; a count when it is large."""
+    if mask.size <= CONSOLE_OUTPUT:
+        text = np.array2string(np.asarray(mask).astype(np.int8))
+        return ("mask = " if "\n" not in text else "mask =\n") + text
+    masked = int(mask.size - np.count_nonzero(mask))
+    return f"mask: {masked} of {mask.size} timesteps masked"
 
 
 def _positions(exc: UserError, model_file: Path | None, cwd: Path) -> list[dict[str, Any]]:

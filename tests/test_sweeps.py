@@ -119,28 +119,67 @@ def test_sweep_with_a_failing_job_summarizes_and_exits_nonzero(serial):
     zero = [float(np.mean(_outputs(sweep_dir / r["job"]) == 0)) for r in rows[:3]]
     assert zero[0] == 0.0 and 0.1 < zero[1] < 0.3 and 0.3 < zero[2] < 0.5
     assert [float(r["drop/zero_fraction"]) for r in rows[:3]] == zero
-    assert [r["best"] for r in rows] == ["", "", "*", ""]  # highest zero fraction
+    assert [r["best"] for r in rows] == ["", "", "", ""]  # no metric declared: nothing ranked
     assert [Path(r["run_folder"]) for r in rows] == [sweep_dir / str(i) for i in range(4)]
     md = (sweep_dir / "summary.md").read_text()
-    assert "Metric: `drop/zero_fraction` (maximized" in md
-    assert f"**Best job: 2**, `drop/zero_fraction` = {zero[2]:.6g}" in md
+    assert "Metric:" not in md and "Best job" not in md and "**best**" not in md
+    assert "No best job: no metric declared" in md
+    assert "declare a metric: hydra.callbacks.sweep.metric=NAME" in md
     bad = "- job 3 (error, `+model=sweep_drop model.layers.drop.p=1.5`): model.layers.drop.p:"
     assert bad in md
-    width, height = _check_png(sweep_dir / "summary.png")
-    assert (width, height) == (640, 420)
-    last = proc.stdout.strip().splitlines()[-3:]
-    assert last[0].startswith("  job 3 error: model.layers.drop.p:")
-    assert last[1].startswith(f"best: job 2 (drop/zero_fraction = {zero[2]:.6g}, max)")
-    assert last[2] == (f"summary: {sweep_dir / 'summary.md'} (also summary.csv, summary.png)")
+    assert not (sweep_dir / "summary.png").exists()  # nothing to plot against
+    out = proc.stdout.strip().splitlines()
+    at = out.index("sweep: 4 jobs: 3 ok, 1 error")
+    assert out[at + 1].startswith("  job 3 error: model.layers.drop.p:")
+    head = out[at + 2].split()
+    assert head[:3] == ["job", "status", "model.layers.drop.p"]
+    column = head.index("drop/zero_fraction")
+    table = [line.split() for line in out[at + 3 : at + 7]]
+    assert [r[:3] for r in table[:3]] == [
+        ["0", "ok", "0.0"],
+        ["1", "ok", "0.2"],
+        ["2", "ok", "0.4"],
+    ]
+    assert [float(r[column]) for r in table[:3]] == pytest.approx(zero, rel=1e-5)
+    assert table[3][:3] == ["3", "error", "1.5"]
+    assert not any(line.startswith("best:") for line in out)
+    assert out[at + 7].startswith("no best job: no metric declared and no objective")
+    assert out[at + 8].startswith("  to rank the jobs, declare a metric: ")
+    assert "hydra.callbacks.sweep.metric=NAME (metrics: " in out[at + 8]
+    assert out[-1] == f"summary: {sweep_dir / 'summary.md'} (also summary.csv)"
+
+
+def test_sweep_with_a_declared_metric_ranks_the_jobs(tmp_path):
+    proc, sweep_dir = _sweep(
+        tmp_path, "sweep", "0.0,0.2,0.4", "hydra.callbacks.sweep.metric=drop/zero_fraction"
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(sweep_dir)
+    zero = [float(np.mean(_outputs(sweep_dir / r["job"]) == 0)) for r in rows]
+    assert [r["best"] for r in rows] == ["", "", "*"]  # highest zero fraction
+    md = (sweep_dir / "summary.md").read_text()
+    assert "Metric: `drop/zero_fraction` (maximized; set by hydra.callbacks.sweep.metric)" in md
+    assert f"**Best job: 2**, `drop/zero_fraction` = {zero[2]:.6g}" in md
+    assert _check_png(sweep_dir / "summary.png") == (640, 420)
+    last = proc.stdout.strip().splitlines()[-2:]
+    assert last[0].startswith(f"best: job 2 (drop/zero_fraction = {zero[2]:.6g}, max)")
+    assert last[1] == f"summary: {sweep_dir / 'summary.md'} (also summary.csv, summary.png)"
 
 
 def test_joblib_gives_bit_identical_outputs(serial, tmp_path):
     _, _, serial_dir = serial
     proc, sweep_dir = _sweep(
-        tmp_path, "sweep", "0.0,0.2,0.4,1.5", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+        tmp_path,
+        "sweep",
+        "0.0,0.2,0.4,1.5",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.callbacks.sweep.metric=drop/zero_fraction",  # read back by the launching process
     )
     assert proc.returncode == 2, proc.stderr  # exit code read from disk: jobs ran elsewhere
-    assert [r["status"] for r in _rows(sweep_dir)] == ["ok", "ok", "ok", "error"]
+    rows = _rows(sweep_dir)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "error"]
+    assert [r["best"] for r in rows] == ["", "", "*", ""]  # highest zero fraction
     for job in range(3):
         a, b = _outputs(serial_dir / str(job)), _outputs(sweep_dir / str(job))
         assert a.dtype == b.dtype == np.float32
@@ -154,7 +193,7 @@ def test_report_rebuilds_the_summary_from_disk(serial, tmp_path, capsys):
     _, _, serial_dir = serial
     sweep_dir = tmp_path / "copy"
     shutil.copytree(serial_dir, sweep_dir)
-    for name in ("summary.csv", "summary.md", "summary.png"):
+    for name in ("summary.csv", "summary.md"):  # no summary.png: no metric was declared
         (sweep_dir / name).unlink()
     (sweep_dir / "1" / "result.json").unlink()  # a job that died before its end
     code = report.main([str(sweep_dir), "--metric", "drop/mean", "--mode", "min"])
@@ -171,6 +210,11 @@ def test_report_rebuilds_the_summary_from_disk(serial, tmp_path, capsys):
     assert out[0] == "sweep: 4 jobs: 2 ok, 1 incomplete, 1 error"
     assert out[-1].startswith(f"summary: {sweep_dir / 'summary.md'}")
     _check_png(sweep_dir / "summary.png")
+
+    assert report.main([str(sweep_dir), "--no-plot"]) == 2  # no metric: the table, no best
+    out = capsys.readouterr().out
+    assert "\nbest:" not in out and "\nno best job: no metric declared" in out
+    assert all(r["best"] == "" for r in _rows(sweep_dir))
 
     assert report.main([str(sweep_dir), "--metric", "drop/zero_fractoin"]) == 2
     err = capsys.readouterr().err
@@ -203,7 +247,7 @@ def test_resume_skips_jobs_that_finished_ok(serial, tmp_path):
     assert not (new / "3" / "outputs.npz").exists()  # failed before: tried again, fails
     fresh = _outputs(new / "4")
     assert float(rows[4]["drop/zero_fraction"]) == float(np.mean(fresh == 0))
-    assert rows[4]["best"] == "*"
+    assert [r["best"] for r in rows] == [""] * 5  # no metric declared
 
 
 def test_simultaneous_runs_land_in_distinct_folders(tmp_path):

@@ -2,8 +2,8 @@
 
 Registered in ``conf/config.yaml`` as ``hydra.callbacks.sweep``. Its settings are the sweep's:
 
-- ``metric``: the metric to rank jobs by (default: ``objective`` when jobs report one, else the
-  metric that changes most between jobs); the task also hands it back to sweepers such as Optuna;
+- ``metric``: the metric to rank jobs by (default: ``objective`` when jobs report one, as fit
+  does; else no job is ranked); the task also hands it back to sweepers such as Optuna;
 - ``mode``: ``min`` or ``max`` (default: min for names like loss/error/penalty, else max);
 - ``resume_from``: a sweep (or run) folder; jobs whose identical resolved config already finished
   ok there are not run again (``runner.cli`` does the lookup).
@@ -54,7 +54,9 @@ class SweepSummary(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         _stop_local_ray()
         try:
-            summary = summarize(sweep_dir, self.metric, self.mode, plot=self.plot)
+            summary = summarize(
+                sweep_dir, plot=self.plot, declared={"metric": self.metric, "mode": self.mode}
+            )
         except ReportError as exc:
             _sweep_exit_code = 2
             print(f"sweep summary: {exc}", flush=True)

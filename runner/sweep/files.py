@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from runner.sweep.jobs import Job, Summary, metric_names, override_value
+from runner.sweep.jobs import DECLARE_HINT, Job, Summary, metric_names, override_value
 
 
 def _metric_columns(summary: Summary) -> list[str]:
@@ -78,6 +78,8 @@ def markdown_text(summary: Summary) -> str:
         )
     elif summary.metric:
         lines.append("No job finished ok with this metric: no best job.")
+    else:
+        lines.append(f"No best job: {summary.metric_reason}; {DECLARE_HINT}.")
     if summary.optuna:
         o = summary.optuna
         lines.append(
@@ -120,7 +122,7 @@ def markdown_text(summary: Summary) -> str:
 def write_plot(summary: Summary, path: Path) -> str:
     """Each swept value against the metric, one line per value of a second swept key."""
     if summary.metric is None:
-        return "no metric"
+        return "no metric declared (hydra.callbacks.sweep.metric=NAME)"
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -210,6 +212,11 @@ def console_lines(summary: Summary) -> list[str]:
     for job in summary.jobs:
         if job.status != "ok":
             lines.append(f"  job {job.name} {job.status}: {job.error}")
+    if summary.metric is None:
+        lines += console_table(summary)
+        names = ", ".join(metric_names(summary.jobs))
+        lines.append(f"no best job: {summary.metric_reason}")
+        lines.append(f"  {DECLARE_HINT}" + (f" (metrics: {names})" if names else ""))
     if summary.best is not None:
         b = summary.best
         lines.append(
@@ -221,3 +228,27 @@ def console_lines(summary: Summary) -> list[str]:
     others = ", ".join(p.name for p in summary.files[1:])
     lines.append(f"summary: {summary.files[0]}" + (f" (also {others})" if others else ""))
     return lines
+
+
+CONSOLE_METRICS = 6  # metric columns of the console table; summary.md and summary.csv have all
+
+
+def console_table(summary: Summary) -> list[str]:
+    """An unranked sweep's jobs for the console: job, status, swept values, metrics."""
+    names = metric_names(summary.jobs)
+    shown = names[:CONSOLE_METRICS]
+    head = ["job", "status", *summary.swept, *shown]
+    rows = [
+        [
+            job.name,
+            job.status,
+            *[override_value(job, k) or "" for k in summary.swept],
+            *[_fmt(job.metrics.get(m)) for m in shown],
+        ]
+        for job in summary.jobs
+    ]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    out = ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+    if len(names) > len(shown):
+        out.append(f"  ({len(names) - len(shown)} more metrics in summary.md)")
+    return out

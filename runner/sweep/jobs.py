@@ -209,7 +209,9 @@ def configured(jobs: list[Job]) -> dict[str, Any]:
 def choose_metric(
     jobs: list[Job], metric: str | None = None, settings: dict[str, Any] | None = None
 ) -> tuple[str | None, str]:
-    """The metric to rank jobs by, and why it was chosen."""
+    """The metric to rank jobs by, and why it was chosen: the one named (``--metric``, else
+    ``hydra.callbacks.sweep.metric``), else ``objective`` (fit's monitored score). Otherwise
+    None: a metric is never guessed, a predict-only sweep has no objective to rank by."""
     known = metric_names(jobs)
     if metric:
         if known and metric not in known:
@@ -225,19 +227,11 @@ def choose_metric(
         return str(settings["metric"]), "set by hydra.callbacks.sweep.metric"
     if "objective" in known:
         return "objective", "the validation score each job reported (objective)"
-    ok = [j for j in jobs if j.status == "ok"]
-    spread: list[tuple[float, int, str]] = []
-    for i, name in enumerate(known):
-        values = [j.metrics[name] for j in ok if math.isfinite(j.metrics.get(name, math.nan))]
-        if len(values) >= 2 and max(values) > min(values):
-            mean = abs(sum(values) / len(values))
-            sd = math.sqrt(sum((v - sum(values) / len(values)) ** 2 for v in values) / len(values))
-            spread.append((sd / mean if mean > 0 else math.inf, -i, name))
-    if spread:
-        return max(spread)[2], "the metric that changes most between jobs (largest std/mean)"
-    if known:
-        return known[0], "the first metric (no metric changes between jobs)"
-    return None, "no job reported a metric"
+    return None, NO_METRIC
+
+
+NO_METRIC = "no metric declared and no objective (only task=fit reports one), so no job is ranked"
+DECLARE_HINT = "to rank the jobs, declare a metric: hydra.callbacks.sweep.metric=NAME"
 
 
 def choose_mode(

@@ -44,9 +44,15 @@ __all__ = [
 
 
 def summarize(
-    sweep_dir: Path | str, metric: str | None = None, mode: str | None = None, plot: bool = True
+    sweep_dir: Path | str,
+    metric: str | None = None,
+    mode: str | None = None,
+    plot: bool = True,
+    declared: dict[str, str | None] | None = None,
 ) -> Summary:
-    """Read the job folders and write summary.csv, summary.md and summary.png."""
+    """Read the job folders and write summary.csv, summary.md and summary.png. ``metric`` and
+    ``mode`` are --metric/--mode; ``declared`` the sweep's hydra.callbacks.sweep settings (the
+    callback's), used over the ones the jobs saved."""
     sweep_dir = Path(sweep_dir)
     if mode not in (None, "min", "max"):
         raise ReportError(f"mode must be min or max, found {mode!r}")
@@ -58,6 +64,7 @@ def summarize(
             f"{sweep_dir}: no job folders (a job folder holds .hydra/ or result.json)"
         )
     settings = configured(jobs)
+    settings.update({k: v for k, v in (declared or {}).items() if v})
     name, reason = choose_metric(jobs, metric, settings)
     chosen_mode = choose_mode(jobs, name, mode, settings)
     summary = Summary(
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--metric",
         help="metric to rank jobs by (default: hydra.callbacks.sweep."
-        "metric, else objective, else the metric that changes most)",
+        "metric, else objective; without either no job is ranked)",
     )
     parser.add_argument("--mode", choices=["min", "max"], help="whether lower or higher is better")
     parser.add_argument("--no-plot", action="store_true", help="skip summary.png")
