@@ -112,7 +112,7 @@ def _import(name: str) -> None:
 
 def origin(layer_cls: type) -> str:
     module = layer_cls.__module__
-    return "built-in" if module.split(".")[0] == "layers" else f"plugin {module}"
+    return "built-in" if module == "layers" or module.startswith("layers.") else f"plugin {module}"
 
 
 def describe(layer_cls: type) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import examples.custom_masking  # noqa: F401  (registers CustomMasking)
 from layers import Context, registry
 from tests.helpers import numeric_gradient
 
@@ -26,6 +25,10 @@ REFERENCE = [
 
 
 def _layer(mask_value: float):
+    # imported here, not at collection: registering a plugin then would change what other
+    # test modules see as the registered types when they are collected
+    import examples.custom_masking  # noqa: F401
+
     cls = registry.layer_class("CustomMasking")
     layer = cls(cls.Spec.model_validate({"type": "CustomMasking", "mask_value": mask_value}), "cm")
     layer.init_params((3, 3), np.random.default_rng(0), np.dtype(np.float64))

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import examples.custom_masking  # noqa: F401  (an installed plugin: the listing loads it too)
 import layers  # noqa: F401
 from layers import registry
 from runner import layer_list
