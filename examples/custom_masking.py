@@ -1,10 +1,17 @@
 """CustomMasking: the reference custom layer, a worked example of a layer plugin.
 
-A timestep is masked when its *first* feature equals ``mask_value`` (the built-in Masking
-needs *every* feature to equal it). Masked steps are zeroed and the mask travels on, so a
-TimeDistributedMerge later leaves them out. The reference case: ``mask_value: 5`` on
-``[[[3, 4, 5], [5, 6, 7], [5, 5, 5]]]`` keeps only the first step (its 5 is not the first
-feature) and gives ``[[[3, 4, 5], [0, 0, 0], [0, 0, 0]]]`` with mask ``[[1, 0, 0]]``.
+A timestep is masked when **every** feature is ``>= mask_value``; it is kept as soon as any
+feature is below it (the built-in Masking needs every feature to *equal* the value). Masked
+steps are zeroed and the mask travels on, so a TimeDistributedMerge later leaves them out. The
+reference cases, both with ``mask_value: 5``:
+
+- ``[[[3, 4, 5], [5, 6, 7], [5, 5, 5]]]`` gives ``[[[3, 4, 5], [0, 0, 0], [0, 0, 0]]]`` with
+  mask ``[[1, 0, 0]]`` (only the first step has a feature below 5);
+- ``[[[6, 7, 8], [5, 1, 2], [1, 2, 3]]]`` gives ``[[[0, 0, 0], [5, 1, 2], [1, 2, 3]]]`` with
+  mask ``[[0, 1, 1]]``.
+
+The gradient follows the data: ``dy`` on kept steps, 0 on masked ones (the mask is a constant
+of the input, as in Masking).
 
 Use it from a config::
 
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
@@ -34,7 +42,9 @@ class CustomMaskingSpec(SpecBase):
 
     type: Literal["CustomMasking"] = "CustomMasking"
     mask_value: float = Field(
-        default=0.0, description="A step whose first feature equals this value is masked."
+        default=0.0,
+        description="A step is masked when every feature is >= this value "
+        "(kept when any feature is below it).",
     )
 
 
@@ -51,9 +61,11 @@ class CustomMasking(Layer):
         return True  # makes a mask (any incoming one is replaced, as Masking does)
 
     def forward(self, x, mask, ctx: Context):
-        keep = x[..., 0] != x.dtype.type(self.spec.mask_value)  # (batch, steps)
+        # kept when any feature is below mask_value; masked when every feature is >= it
+        keep = np.any(x < x.dtype.type(self.spec.mask_value), axis=-1)  # (batch, steps)
         y = x * keep[..., None]
         return y, keep, (keep if ctx.keep_cache else None)
 
     def backward(self, dy, keep, ctx: Context):
+        # y = x * keep with keep constant almost everywhere: dx = dy on kept steps, 0 on masked
         return dy * keep[..., None], {}

@@ -41,6 +41,10 @@ def main() -> None:
         from runner.check import main as check
 
         sys.exit(check(sys.argv[2:]))
+    if sys.argv[1:2] == ["layers"]:  # layer-runner layers [TYPE...]: the registry, no Hydra run
+        from runner.layer_list import main as list_layers
+
+        sys.exit(list_layers(sys.argv[2:]))
     # Errors raised while Hydra composes the config (malformed YAML, an unknown config name, a
     # bad override) reach us instead of Hydra's traceback printer, so they get one clear
     # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.

@@ -82,7 +82,10 @@ def siamese_cases() -> dict[str, Case]:
 
 TABLE: dict[str, dict[str, Case]] = {
     "Masking": {"Masking": Case({"mask_value": 0.0}, (4, 3))},
-    "CustomMasking": {"CustomMasking": Case({"mask_value": 0.0}, (4, 3))},  # examples/ plugin
+    "CustomMasking": {  # examples/ plugin: a step is masked when every feature is >= mask_value
+        "CustomMasking": Case({"mask_value": 0.0}, (4, 3)),
+        "CustomMasking-positive": Case({"mask_value": 0.6}, (4, 2), positive=True),
+    },
     "Dropout": {
         "Dropout-train": Case({"p": 0.4}, (6,), training=True),
         "Dropout-test": Case({"p": 0.4}, (6,)),

@@ -210,12 +210,17 @@ def test_a_mask_reaching_a_layer_that_cannot_use_it(consumer, fix):
 def test_plugin_layer_from_the_config(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO))
     model = Model.from_config(compose("custom_masking_example"))
-    x = np.array([[[3, 4, 5], [5, 6, 7], [5, 5, 5]]], dtype=np.float32)
+    # a step is masked when every feature is >= 5: the two examples of the seed post
+    x = np.array(
+        [[[3, 4, 5], [5, 6, 7], [5, 5, 5]], [[6, 7, 8], [5, 1, 2], [1, 2, 3]]], dtype=np.float32
+    )
     out = model.predict()
-    np.testing.assert_array_equal(out["cm"], [[[3, 4, 5], [0, 0, 0], [0, 0, 0]]])
-    np.testing.assert_array_equal(out["pool"], [[3, 4, 5]])
+    np.testing.assert_array_equal(
+        out["cm"], [[[3, 4, 5], [0, 0, 0], [0, 0, 0]], [[0, 0, 0], [5, 1, 2], [1, 2, 3]]]
+    )
+    np.testing.assert_array_equal(out["pool"], [[3, 4, 5], [3, 1.5, 2.5]])
     _, masks, _ = _forward(model, {"x": x}, {"cm"})
-    np.testing.assert_array_equal(masks["cm"], [[True, False, False]])
+    np.testing.assert_array_equal(masks["cm"], [[True, False, False], [False, True, True]])
 
 
 def test_plugin_layer_inside_composites(monkeypatch):
@@ -242,7 +247,8 @@ def test_plugin_layer_inside_composites(monkeypatch):
     }
     cfg = model_config(layers_, seq, plugins=["examples.custom_masking"], outputs=["ae", "s"])
     out = Model.from_config(cfg).predict()
-    np.testing.assert_array_equal(out["ae"], [[3, 4, 5], [3, 1, 3]])
+    # row 2 of the AutoEncoder: every step has a feature below 5, so all three are summed
+    np.testing.assert_array_equal(out["ae"], [[3, 4, 5], [8, 1, 3]])
     keep = np.array([[3, 4, 5], [5, 6, 7], [5, 5, 5], [5, 0, 0], [0, 0, 0], [2, 0, 2]])
     np.testing.assert_array_equal(out["s"][1], np.concatenate([keep[3:], keep[3:]]))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -36,7 +37,10 @@ def test_committed_schema_is_fresh():
 
 def test_check_flag_and_path_argument(tmp_path, capsys):
     target = tmp_path / "sub" / "model.schema.json"
-    assert schema_export.main(["--check", str(target)]) == 1  # missing file counts as stale
+    assert schema_export.main(["--check", str(target)]) == 1  # missing: said so, not "stale"
+    err = capsys.readouterr().err
+    assert f"no committed schema at {target} to check: write it with" in err
+    assert "stale" not in err
     assert schema_export.main([str(target)]) == 0
     assert json.loads(target.read_text()) == schema_export.model_schema()
     assert schema_export.main(["--check", str(target)]) == 0
@@ -119,3 +123,90 @@ def test_interpolations_are_allowed_where_numbers_go(validator):
     assert list(validator.iter_errors(model)) == []
     model = {**BASE, "layers": {"d": {"type": "Dense", "output_dim": "wide"}}}
     assert len(list(validator.iter_errors(model))) == 1
+
+
+def test_check_without_path_uses_the_checkout_copy_else_the_packaged_one(
+    tmp_path, monkeypatch, capsys
+):
+    assert schema_export.committed_path() == COMMITTED
+    assert schema_export.main(["--check"]) == 0
+    assert "is up to date" in capsys.readouterr().out
+    # an installed package: no checkout, the copy shipped as runner/schema/model.schema.json
+    packaged = tmp_path / "runner" / "schema" / "model.schema.json"
+    monkeypatch.setattr(schema_export, "checkout_path", lambda: None)
+    monkeypatch.setattr(schema_export, "packaged_path", lambda: packaged)
+    assert schema_export.main(["--check"]) == 1
+    err = capsys.readouterr().err
+    assert f"no committed schema at {packaged} to check" in err
+    assert "lacks the packaged copy" in err and "stale" not in err
+    packaged.parent.mkdir(parents=True)
+    packaged.write_text(COMMITTED.read_text())
+    assert schema_export.main(["--check"]) == 0
+    assert f"{packaged} is up to date" in capsys.readouterr().out
+
+
+def test_the_schema_is_package_data():
+    """schema/ is the package runner.schema in the wheel, its JSON file shipped with it."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"]["runner.schema"] == "schema"
+    assert "runner.schema" in setuptools["packages"]
+    assert setuptools["package-data"]["runner.schema"] == ["*.json"]
+    assert schema_export.packaged_path().parts[-3:] == ("runner", "schema", "model.schema.json")
+
+
+SOURCES = ("pyproject.toml", "README.md", "runner", "layers", "examples", "conf", "schema")
+
+
+@pytest.mark.slow
+def test_check_from_an_installed_package(tmp_path):
+    """A real (non-editable) install: --check finds the packaged schema from another folder,
+    the packaged copy is identical to the repo's, and a missing copy gets a clear message."""
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in SOURCES:  # a clean copy: the build leaves nothing behind in the checkout
+        if (ROOT / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+            shutil.copytree(ROOT / name, src / name, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / name, src / name)
+    target = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), "."],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    packaged = target / "runner" / "schema" / "model.schema.json"
+    assert packaged.read_text() == COMMITTED.read_text()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def check():
+        return subprocess.run(
+            [sys.executable, "-m", "runner.config.schema_export", "--check"],
+            cwd=elsewhere,
+            env={**os.environ, "PYTHONPATH": str(target)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    ok = check()
+    assert ok.returncode == 0, ok.stderr
+    assert f"{packaged} is up to date" in ok.stdout
+    packaged.unlink()
+    missing = check()
+    assert missing.returncode == 1
+    assert "no committed schema" in missing.stderr and "stale" not in missing.stderr
+    assert "lacks the packaged copy" in missing.stderr

@@ -2,7 +2,10 @@
 
     python -m runner.config.schema_export                 # writes schema/model.schema.json
     python -m runner.config.schema_export PATH            # writes PATH ("-" prints it)
-    python -m runner.config.schema_export --check [PATH]  # exit 1 if PATH is stale
+    python -m runner.config.schema_export --check [PATH]  # exit 1 if PATH is stale or missing
+
+Without PATH, --check compares the checkout's schema/model.schema.json or, in an installed
+package, the copy the wheel ships (package data ``runner/schema/model.schema.json``).
 
 The schema comes from the same Pydantic models that validate a run, restricted to the
 built-in layers (plugins register at run time and are not part of the shipped schema). Editors
@@ -146,12 +149,27 @@ def schema_text() -> str:
     return json.dumps(model_schema(), indent=2, sort_keys=False) + "\n"
 
 
-def default_path() -> Path:
-    """schema/model.schema.json of the checkout this module lives in (else of the cwd)."""
+def checkout_path() -> Path | None:
+    """schema/model.schema.json of the checkout this module lives in (None when installed)."""
     root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file():
         return root / "schema" / "model.schema.json"
-    return Path("schema") / "model.schema.json"
+    return None
+
+
+def packaged_path() -> Path:
+    """The copy shipped in the wheel as package data (runner/schema/model.schema.json)."""
+    return Path(__file__).resolve().parents[1] / "schema" / "model.schema.json"
+
+
+def default_path() -> Path:
+    """Where to write: the checkout's schema/model.schema.json, else schema/ of the cwd."""
+    return checkout_path() or Path("schema") / "model.schema.json"
+
+
+def committed_path() -> Path:
+    """What --check compares: the checkout's copy, else the packaged one (an installed runner)."""
+    return checkout_path() or packaged_path()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,23 +185,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="do not write; exit 1 if the file differs from a fresh export",
+        help="do not write; exit 1 if the file is missing or differs from a fresh export "
+        "(default file: the checkout's, else the installed package's copy)",
     )
     args = parser.parse_args(argv)
     text = schema_text()
     if args.path == "-":
         sys.stdout.write(text)
         return 0
-    path = Path(args.path) if args.path else default_path()
     if args.check:
-        current = path.read_text() if path.is_file() else None
-        if current != text:
+        path = Path(args.path) if args.path else committed_path()
+        if not path.is_file():
+            if args.path or checkout_path():
+                fix = "python -m runner.config.schema_export" + (
+                    f" {args.path}" if args.path else ""
+                )
+                why = f"write it with {fix}, then commit it"
+            else:
+                why = (
+                    "this installation lacks the packaged copy; reinstall the package, "
+                    "or pass the PATH of a committed copy"
+                )
+            sys.stderr.write(f"no committed schema at {path} to check: {why}\n")
+            return 1
+        if path.read_text() != text:
             sys.stderr.write(
                 f"{path} is stale: regenerate it with python -m runner.config.schema_export\n"
             )
             return 1
         print(f"{path} is up to date")
         return 0
+    path = Path(args.path) if args.path else default_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
