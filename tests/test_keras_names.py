@@ -79,6 +79,14 @@ PARAMS = [
         "here: weight constraints (legacy W_constraint) are not supported",
     ),
     (
+        {"type": "Merge", "mode": "concat", "axis": -1},
+        "model.layers.bad.axis: 'axis' is Keras 2's name for 'concat_axis' (write concat_axis: -1)",
+    ),
+    (
+        {"type": "Merge", "mode": "dot", "axes": [1, 1]},
+        "model.layers.bad.axes: 'axes' is Keras 2's name for 'dot_axes' (write dot_axes: [1, 1])",
+    ),
+    (
         {"type": "Dense", "output_dim": 2, "rate": 0.5},
         "model.layers.bad.rate: 'rate' is Keras 2's name for 'p', a parameter of Dropout; "
         "Dense has no such parameter",
