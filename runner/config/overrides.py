@@ -24,11 +24,12 @@ def describe(exc: BaseException) -> str | None:
         return None
     override = match.group(2)
     full_key = str(getattr(cause, "full_key", "") or match.group(1))
-    key = str(getattr(cause, "key", "") or full_key.rsplit(".", 1)[-1])
-    parent = getattr(cause, "parent_node", None)
-    container = _plain(parent)
-    where = full_key.rsplit(".", 1)[0] if "." in full_key else ""
-    value = override.split("=", 1)[1] if "=" in override else "..."
+    key = str(getattr(cause, "key", "") or "")
+    if not key or not full_key.endswith(key):
+        return None
+    container = _plain(getattr(cause, "parent_node", None))
+    where = full_key[: -len(key)].rstrip(".")  # the config path holding the key
+    value = override.partition("=")[2] or "..."
     lead = f"{full_key} (override {override}): "
     if not where and key == "model":
         return f"override {override}: " + (
