@@ -77,8 +77,11 @@ def main() -> None:
         if machine is not None:  # a full disk or read-only file system, not a config mistake
             sys.stderr.write(f"error: cannot write the run folder: {machine}\n")
             sys.exit(1)
+        from runner.config import overrides
+
         refused = _find(exc, guard.ModelFileError)
-        sys.stderr.write(f"invalid config: {refused if refused else _describe(exc)}\n")
+        message = refused or overrides.describe(exc) or _describe(exc)
+        sys.stderr.write(f"invalid config: {message}\n")
         sys.exit(2)
     from runner.sweep.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
 

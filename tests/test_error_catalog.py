@@ -104,7 +104,7 @@ CASES: list[Case] = [
         "types",
         cfg(model() | {"layers": [{"type": "Dense"}]}),
         "model.layers",
-        ["valid dictionary", r"found \[\{"],
+        ["a mapping from a layer.s name", r"write layers: \{dense: \{type: Dense\}"],
     ),
     C(
         "inputs-as-list",

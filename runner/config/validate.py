@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from layers import registry
 from layers.base import BooleanGiven
+from runner.config import keras_names
 from runner.config.schema import run_spec_class
 from runner.errors import ConfigError, Problem
 
@@ -19,15 +20,21 @@ def validate(config: dict[str, Any]) -> BaseModel:
     try:
         return cls.model_validate(config)
     except ValidationError as exc:
-        raise ConfigError([_problem(err, config) for err in exc.errors()]) from None
+        problems = [_problem(err, config) for err in exc.errors()]
+        raise ConfigError([p for p in problems if p is not None]) from None
 
 
-def _problem(err: dict[str, Any], data: Any) -> Problem:
+def _problem(err: dict[str, Any], data: Any) -> Problem | None:
     path, node, parent = _walk(err["loc"], data)
     kind = err["type"]
     found = err.get("input")
+    if kind == "dict_type" and path == "model.layers" and isinstance(found, list):
+        return Problem(path, _layers_list(found))
     if kind == "extra_forbidden":
         key = path.rsplit(".", 1)[-1]
+        keras = keras_hint(key, parent, _flow(node))
+        if keras:
+            return Problem(path, keras)
         if key in _INSTANTIATE_KEYS:
             return Problem(
                 path,
@@ -45,9 +52,14 @@ def _problem(err: dict[str, Any], data: Any) -> Problem:
         )
     if kind == "missing":
         key = path.rsplit(".", 1)[-1]
+        if isinstance(parent, dict) and any(keras_names.renamed(k) == key for k in parent):
+            return None  # the Keras name given instead is reported, with this key's name
         return Problem(path, f"required key {key!r} is missing{_describe_field(key, parent)}")
     if kind == "union_tag_invalid":
         tag = err["ctx"]["tag"]
+        keras = keras_names.layer_type(tag)
+        if keras:
+            return Problem(path, keras)
         known = ", ".join(sorted(registry.registered()))
         return Problem(
             path,
@@ -108,6 +120,58 @@ def _is_tag_step(part: Any, node: Any, rest: tuple) -> bool:
         return False
     child = node[part]
     return rest[0] in node and not (isinstance(child, dict) and rest[0] in child)
+
+
+def layer_fields(container: Any) -> tuple[str | None, set[str]]:
+    """The layer type of ``container`` (a layer's settings) and its fields, else (None, set())."""
+    if isinstance(container, dict) and isinstance(container.get("type"), str):
+        try:
+            return container["type"], set(registry.layer_class(container["type"]).Spec.model_fields)
+        except ValueError:
+            return None, set()
+    return None, set()
+
+
+def keras_hint(key: str, container: Any, value: str | None = None) -> str | None:
+    """The answer for a Keras 1-3 parameter name ``key`` in ``container``, else None."""
+    layer, fields = layer_fields(container)
+    ours = keras_names.renamed(key)
+    write = f"{ours}: {value}" if ours and value is not None else None
+    return keras_names.parameter(key, layer, fields, write)
+
+
+def _layers_list(found: list) -> str:
+    """A Keras Sequential-style list of layers, answered with the mapping form."""
+    first = found[0] if found else {}
+    if isinstance(first, dict) and first:
+        name = (
+            str(first.get("type", "layer1")).lower()
+            if isinstance(first.get("type"), str)
+            else "layer1"
+        )
+        example = f"{{{name}: {_flow(first)}, ...}}"
+    else:
+        example = "{dense: {type: Dense, output_dim: 8}, ...}"
+    return (
+        "layers is a mapping from a layer's name to its settings, not a list (Keras "
+        f"Sequential style): write layers: {example}; layers run in the order written, "
+        "each reading the previous one"
+    )
+
+
+def _flow(value: Any) -> str | None:
+    """``value`` in YAML flow style (short), or None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(str(_flow(v)) for v in value) + "]"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _suggest(key: str, container: Any) -> str:
