@@ -18,6 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -526,3 +527,31 @@ def test_a_config_file_above_one_mebibyte_is_refused_before_it_is_parsed(tmp_pat
         load_model_file(big)
     assert "more than 1,048,576 bytes" in str(info.value)
     assert "{path: data/x.npy}" in str(info.value)
+
+
+def test_every_file_a_config_names_is_confined_wherever_it_sits(run_config, tmp_path):
+    """Targets, validation data, per-parameter weights and model weights: one walk over the
+    validated config finds every path, so a new place for a file cannot be forgotten."""
+    outside = tmp_path.parent / "outside.npy"
+    np.save(outside, np.ones((1, 1), dtype=np.float32))
+    far = str(outside)
+    model = {
+        "inputs": {"x": {"data": [[1.0]]}},
+        "layers": {"d": {"type": "Dense", "output_dim": 1, "weights": {"W": {"path": far}}}},
+        "targets": {"d": {"path": far}},
+        "weights": {"path": "../outside.npz", "strict": False},
+        "fit": {
+            "validation_data": {"inputs": {"x": {"path": far}}, "targets": {"d": {"path": far}}}
+        },
+    }
+    outcome, result = run_config({"task": "validate", "model": model}, cwd=tmp_path)
+    assert outcome.exit_code == 2
+    paths = {p["path"] for p in result["error"]["problems"]}
+    assert paths == {
+        "model.layers.d.weights.W",
+        "model.targets.d",
+        "model.weights",
+        "model.fit.validation_data.inputs.x",
+        "model.fit.validation_data.targets.d",
+    }
+    assert all("outside the directories" in p["message"] for p in result["error"]["problems"])
