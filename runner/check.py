@@ -44,7 +44,7 @@ class Finding:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_intermixed_args(sys.argv[1:] if argv is None else argv)
     paths = [a for a in args.paths if "=" not in a or Path(a).exists()]
     overrides = [a for a in args.paths if a not in paths]
     cwd = Path.cwd()

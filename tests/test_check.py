@@ -137,3 +137,16 @@ def test_positions_of_config_paths():
     assert lines[line - 1][col - 1 : col + 2] == "0.5"
     assert locate(text, "model.layers.nothing") == locate(text, "model.layers")
     assert locate(text, "seed") == (1, 1)
+
+
+@pytest.mark.slow
+def test_options_and_run_settings_mix_in_any_order(repo):
+    proc = _check(
+        "conf/model/good.yaml",
+        "--format",
+        "json",
+        "allow_plugins=[examples.custom_masking]",
+        cwd=repo,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == {"files": 1, "ok": True, "problems": []}
