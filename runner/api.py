@@ -35,22 +35,12 @@ __all__ = ["Model", "compose", "load_model_file", "run", "validate"]
 def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """The config ``python -m runner +model=MODEL [overrides]`` would run, as a plain dict."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
 
     from runner.config import guard
-    from runner.config.conf_dir import config_dir
+    from runner.config.conf_dir import initialize
 
     guard.install(guard.command_line_list(overrides or [], "allow_resolvers"))
-    where = config_dir()
-    GlobalHydra.instance().clear()
-    if where.startswith("pkg://"):
-        from hydra import initialize_config_module
-
-        context = initialize_config_module("runner.conf", version_base="1.3")
-    else:
-        context = initialize_config_dir(where, version_base="1.3")
-    with context:
+    with initialize():
         cfg = hydra_compose("config", overrides=[f"+model={model}", *(overrides or [])])
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 

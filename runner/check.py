@@ -74,22 +74,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_settings(overrides: list[str]) -> dict[str, Any]:
     """The project's run settings with the command line's overrides, composed once."""
-    from hydra import compose, initialize_config_dir, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose
     from omegaconf import OmegaConf
 
     from runner.config import guard
-    from runner.config.conf_dir import config_dir
+    from runner.config.conf_dir import initialize
 
     guard.install(guard.command_line_list(overrides, "allow_resolvers"))
-    where = config_dir()
-    GlobalHydra.instance().clear()
-    context = (
-        initialize_config_module("runner.conf", version_base="1.3")
-        if where.startswith("pkg://")
-        else initialize_config_dir(where, version_base="1.3")
-    )
-    with context:
+    with initialize():
         cfg = compose("config", overrides=overrides)
     settings = OmegaConf.to_container(cfg, resolve=True)
     settings["task"] = "validate"
@@ -117,11 +109,12 @@ def model_files(paths: list[str]) -> tuple[list[Path], list[str]]:
 
 def check_file(file: Path, settings: dict[str, Any], cwd: Path) -> list[Finding]:
     from runner.config import guard
+    from runner.config.paths import shown_path
     from runner.config.positions import locate
     from runner.errors import UserError, printable
     from runner.run import check_and_plan
 
-    shown = _shown(file, cwd)
+    shown = shown_path(file, cwd)
     try:
         text = file.read_text(encoding="utf-8")
         guard.check_model_file(file, settings.get("allow_resolvers") or ())
@@ -178,13 +171,6 @@ def _message(problem: Any) -> str:
 
     text = problem.message + (f" ({problem.file})" if problem.file else "")
     return printable(text)
-
-
-def _shown(file: Path, cwd: Path) -> str:
-    try:
-        return str(file.resolve().relative_to(cwd.resolve()))
-    except ValueError:
-        return str(file)
 
 
 def _report(findings: list[Finding], n_files: int, fmt: str) -> None:

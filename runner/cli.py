@@ -10,6 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.config.paths import shown_path
+
 log = logging.getLogger("runner")
 
 
@@ -99,7 +101,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
         # Never touch an earlier run's results (no result.json is written over it either).
         log.error("%s; or resume a sweep with hydra.callbacks.sweep.resume_from=DIR", exc)
         return 2, None
-    log.info("run folder: %s", _shown(output_dir, cwd))
+    log.info("run folder: %s", shown_path(output_dir, cwd))
     if sweep.get("metric") and outcome.exit_code == 0:
         return outcome.exit_code, _sweep_metric(outcome.result, sweep["metric"])
     return outcome.exit_code, outcome.metric
@@ -138,7 +140,7 @@ def _clash(files: list[Path], cwd: Path) -> str | None:
     """Two different files answer to one model name: say which, never run the wrong one."""
     if len(files) < 2:
         return None
-    shown = [_shown(f, cwd) for f in files]
+    shown = [shown_path(f, cwd) for f in files]
     return (
         f"the model name is found in {len(files)} places: {', '.join(shown)}; Hydra would run "
         f"the first, silently. Rename your copy (its folder comes later in the search path "
@@ -162,11 +164,3 @@ def shipped_models() -> list[str]:
         files = resources.files("runner.conf").joinpath("model").iterdir()
         return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
     return sorted(p.stem for p in (Path(where) / "model").glob("*.yaml"))
-
-
-def _shown(folder: Path, cwd: Path) -> str:
-    """The folder relative to where the user ran the command, when it is below it."""
-    try:
-        return str(folder.resolve().relative_to(cwd.resolve()))
-    except ValueError:
-        return str(folder)

@@ -24,6 +24,7 @@ import numpy as np
 
 from runner.config.file_access import allowed_dirs, check_paths
 from runner.config.limits import config_limits, plan_ranks
+from runner.config.paths import shown_path
 from runner.config.plugins import load_plugins
 from runner.config.validate import validate
 from runner.errors import ConfigError, RunFailed, UserError
@@ -79,7 +80,7 @@ def run(
     }
     if model_file is not None:
         result["model_file"] = {
-            "path": _shown(model_file, cwd),
+            "path": shown_path(model_file, cwd),
             "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
         }
         log.info(
@@ -208,15 +209,10 @@ def _finish(
 
 
 def _load_plugins(config: dict[str, Any]) -> None:
-    """Plugin imports that exit or are interrupted are named problems of model.plugins."""
+    """Plugin imports: an exit is a problem of model.plugins[i] (runner.config.plugins); an
+    interrupt goes on as Ctrl-C, naming the plugin."""
     try:
         load_plugins(config)
-    except SystemExit as exc:
-        raise ConfigError.one(
-            "model.plugins",
-            f"{_who(exc, config)} called sys.exit("
-            f"{exc.code!r}) while being imported: a plugin must not exit",
-        ) from None
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(f"interrupted while importing {_who(exc, config)}") from exc
 
@@ -238,14 +234,6 @@ def _plugin_in(exc: BaseException, config: dict[str, Any]) -> str | None:
 def _who(exc: BaseException, config: dict[str, Any]) -> str:
     plugin = _plugin_in(exc, config)
     return f"plugin {plugin!r}" if plugin else "plugin code"
-
-
-def _shown(path: Path, cwd: Path) -> str:
-    """``path`` relative to where the command ran when it lies below it, else absolute."""
-    try:
-        return str(path.resolve().relative_to(cwd.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -365,7 +353,7 @@ def _positions(exc: UserError, model_file: Path | None, cwd: Path) -> list[dict[
         text = model_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return [{} for _ in exc.problems]
-    shown = _shown(model_file, cwd)
+    shown = shown_path(model_file, cwd)
     out = []
     for problem in exc.problems:
         line, column = locate(text, problem.path)

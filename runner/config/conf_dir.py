@@ -16,3 +16,15 @@ def config_dir() -> str:
     if (repo_conf / "config.yaml").is_file():
         return str(repo_conf)
     return "pkg://runner.conf"
+
+
+def initialize():  # noqa: ANN201 (a Hydra context manager)
+    """Hydra's compose API opened on the project's config tree (checkout or package)."""
+    from hydra import initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    where = config_dir()
+    if where.startswith("pkg://"):
+        return initialize_config_module("runner.conf", version_base="1.3")
+    return initialize_config_dir(where, version_base="1.3")

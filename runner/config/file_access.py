@@ -14,11 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from runner.config.paths import resolve_path
 from runner.errors import ConfigError, Problem
 
 
 def allowed_dirs(cwd: Path, model_file: Path | None, data_dirs: Iterable[str]) -> list[Path]:
-    dirs = [cwd, *(_absolute(d, cwd) for d in data_dirs)]
+    dirs = [cwd, *(resolve_path(d, cwd) for d in data_dirs)]
     if model_file is not None:
         dirs.append(model_file.parent)
     return [d.resolve() for d in dirs]
@@ -28,7 +29,7 @@ def check_paths(spec: BaseModel, cwd: Path, dirs: list[Path]) -> None:
     """Every file the config names (wherever it sits in the config) lies inside ``dirs``."""
     problems = []
     for config_path, file in named_files(spec, ""):
-        real = _absolute(file, cwd).resolve()
+        real = resolve_path(file, cwd).resolve()
         if not any(real == d or real.is_relative_to(d) for d in dirs):
             problems.append(
                 Problem(
@@ -66,8 +67,3 @@ def named_files(value: Any, path: str) -> Iterator[tuple[str, str]]:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
-
-
-def _absolute(file: str, cwd: Path) -> Path:
-    p = Path(file).expanduser()
-    return p if p.is_absolute() else cwd / p

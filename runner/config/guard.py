@@ -29,6 +29,8 @@ from hydra._internal.core_plugins import file_config_source as _hydra_sources
 from hydra._internal.core_plugins import importlib_resources_config_source as _hydra_packages
 from hydra.plugins.config_source import ConfigResult, ConfigSource
 
+from runner.config.paths import shown_path
+
 MODEL_GROUP = "model"
 MAX_FILE_BYTES = 1 << 20  # 1 MiB of YAML; bigger data belongs in .npy files
 MAX_EXPANDED_NODES = 200_000  # YAML nodes after aliases are expanded
@@ -115,7 +117,7 @@ def _strings(value: object) -> list[str]:
 
 def check_model_file(path: Path, allow_resolvers: Iterable[str] = ()) -> None:
     """The checks of a model-group file, for a model YAML read without Hydra."""
-    shown = _shown_path(path.resolve())
+    shown = shown_path(path.resolve())
     text = _read_text(path, shown)
     previous = _policy.resolvers
     _policy.resolvers = SAFE_RESOLVERS | frozenset(allow_resolvers)
@@ -346,14 +348,6 @@ def _trusted(provider: str | None) -> bool:
     return not (provider or "").startswith(_UNTRUSTED_PROVIDERS)
 
 
-def _shown_path(path: Path) -> str:
-    """The file relative to the current directory when below it, else absolute."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 # Our sources keep the class names of Hydra's own, so Hydra's registry (and the copies of it
 # that launchers send to worker processes) treats them as the registered ones.
 class FileConfigSource(_hydra_sources.FileConfigSource):
@@ -361,7 +355,7 @@ class FileConfigSource(_hydra_sources.FileConfigSource):
         name = self._normalize_file_name(config_path)
         full = Path(self.path, name).resolve()
         if full.is_file():
-            shown = _shown_path(full)
+            shown = shown_path(full)
             text = _read_text(full, shown)
             check_text(text, shown, config_path, _header(text), _trusted(self.provider))
         return super().load_config(config_path)

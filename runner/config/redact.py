@@ -8,6 +8,7 @@ replaced by ``***`` in log messages, error messages, result.json and config.yaml
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 MASK = "***"
@@ -21,17 +22,11 @@ def watch_environment() -> None:
 
     def env(key: str, default: Any = oc._DEFAULT_MARKER_) -> Any:
         value = oc.env(key) if default is oc._DEFAULT_MARKER_ else oc.env(key, default)
-        if isinstance(value, str) and os_value(key) == value:
+        if isinstance(value, str) and os.environ.get(key) == value:  # not the default
             remember(value)
         return value
 
     OmegaConf.register_new_resolver("oc.env", env, replace=True)
-
-
-def os_value(key: str) -> str | None:
-    import os
-
-    return os.environ.get(key)
 
 
 def remember(value: str) -> None:

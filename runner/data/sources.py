@@ -24,16 +24,11 @@ import numpy as np
 
 from layers.base import FileRef
 from runner import streams
+from runner.config.paths import resolve_path  # noqa: F401 (weights read it here)
 from runner.config.schema import DatasetSource, RandomSource
 from runner.data import datasets
 from runner.data.budget import limit_text, refuse_above, size_text
 from runner.errors import ConfigError
-
-
-def resolve_path(path: str, cwd: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else cwd / p
-
 
 #: Inline arrays (nested lists in the config) may hold this many numbers; more belongs in a
 #: .npy file (inline data is validated, hashed and copied into config.yaml as text, slowly).
