@@ -36,6 +36,13 @@ TABLE: dict[str, tuple[dict, object]] = {
 }
 
 
+# Built-in types only: plugin layers that other test modules register during collection
+# (examples.custom_masking) have their own tests, and would make this table order-dependent.
+BUILT_INS = sorted(
+    tag for tag, cls in registry.registered().items() if cls.__module__.startswith("layers.")
+)
+
+
 def make(tag, fields, shape, seed=0):
     cls = registry.layer_class(tag)
     layer = cls(cls.Spec.model_validate({"type": tag, **fields}), tag.lower())
@@ -51,11 +58,11 @@ def sample(shape, rows=5, seed=0):
 
 
 def test_every_registered_type_has_a_row():
-    missing = set(registry.registered()) - set(TABLE)
+    missing = set(BUILT_INS) - set(TABLE)
     assert not missing, f"add rows to TABLE for {sorted(missing)}"
 
 
-@pytest.mark.parametrize("tag", sorted(registry.registered()))
+@pytest.mark.parametrize("tag", BUILT_INS)
 def test_planned_shape_equals_computed_and_test_phase_is_deterministic(tag):
     fields, shape = TABLE[tag]
     layer = make(tag, fields, shape)
@@ -73,7 +80,7 @@ def test_planned_shape_equals_computed_and_test_phase_is_deterministic(tag):
     }
 
 
-@pytest.mark.parametrize("tag", sorted(registry.registered()))
+@pytest.mark.parametrize("tag", BUILT_INS)
 def test_same_seed_same_weights_and_train_outputs(tag):
     fields, shape = TABLE[tag]
     x = sample(shape)
