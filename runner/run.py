@@ -26,13 +26,16 @@ from runner.config.file_access import allowed_dirs, check_paths
 from runner.config.limits import config_limits, plan_ranks
 from runner.config.paths import shown_path
 from runner.config.plugins import load_plugins
+from runner.config.run_folders import with_run_weights
 from runner.config.validate import validate
 from runner.errors import ConfigError, RunFailed, UserError
+from runner.evaluate.plan import needs_evaluate_plan, plan_evaluate
 from runner.graph.build import build, named_weights
 from runner.graph.context import phase
 from runner.graph.execute import predict
 from runner.graph.plan import Plan, make_plan
 from runner.output import artifacts
+from runner.output.csv_outputs import write_csvs
 from runner.output.diagram import mermaid
 from runner.output.expect import run_checks
 from runner.output.summary import summary_text
@@ -110,6 +113,10 @@ def run(
             log.info("config is valid")
         elif spec.task == "predict":
             _predict(spec, plan, output_dir, result, timings, outcome)
+        elif spec.task == "evaluate":
+            from runner.evaluate.task import evaluate_task
+
+            evaluate_task(spec, plan, output_dir, result, timings, outcome)
         else:
             from runner.train.fit import fit_task  # training lives in its own module
 
@@ -184,9 +191,12 @@ def check_and_plan(
         raise ConfigError(problems)
     spec = validate(config)
     check_paths(spec, cwd, allowed_dirs(cwd, model_file, spec.data_dirs))
+    spec = with_run_weights(spec, cwd)  # evaluate.run=DIR: model.weights.path=DIR/weights.npz
     timings["validate"] = time.perf_counter() - t
     t = time.perf_counter()
     plan = plan_task(spec, make_plan(spec, cwd))
+    if needs_evaluate_plan(spec):
+        plan.evaluate = plan_evaluate(spec, plan)
     problems = plan_ranks(plan)
     if problems:
         raise ConfigError(problems)
@@ -291,6 +301,10 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         }
         for name, a in saved.items()
     }
+    if spec.save_csv:
+        values = {str(n): prediction.values[n] for n in plan.outputs}
+        rows = np.arange(len(next(iter(values.values()))))
+        write_csvs(output_dir, values, rows, result["outputs"])
     shown = set()
     for name in plan.outputs:
         where = result["outputs"][str(name)].get("file", "outputs.npz")

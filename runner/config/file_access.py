@@ -47,15 +47,20 @@ def check_paths(spec: BaseModel, cwd: Path, dirs: list[Path]) -> None:
 
 
 def named_files(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(config path, file) for every ``path:`` field of every config model inside ``value``."""
+    """(config path, file) for every ``path:`` field of every config model inside ``value``,
+    and every field marked ``names_file`` (run folders: ``evaluate.run``)."""
     if isinstance(value, BaseModel):
         fields = type(value).model_fields
         file = getattr(value, "path", None) if "path" in fields else None
         if isinstance(file, str):
             yield path, file
-        for name in fields:
-            if name != "path":
-                yield from named_files(getattr(value, name), _join(path, name))
+        for name, info in fields.items():
+            item = getattr(value, name)
+            extra = info.json_schema_extra
+            if isinstance(extra, dict) and extra.get("names_file") and isinstance(item, str):
+                yield _join(path, name), item
+            elif name != "path":
+                yield from named_files(item, _join(path, name))
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from named_files(item, _join(path, str(key)))

@@ -49,6 +49,8 @@ RUN_SETTINGS = frozenset(
         "max_memory_mb",
         "progress",
         "outputs_to_disk",
+        "save_csv",
+        "evaluate",
         "allow_plugins",
         "allow_resolvers",
         "data_dirs",

@@ -54,6 +54,16 @@ class DatasetSpec(Strict):
     rows: PositiveInt | None = Field(
         default=None, description="Keep the first rows only (blobs: how many to draw, default 600)."
     )
+    start: NonNegativeInt = Field(
+        default=0,
+        description="Skip this many rows first (after shuffle, before rows): with rows, a "
+        "window, so two configs can take disjoint parts of one dataset.",
+    )
+    keep_classes: list[NonNegativeInt] | None = Field(
+        default=None,
+        description="Keep only the rows of these classes (applied last, after start and rows), "
+        "e.g. train an AutoEncoder on some digits and score the others.",
+    )
     features: PositiveInt = Field(default=2, description="blobs: features per sample.")
     classes: PositiveInt = Field(default=3, description="blobs: number of clusters.")
     spread: float = Field(default=1.0, gt=0, description="blobs: std of each cluster.")
@@ -242,6 +252,75 @@ class FitSpec(Strict):
     )
 
 
+EvaluateKind = Literal["classifier", "regression", "reconstruction"]
+
+
+def run_folder_field(description: str) -> Any:
+    """A config field naming a run folder: confined like every file a config names
+    (runner.config.file_access finds it by this marker)."""
+    return Field(default=None, description=description, json_schema_extra={"names_file": True})
+
+
+class EvaluateSpec(Strict):
+    """``task=evaluate`` settings (docs/training.md): what is scored, and how."""
+
+    run: str | None = run_folder_field(
+        "A finished run folder whose weights.npz is scored "
+        "(the same as model.weights.path=RUN/weights.npz)."
+    )
+    split: Literal["all", "train", "validation"] = Field(
+        default="all",
+        description="The rows scored: all, or the train / validation rows that the fit "
+        "settings (validation_split, validation_data) define.",
+    )
+    kind: EvaluateKind | dict[str, EvaluateKind] | None = Field(
+        default=None,
+        description="classifier | regression | reconstruction, for every output or by "
+        "output name; null = from the loss, the targets and the model.",
+    )
+    class_names: list[str] | None = Field(
+        default=None, description="Classifier: a name per class (default 0, 1, ...)."
+    )
+    threshold: float | None = Field(
+        default=None, description="Reconstruction: rows whose error is above this are anomalies."
+    )
+    threshold_quantile: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Reconstruction: the threshold is this quantile of the reference run's "
+        "errors (of these rows' own errors without a reference).",
+    )
+    reference: str | None = run_folder_field(
+        "Reconstruction: an evaluate run folder whose reconstruction errors set "
+        "threshold_quantile's threshold (typically normal data)."
+    )
+    top_k: NonNegativeInt = Field(
+        default=10, description="Reconstruction: list the k rows with the largest errors."
+    )
+    anomaly_labels: DataSource | None = Field(
+        default=None,
+        description="Reconstruction: a label per scored row; the AUROC of the error as an "
+        "anomaly detector is reported.",
+    )
+    anomaly_classes: list[int] | None = Field(
+        default=None,
+        description="Which anomaly_labels values are anomalies (default: labels are 0/1 and 1 "
+        "is an anomaly).",
+    )
+
+    @model_validator(mode="after")
+    def _threshold(self) -> EvaluateSpec:
+        if self.threshold is not None and self.threshold_quantile is not None:
+            raise ValueError("give threshold or threshold_quantile, not both")
+        if self.reference is not None and self.threshold_quantile is None:
+            raise ValueError(
+                "reference sets the threshold from a quantile of its errors: "
+                "also give threshold_quantile (e.g. 0.99)"
+            )
+        return self
+
+
 def _model_spec_class(layer_union: Any) -> type[BaseModel]:
     registry.resolve_composites(layer_union)  # layers inside AutoEncoder/Siamese: same union
     return create_model(
@@ -294,7 +373,7 @@ def run_spec_class() -> type[BaseModel]:
         _cache[version] = create_model(
             "RunSpec",
             __base__=ConfigModel,
-            task=(Literal["predict", "validate", "fit"], "predict"),
+            task=(Literal["predict", "validate", "fit", "evaluate"], "predict"),
             training=(
                 bool | None,
                 Field(default=None, description="Forward phase; null = model's."),
@@ -317,6 +396,18 @@ def run_spec_class() -> type[BaseModel]:
                 ),
             ),
             fit=(FitSpec, Field(default_factory=FitSpec, description="task=fit settings.")),
+            evaluate=(
+                EvaluateSpec,
+                Field(default_factory=EvaluateSpec, description="task=evaluate settings."),
+            ),
+            save_csv=(
+                bool,
+                Field(
+                    default=False,
+                    description="predict, evaluate: also write each output with one or two "
+                    "axes as outputs/NAME.csv, one row per sample, led by its row index.",
+                ),
+            ),
             allow_plugins=(
                 list[ModuleName],
                 Field(

@@ -9,7 +9,9 @@
 Parts: ``x`` (one feature row per sample: 64 pixels for digits), ``images`` (digits only,
 (8, 8) per sample), ``labels`` (integer class per sample), ``onehot`` (one row of 0/1 per
 sample). ``shuffle`` reorders the rows by a permutation drawn from ``seed`` (every part the
-same way); ``rows`` then keeps the first rows only.
+same way); ``start`` then skips rows and ``rows`` keeps the next ones only (blobs draws
+``start + rows``); ``keep_classes`` last keeps the rows of those classes. So two configs can
+take disjoint windows of one shuffled dataset (train on one, score the other).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def drawn_bytes(spec: DatasetSpec) -> int:
     1,797 rows, about 3 MB, not counted.)"""
     if spec.name != "blobs":
         return 0
-    rows = spec.rows or 600
+    rows = spec.start + (spec.rows or 600)
     onehot = spec.classes if spec.part == "onehot" else 0
     return (rows * (3 * spec.features + 2 + onehot) + spec.classes * spec.features) * 8
 
@@ -42,7 +44,7 @@ def load(spec: DatasetSpec, config_path: str, max_bytes: float | None = None) ->
         drawn_bytes(spec),
         max_bytes,
         f"{config_path}.dataset.rows",
-        f"drawing blobs with {spec.rows or 600:,} rows of {spec.features} features",
+        f"drawing blobs with {spec.start + (spec.rows or 600):,} rows of {spec.features} features",
         "ask for fewer rows or features",
     )
     if spec.name == "digits":
@@ -50,19 +52,39 @@ def load(spec: DatasetSpec, config_path: str, max_bytes: float | None = None) ->
         classes = 10
     else:
         images, labels = _blobs(
-            spec.rows or 600, spec.features, spec.classes, spec.spread, spec.seed
+            spec.start + (spec.rows or 600), spec.features, spec.classes, spec.spread, spec.seed
         )
         classes = spec.classes
     if spec.shuffle:
         order = streams.generator(spec.seed, streams.DATASET_ORDER).permutation(len(labels))
         images, labels = images[order], labels[order]
+    if spec.start >= len(labels):
+        raise ConfigError.one(
+            f"{config_path}.dataset.start",
+            f"{spec.name} has {len(labels)} rows, asked to skip {spec.start}",
+        )
+    images, labels = images[spec.start :], labels[spec.start :]
     if spec.rows is not None:
         if spec.rows > len(labels):
             raise ConfigError.one(
                 f"{config_path}.dataset.rows",
-                f"{spec.name} has {len(labels)} rows, asked for {spec.rows}",
+                f"{spec.name} has {len(labels) + spec.start} rows, asked for {spec.rows}"
+                + (f" after skipping {spec.start}" if spec.start else ""),
             )
         images, labels = images[: spec.rows], labels[: spec.rows]
+    if spec.keep_classes is not None:
+        unknown = sorted(set(spec.keep_classes) - set(range(classes)))
+        if unknown:
+            raise ConfigError.one(
+                f"{config_path}.dataset.keep_classes",
+                f"{spec.name} has classes 0..{classes - 1}, found {unknown}",
+            )
+        keep = np.isin(labels, spec.keep_classes)
+        images, labels = images[keep], labels[keep]
+        if not len(labels):
+            raise ConfigError.one(
+                f"{config_path}.dataset.keep_classes", "no row of these classes is left"
+            )
     if spec.part == "labels":
         out = labels
     elif spec.part == "onehot":

@@ -126,6 +126,7 @@ def predict(
     progress: bool = False,
     out_dir: Path | None = None,
     outputs_to_disk: bool | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> Prediction:
     """Run every row through the graph, in batches of ``spec.batch_size`` (all at once if null).
 
@@ -134,9 +135,10 @@ def predict(
     the outputs add up to more than ``DISK_OUTPUT_BYTES``). Rows of memory-mapped inputs and
     outputs already processed are dropped from this process's resident memory after each
     batch (the page cache keeps them), so memory stays flat however large the files are.
+    ``arrays`` (every input by name) replaces the config's own data (task=evaluate's rows).
     """
     start = time.perf_counter()
-    arrays = input_arrays(plan)
+    arrays = input_arrays(plan) if arrays is None else arrays
     rows = _common_rows(plan, arrays)
     batch = plan.spec.batch_size or rows
     if outputs_to_disk is None:

@@ -77,6 +77,7 @@ class Plan:
     memory_bytes: int
     warnings: list[str] = field(default_factory=list)
     fit: Any = None  # the fit part (runner.train.plan.FitPlan) when the task needs it
+    evaluate: Any = None  # the evaluate part (runner.evaluate.plan.EvaluatePlan), likewise
     expect: dict[Ref, Any] = field(default_factory=dict)  # model.expect, keys parsed
 
     @property

@@ -16,6 +16,7 @@ import os
 import platform
 import secrets
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -187,15 +188,24 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
 
 
 def _atomic(path: Path, data: bytes) -> str:
+    return write_chunks(path, [data])
+
+
+def write_chunks(path: Path, chunks: Iterable[bytes]) -> str:
+    """A file written piece by piece (a large CSV never sits in memory whole) to a temporary
+    file, then renamed into place; returns its sha256."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _raise_named(exc, path)
         raise
     fd, tmp = _temp(path)
+    h = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for data in chunks:
+                f.write(data)
+                h.update(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -203,7 +213,7 @@ def _atomic(path: Path, data: bytes) -> str:
         Path(tmp).unlink(missing_ok=True)
         _raise_named(exc, path)
         raise
-    digest = hashlib.sha256(data).hexdigest()
+    digest = h.hexdigest()
     _written[os.path.abspath(path)] = digest
     return digest
 

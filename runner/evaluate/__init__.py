@@ -1,0 +1,1 @@
+"""task=evaluate: score a model and its weights on data with targets."""
