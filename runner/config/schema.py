@@ -64,6 +64,9 @@ class DatasetSpec(Strict):
         description="Keep only the rows of these classes (applied last, after start and rows), "
         "e.g. train an AutoEncoder on some digits and score the others.",
     )
+    drop_classes: list[NonNegativeInt] | None = Field(
+        default=None, description="Leave out the rows of these classes (like keep_classes)."
+    )
     features: PositiveInt = Field(default=2, description="blobs: features per sample.")
     classes: PositiveInt = Field(default=3, description="blobs: number of clusters.")
     spread: float = Field(default=1.0, gt=0, description="blobs: std of each cluster.")
@@ -308,11 +311,18 @@ class EvaluateSpec(Strict):
         description="Which anomaly_labels values are anomalies (default: labels are 0/1 and 1 "
         "is an anomaly).",
     )
+    normal_classes: list[int] | None = Field(
+        default=None,
+        description="Or: which anomaly_labels values are normal (the classes a model was "
+        "trained on); every other value is an anomaly.",
+    )
 
     @model_validator(mode="after")
     def _threshold(self) -> EvaluateSpec:
         if self.threshold is not None and self.threshold_quantile is not None:
             raise ValueError("give threshold or threshold_quantile, not both")
+        if self.anomaly_classes is not None and self.normal_classes is not None:
+            raise ValueError("give anomaly_classes or normal_classes, not both")
         if self.reference is not None and self.threshold_quantile is None:
             raise ValueError(
                 "reference sets the threshold from a quantile of its errors: "

@@ -10,7 +10,8 @@ Parts: ``x`` (one feature row per sample: 64 pixels for digits), ``images`` (dig
 (8, 8) per sample), ``labels`` (integer class per sample), ``onehot`` (one row of 0/1 per
 sample). ``shuffle`` reorders the rows by a permutation drawn from ``seed`` (every part the
 same way); ``start`` then skips rows and ``rows`` keeps the next ones only (blobs draws
-``start + rows``); ``keep_classes`` last keeps the rows of those classes. So two configs can
+``start + rows``); ``keep_classes`` / ``drop_classes`` last keep / leave out the rows of
+those classes. So two configs can
 take disjoint windows of one shuffled dataset (train on one, score the other).
 """
 
@@ -72,19 +73,20 @@ def load(spec: DatasetSpec, config_path: str, max_bytes: float | None = None) ->
                 + (f" after skipping {spec.start}" if spec.start else ""),
             )
         images, labels = images[: spec.rows], labels[: spec.rows]
-    if spec.keep_classes is not None:
-        unknown = sorted(set(spec.keep_classes) - set(range(classes)))
+    for key, keeps in (("keep_classes", True), ("drop_classes", False)):
+        chosen = getattr(spec, key)
+        if chosen is None:
+            continue
+        unknown = sorted(set(chosen) - set(range(classes)))
         if unknown:
             raise ConfigError.one(
-                f"{config_path}.dataset.keep_classes",
+                f"{config_path}.dataset.{key}",
                 f"{spec.name} has classes 0..{classes - 1}, found {unknown}",
             )
-        keep = np.isin(labels, spec.keep_classes)
+        keep = np.isin(labels, chosen) == keeps
         images, labels = images[keep], labels[keep]
         if not len(labels):
-            raise ConfigError.one(
-                f"{config_path}.dataset.keep_classes", "no row of these classes is left"
-            )
+            raise ConfigError.one(f"{config_path}.dataset.{key}", "no row is left")
     if spec.part == "labels":
         out = labels
     elif spec.part == "onehot":

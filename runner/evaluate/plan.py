@@ -289,17 +289,19 @@ def _anomaly_labels(
         problems.append(Problem(path, f"expected numbers, found dtype {labels.dtype}"))
         return None
     labels = labels[rows]
-    classes = spec.evaluate.anomaly_classes
+    classes, normal = spec.evaluate.anomaly_classes, spec.evaluate.normal_classes
     if classes is not None:
         anomalous = np.isin(labels, classes)
+    elif normal is not None:
+        anomalous = ~np.isin(labels, normal)
     elif np.isin(labels, (0, 1)).all():
         anomalous = labels == 1
     else:
         problems.append(
             Problem(
                 path,
-                f"labels are 0 (normal) or 1 (anomaly) unless evaluate.anomaly_classes names "
-                f"the anomalous ones; found values {np.unique(labels)[:10].tolist()}",
+                "labels are 0 (normal) or 1 (anomaly) unless evaluate.anomaly_classes or "
+                f"normal_classes name the classes; found values {np.unique(labels)[:10].tolist()}",
             )
         )
         return None
