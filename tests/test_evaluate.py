@@ -296,8 +296,12 @@ def test_reconstruction_errors_threshold_top_k_and_auroc(tmp_path):
     top = np.argsort(-errors, kind="stable")[:3]
     assert [t["row"] for t in result["evaluate"]["outputs"]["ae"]["top_k"]] == top.tolist()
     assert result["metrics"]["anomaly_auroc"] == pytest.approx(sk.roc_auc_score(labels, errors))
-    flagged = [int(r[0]) for r in read_csv(folder / "anomalies.csv")[1:]]
+    listed = read_csv(folder / "anomalies.csv")
+    assert listed[0] == ["row", "error"]
+    flagged = [int(r[0]) for r in listed[1:]]
+    assert 0 < len(flagged) < 40  # the threshold splits the rows
     assert sorted(flagged) == np.flatnonzero(errors > 0.2).tolist()
+    assert [np.float32(r[1]) for r in listed[1:]] == sorted(errors[errors > 0.2], reverse=True)
     valid_png(folder / "reconstruction_error.png")
 
 

@@ -30,6 +30,7 @@ NOT_RUN = {
 # placeholders in the table's generic commands, in order
 PLACEHOLDERS = [
     ("+model=NAME task=fit", "+model=mlp_digits task=fit"),  # a model with targets
+    ("+model=NAME task=evaluate", "+model=mlp_digits task=evaluate"),
     ("+model=NAME", "+model=dense_example"),
     ("key=value …", "seed=3"),
     ("PATH…", "conf/model"),

@@ -185,7 +185,7 @@ class _Output:
             order = order[np.argsort(-errors[order], kind="stable")]
             artifacts.write_text(
                 self.file("anomalies", ".csv"),
-                "row,error\n" + "".join(f"{ep.rows[i]},{errors[i]!r}\n" for i in order),
+                "row,error\n" + "".join(f"{ep.rows[i]},{float(errors[i])!r}\n" for i in order),
             )
         if anomalous is not None:
             self.metrics["anomaly_auroc"] = m.roc_auc(errors, anomalous)
