@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from runner.config.file_access import allowed_dirs, check_paths
 from runner.config.plugins import load_plugins
+from runner.config.run_folders import with_run_weights
 from runner.config.validate import validate
 from runner.errors import DataError
 from runner.graph.build import build, named_weights
@@ -67,6 +68,7 @@ class Model:
         spec = validate(config)
         where = Path(cwd) if cwd else Path.cwd()
         check_paths(spec, where, allowed_dirs(where, None, spec.data_dirs))
+        spec = with_run_weights(spec, where)  # task=evaluate's evaluate.run=DIR, as a run does
         return cls(build(plan_task(spec, make_plan(spec, where))))
 
     @property
