@@ -321,7 +321,7 @@ CASES: list[Case] = [
         "unknown",
         cfg(task="train"),
         "task",
-        ["expected 'predict', 'validate' or 'fit'", "found 'train'"],
+        ["expected 'predict', 'validate', 'fit' or 'evaluate'", "found 'train'"],
     ),
     C(
         "unknown-distribution",
