@@ -141,6 +141,10 @@ def make_feeds(model: Model, w: Workload, rows: int, seed: int = 1) -> dict[str,
 # ---- timing ---------------------------------------------------------------------------------
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter  # --clock cpu: CPU seconds of the whole process (all its threads)
+
+
 def interleaved(
     fns: dict[str, Callable[[], Any]], reps: int, warmup: int
 ) -> dict[str, list[float]]:
@@ -155,9 +159,9 @@ def interleaved(
     try:
         for r in range(reps):
             for k in order if r % 2 == 0 else order[::-1]:
-                start = time.perf_counter()
+                start = clock()
                 fns[k]()
-                times[k].append(time.perf_counter() - start)
+                times[k].append(clock() - start)
     finally:
         if enabled:
             gc.enable()
@@ -397,10 +401,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="threads of every library")
     ap.add_argument("--only", nargs="*", default=None, help="workload keys, e.g. W1 W5 W6")
     ap.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="cpu: CPU time of the process instead of wall time (on a busy machine it leaves "
+        "out the time spent waiting for a core; threads' CPU seconds add up)",
+    )
+    ap.add_argument(
         "--skip", nargs="*", default=[], choices=FRAMEWORKS, help="columns to leave out"
     )
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.tiny else 15)
+    global clock
+    clock = CLOCKS[args.clock]
     tiny = args.tiny
     limiter = pin_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
     columns, error = available_columns(args.skip, tiny)
@@ -416,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"- {versions(columns)}; {platform.machine()} {_cpu_name()}")
-    print(f"- threads: {args.threads} for every library")
+    print(f"- threads: {args.threads} for every library; clock: {args.clock}")
     for line in thread_report():
         print(f"- {line}")
     print(f"- load average (1 min) at start: {os.getloadavg()[0]:.2f}")

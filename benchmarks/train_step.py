@@ -220,6 +220,7 @@ def check_same_step(
 
 
 def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int) -> dict[str, list]:
+    """Wall seconds per call, repetitions alternating the order (run.py has its own)."""
     names = list(fns)
     for _ in range(warmup):
         for name in names:

@@ -189,6 +189,9 @@ class Layer(ABC):
       ({}), ``inner_elements`` (0), ``children()`` ([]), ``summary_rows`` ([]);
     - build: ``init_params``, ``named_params`` (``self.params``);
     - run: ``forward``, ``activity_penalties`` ({}), ``backward``;
+    - deferred steps (``layers.steps``, predict only): ``defers_steps()`` (False) and
+      ``forward_deferred`` for a per-step producer, ``reads_deferred_steps()`` (False) for a
+      consumer that only reduces over kept steps;
     - penalties: ``weight_penalty`` and ``weight_penalty_grads`` (the children's, summed).
     """
 
@@ -277,6 +280,21 @@ class Layer(ABC):
     ) -> tuple[Any, dict[str, np.ndarray]]:
         """Chain rule: gradients of the input(s) and of the parameters, from the output's."""
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+
+    # ---- deferred steps (the plan's choice: runner.graph.fusion) --------------------------
+    def defers_steps(self) -> bool:
+        """True: the layer maps every timestep on its own, and ``forward_deferred`` can hand
+        on a ``layers.steps.DeferredSteps`` instead of computing its output."""
+        return False
+
+    def forward_deferred(self, x: Any, mask: Any, ctx: Context) -> tuple[Any, Any, Any]:
+        """``forward`` as a ``DeferredSteps`` (x: an array or a ``DeferredSteps``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot defer its steps")
+
+    def reads_deferred_steps(self) -> bool:
+        """True: ``forward`` accepts a ``DeferredSteps`` and reads only reductions over its
+        kept steps (so masked steps need never be computed)."""
+        return False
 
 
 def add_penalties(total: dict[str, float], penalties: dict[str, float]) -> None:

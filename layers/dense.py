@@ -76,6 +76,11 @@ class AffineLayer(Layer):
         cache = AffineCache(x, z, y) if ctx.keep_cache else None
         return y, mask, cache
 
+    def _rows(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """activation(rows @ W + b) for 2D rows, into ``out`` (a DeferredSteps step)."""
+        np.matmul(rows, self.params["W"], out=out)
+        return activations.apply_(self.spec.activation, out, self.params["b"])
+
     def activity_penalties(self, y, cache) -> dict[str, float]:
         reg = self.spec.activity_regularizer
         if reg is None:

@@ -31,11 +31,22 @@ class Masking(Layer):
     def output_mask(self, input_shape, has_mask) -> bool:
         return True  # replaces any incoming mask
 
-    def forward(self, x, mask, ctx: Context):
+    def _keep(self, x: np.ndarray) -> np.ndarray:
         # Exact comparison in x's dtype; NaN never equals, so NaN steps are kept (legacy).
-        keep = np.any(x != x.dtype.type(self.spec.mask_value), axis=-1)
+        return np.any(x != x.dtype.type(self.spec.mask_value), axis=-1)
+
+    def forward(self, x, mask, ctx: Context):
+        keep = self._keep(x)
         y = x * keep[..., None]
         return y, keep, (keep if ctx.keep_cache else None)
+
+    def defers_steps(self) -> bool:
+        return True
+
+    def forward_deferred(self, x, mask, ctx: Context):
+        """The mask alone: every reader reads only the kept steps, so the masked ones are
+        left as they are instead of zeroed (runner.graph.fusion)."""
+        return x, self._keep(x), None
 
     def backward(self, dy, keep, ctx):
         return dy * keep[..., None], {}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from layers.base import PlanError, Shape
+from layers.base import Context, PlanError, Shape
 from layers.dense import AffineLayer, DenseSpec
 from layers.registry import register
+from layers.steps import DeferredSteps
 
 
 class TimeDistributedDenseSpec(DenseSpec):
@@ -18,7 +19,9 @@ class TimeDistributedDenseSpec(DenseSpec):
 @register
 class TimeDistributedDense(AffineLayer):
     Spec = TimeDistributedDenseSpec
-    passes_mask = True  # masked steps are still computed (legacy), the mask travels on
+    # Masked steps are computed (legacy) and the mask travels on, unless the plan defers the
+    # steps to a reader that skips them (forward_deferred).
+    passes_mask = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 2:
@@ -27,3 +30,12 @@ class TimeDistributedDense(AffineLayer):
                 f"shape {input_shape}: use Dense for 2D input, or RepeatVector to make steps"
             )
         return (input_shape[0], self.spec.output_dim)
+
+    def defers_steps(self) -> bool:
+        return self.spec.activity_regularizer is None  # a penalty would need every output
+
+    def forward_deferred(self, x, mask, ctx: Context):
+        """Each step's ``activation(x @ W + b)``, computed later by the reader, block by block
+        and only at kept steps (``layers.steps``)."""
+        steps = x if isinstance(x, DeferredSteps) else DeferredSteps(x, mask)
+        return steps.then(self._rows, self.spec.output_dim), mask, None

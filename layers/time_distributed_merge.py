@@ -13,6 +13,7 @@ from pydantic import Field
 
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
 from layers.registry import register
+from layers.steps import DeferredSteps, segment_sums
 
 
 class TimeDistributedMergeSpec(SpecBase):
@@ -42,8 +43,13 @@ class TimeDistributedMerge(Layer):
     def output_mask(self, input_shape, has_mask) -> bool:
         return False  # consumes the mask
 
+    def reads_deferred_steps(self) -> bool:
+        return True  # every mode reduces over the kept steps only
+
     def forward(self, x, mask, ctx: Context):
         mode = self.spec.mode
+        if isinstance(x, DeferredSteps):
+            return self._reduce_deferred(x), None, None
         if mask is not None and (mode == "mul" or ctx.keep_cache):
             keep = mask[..., None]  # (batch, steps, 1)
             # Masked steps become the neutral element of the reduction.
@@ -60,6 +66,29 @@ class TimeDistributedMerge(Layer):
             count = x.shape[1] if mask is None else mask.sum(axis=1, keepdims=True)
             y = y / np.maximum(count, 1).astype(x.dtype)
         return y, None, (TimeDistributedMergeCache(x, mask) if ctx.keep_cache else None)
+
+    def _reduce_deferred(self, x: DeferredSteps) -> np.ndarray:
+        """The reduction of a DeferredSteps, block by block while each block is in cache."""
+        n, steps, features = x.shape
+        dtype = x.dtype
+        y = np.empty((n, features), dtype=dtype)
+        mode = self.spec.mode
+        for lo, hi, rows, counts in x.blocks():
+            out = y[lo:hi]
+            if counts is None:  # every step: rows are (samples * steps, features)
+                r3 = rows.reshape(hi - lo, steps, features)
+                (np.multiply if mode == "mul" else np.add).reduce(r3, axis=1, out=out)
+                if mode == "ave":
+                    np.divide(out, dtype.type(steps), out=out)
+            elif mode == "mul":
+                starts = np.cumsum(counts) - counts
+                for i, (start, count) in enumerate(zip(starts, counts)):
+                    np.multiply.reduce(rows[start : start + count], axis=0, out=out[i])
+            else:  # sum (or mean) of each sample's kept rows
+                segment_sums(rows, counts, out)
+                if mode == "ave":
+                    np.divide(out, np.maximum(counts, 1).astype(dtype)[:, None], out=out)
+        return y
 
     def backward(self, dy, cache: TimeDistributedMergeCache, ctx):
         x, mask = cache.x, cache.mask

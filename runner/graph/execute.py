@@ -17,8 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from layers.base import Context, add_penalties
+from layers.steps import DeferredSteps
 from runner.data import sources
 from runner.errors import DataError
+from runner.graph import fusion
 from runner.graph.context import pass_context
 from runner.graph.plan import Plan
 
@@ -46,6 +48,7 @@ def forward(
     masks: dict[str, Any] = dict(feed_masks or {})
     caches: dict[str, Any] = {}
     last_use = _last_use(plan)
+    deferred = frozenset() if ctx.keep_cache else fusion.deferring(plan, keep)
     for index, node in enumerate(plan.nodes.values()):
         layer = node.layer
         if layer.multi_input:
@@ -54,9 +57,15 @@ def forward(
         else:
             x = values[node.inputs[0]]
             m = masks.get(node.inputs[0])
+        defer = node.name in deferred  # the plan's choice (runner.graph.fusion)
+        if not defer and not layer.reads_deferred_steps():  # a safety net: never needed
+            x = _materialized(x)
         try:  # overflow, 0/0, log(0): say which layer, never return inf/NaN silently
             with np.errstate(over="raise", invalid="raise", divide="raise"):
-                y, mask, cache = layer.forward(x, m, ctx)
+                if defer:
+                    y, mask, cache = layer.forward_deferred(x, m, ctx)
+                else:
+                    y, mask, cache = layer.forward(x, m, ctx)
                 if penalties is not None:
                     add_penalties(penalties, layer.activity_penalties(y, cache))
         except FloatingPointError as exc:
@@ -79,8 +88,15 @@ def forward(
     return kept, kept_masks, caches
 
 
+def _materialized(x: Any) -> Any:
+    """x with any DeferredSteps computed (a reader that needs the values themselves)."""
+    if isinstance(x, list):
+        return [_materialized(v) for v in x]
+    return x.materialize() if isinstance(x, DeferredSteps) else x
+
+
 def _numeric_problem(exc: FloatingPointError, node, x, dtype) -> str:
-    arrays = x if isinstance(x, list) else [x]
+    arrays = [a for a in (x if isinstance(x, list) else [x]) if isinstance(a, np.ndarray)]
     peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     where = f"{exc} in the forward pass of {node.layer.spec.type}"
     if "overflow" in str(exc):

@@ -1,0 +1,90 @@
+"""Deferred timesteps: a per-step layer whose every reader only reduces over the steps.
+
+When the plan finds a TimeDistributedDense (a *producer*) whose output is read only by layers
+that reduce over the steps and skip masked ones (TimeDistributedMerge, a *consumer*), the
+producer does not compute its output up front: it hands on a ``DeferredSteps``, and the consumer
+runs the chain block by block over the samples (``blocks``), so that:
+
+- masked steps never go through the GEMM (only the kept rows are gathered: issue 15, W3);
+- each block's GEMM output gets its bias, activation and the reduction while it is still in
+  the cache, and the full ``(batch, steps, features)`` output is never written (W2).
+
+The plan takes this decision (``runner.graph.fusion``) only on the predict path: training keeps
+every layer's output for the backward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Values per block of the widest layer in the chain: 256 Ki float32 = 1 MB, which stays in
+#: the L2 cache while bias, activation and reduction run over it.
+BLOCK_ELEMENTS = 1 << 18
+
+RowsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows, out buffer) -> rows out
+
+
+@dataclass
+class DeferredSteps:
+    """The output of a chain of per-step layers, computed only when read by blocks."""
+
+    x: np.ndarray  # (batch, steps, features in): what the first layer of the chain reads
+    mask: np.ndarray | None  # (batch, steps), True = kept; None: every step counts
+    fns: list[RowsFn] = field(default_factory=list)  # each maps rows (r, d_in) to (r, d_out)
+    widths: list[int] = field(default_factory=list)  # d_out of each function
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The full shape the chain's output would have."""
+        return (*self.x.shape[:2], self.widths[-1] if self.widths else self.x.shape[2])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.x.dtype
+
+    def then(self, fn: RowsFn, width: int) -> DeferredSteps:
+        """This chain followed by one more per-step function of output width ``width``."""
+        return DeferredSteps(self.x, self.mask, [*self.fns, fn], [*self.widths, width])
+
+    def materialize(self) -> np.ndarray:
+        """The whole output, every step computed (masked ones too, as the layers would)."""
+        n, steps, d = self.x.shape
+        rows = self.x.reshape(-1, d)  # (batch * steps, d)
+        for fn, width in zip(self.fns, self.widths):
+            rows = fn(rows, np.empty((rows.shape[0], width), dtype=self.x.dtype))
+        return rows.reshape(n, steps, -1)
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+        """``(lo, hi, rows, counts)`` per block of samples ``[lo, hi)``: the chain's output
+        at their kept steps, in sample order (``(kept, features)``; ``(hi - lo) * steps`` rows
+        without a mask), and how many steps each sample kept (None without a mask)."""
+        n, steps, d = self.x.shape
+        widest = max([d, *self.widths])
+        per_block = max(1, BLOCK_ELEMENTS // (steps * widest))  # samples per block
+        rows_max = per_block * steps
+        buffers = [np.empty((rows_max, w), dtype=self.x.dtype) for w in self.widths]
+        if self.mask is not None:  # the kept steps, gathered once, in sample order
+            kept = self.x[self.mask]  # (kept steps, d)
+            counts_all = self.mask.sum(axis=1)
+            ends = np.cumsum(counts_all)
+        for lo in range(0, n, per_block):
+            hi = min(n, lo + per_block)
+            if self.mask is None:
+                rows, counts = self.x[lo:hi].reshape(-1, d), None  # (samples * steps, d)
+            else:
+                counts = counts_all[lo:hi]
+                rows = kept[ends[lo] - counts_all[lo] : ends[hi - 1]]
+            for fn, buffer in zip(self.fns, buffers):
+                rows = fn(rows, buffer[: rows.shape[0]])
+            yield lo, hi, rows, counts
+
+
+def segment_sums(rows: np.ndarray, counts: np.ndarray, out: np.ndarray) -> None:
+    """``out[i]`` = the sum of sample i's rows (``counts[i]`` consecutive rows; 0 if none)."""
+    end = 0
+    for i, count in enumerate(counts.tolist()):
+        np.add.reduce(rows[end : end + count], axis=0, out=out[i])
+        end += count

@@ -1,0 +1,121 @@
+"""The plan's speed decisions (runner.graph.fusion): which layers defer their steps, and that a
+deferred pass gives the numbers of an independent float64 NumPy formulation, masked steps,
+empty samples and chained layers included; visible values are never deferred."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import model_config
+
+from layers import steps
+from runner.api import Model
+
+STEPS, FEATURES, UNITS = 7, 3, 4
+
+
+def sequences() -> np.ndarray:
+    """4 samples of 7 steps; trailing padding (zeros) of 0, 2, 7 (all) and 3 steps."""
+    x = np.random.default_rng(5).uniform(-1, 1, (4, STEPS, FEATURES)).astype(np.float32)
+    for i, pad in enumerate([0, 2, 7, 3]):
+        if pad:
+            x[i, STEPS - pad :] = 0.0
+    x[0, 1] = 0.0  # an inner padded step too
+    return x
+
+
+def masked_model(mode: str = "ave", outputs=None, tdd_extra=None, chain=False) -> Model:
+    layers = {
+        "mask": {"type": "Masking", "mask_value": 0.0},
+        "tdd": {
+            "type": "TimeDistributedDense",
+            "output_dim": UNITS,
+            "activation": "tanh",
+            **(tdd_extra or {}),
+        },
+    }
+    if chain:
+        layers["tdd2"] = {"type": "TimeDistributedDense", "output_dim": 2, "activation": "relu"}
+    layers["pool"] = {"type": "TimeDistributedMerge", "mode": mode}
+    layers["out"] = {"type": "Dense", "output_dim": 2}
+    inputs = {"x": {"shape": [STEPS, FEATURES], "data": sequences().tolist()}}
+    extra = {"outputs": outputs} if outputs else {}
+    return Model.from_config(model_config(layers, inputs, **extra))
+
+
+def reference(model: Model, x: np.ndarray, mode: str, chain: bool = False) -> dict:
+    """float64 NumPy of Masking -> TDD tanh [-> TDD relu] -> masked reduction -> Dense."""
+    w = {k: v.astype(np.float64) for k, v in model.weights.items()}
+    keep = np.any(x != 0, axis=-1)
+    h = np.tanh(np.einsum("nsd,du->nsu", x * keep[..., None], w["tdd/W"]) + w["tdd/b"])
+    tdd = h
+    if chain:
+        h = np.maximum(np.einsum("nsd,du->nsu", h, w["tdd2/W"]) + w["tdd2/b"], 0)
+    k = keep[..., None]
+    if mode == "mul":
+        pooled = np.where(k, h, 1.0).prod(axis=1)
+    else:
+        pooled = (h * k).sum(axis=1)
+        if mode == "ave":
+            pooled = pooled / np.maximum(keep.sum(axis=1, keepdims=True), 1)
+    return {"tdd": tdd, "pool": pooled, "out": pooled @ w["out/W"] + w["out/b"]}
+
+
+def deferred(model: Model) -> set[str]:
+    return {n.name for n in model.plan.nodes.values() if n.defer_steps}
+
+
+@pytest.mark.parametrize("mode", ["ave", "sum", "mul"])
+def test_masked_steps_are_deferred_and_give_the_masked_reduction(mode):
+    model = masked_model(mode)
+    assert deferred(model) == {"mask", "tdd"}  # the plan's decision, recorded on the nodes
+    x = sequences()
+    got = model.predict({"x": x})["out"]
+    expected = reference(model, x.astype(np.float64), mode)["out"]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # sample 2 has every step masked: its pooled value is the reduction's neutral element
+    pooled = model.predict({"x": x}, keep={"pool"})["pool"]
+    np.testing.assert_array_equal(pooled[2], np.full(UNITS, 1.0 if mode == "mul" else 0.0))
+
+
+def test_a_chain_of_per_step_layers_is_deferred_as_a_whole():
+    model = masked_model("ave", chain=True)
+    assert deferred(model) == {"mask", "tdd", "tdd2"}
+    x = sequences()
+    expected = reference(model, x.astype(np.float64), "ave", chain=True)["out"]
+    np.testing.assert_allclose(model.predict({"x": x})["out"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_visible_values_are_never_deferred():
+    x = sequences()
+    shown = masked_model(outputs=["tdd", "out"])  # the per-step output is a model output
+    assert deferred(shown) == set()
+    ref = reference(shown, x.astype(np.float64), "ave")
+    got = shown.predict({"x": x})
+    np.testing.assert_allclose(got["tdd"], ref["tdd"], rtol=1e-5, atol=1e-6)
+    # masked steps went through the layer as zeros (legacy): tanh(b) there
+    np.testing.assert_allclose(got["tdd"][2], np.tanh(np.tile(shown.weights["tdd/b"], (7, 1))))
+    # a caller asking for the value at run time gets it too, from a model that defers it
+    model = masked_model()
+    asked = model.predict({"x": x}, keep={"tdd", "out"})
+    np.testing.assert_allclose(asked["tdd"], ref["tdd"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(asked["out"], ref["out"], rtol=1e-5, atol=1e-6)
+
+
+def test_an_activity_penalty_keeps_the_layer_whole():
+    model = masked_model(tdd_extra={"activity_regularizer": {"l2": 0.1}})
+    assert deferred(model) == set()
+
+
+def test_blocks_cover_every_sample_once_with_only_its_kept_steps(monkeypatch):
+    monkeypatch.setattr(steps, "BLOCK_ELEMENTS", 2 * STEPS * FEATURES)  # 2 samples per block
+    x = sequences()
+    keep = np.any(x != 0, axis=-1)
+    chain = steps.DeferredSteps(x, keep)
+    seen = []
+    for lo, hi, rows, counts in chain.blocks():
+        seen.append((lo, hi))
+        np.testing.assert_array_equal(counts, keep[lo:hi].sum(axis=1))
+        np.testing.assert_array_equal(rows, x[lo:hi][keep[lo:hi]])
+    assert seen == [(0, 2), (2, 4)]
