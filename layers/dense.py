@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from layers import activations, regularizers
+from layers import activations, parallel, regularizers
 from layers.activations import ActivationName
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
 from layers.initializers import InitName, initialize
@@ -67,14 +68,20 @@ class AffineLayer(Layer):
         w, b = self.params["W"], self.params["b"]
         # One 2D GEMM whatever the rank, (batch * steps, input_dim) @ W: a 3D matmul would
         # run one small GEMM per sample.
-        z = (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[1])
+        x2 = x.reshape(-1, x.shape[-1])  # (batch * steps, input_dim)
         if ctx.keep_cache:  # fit: backward reads z and y, so both are kept
+            z = (x2 @ w).reshape(*x.shape[:-1], w.shape[1])
             z += b
             y = activations.get(self.spec.activation).forward(z)
-        else:  # predict: bias and activation in place in z, the fresh array this layer owns
-            y = activations.apply_(self.spec.activation, z, b)
-        cache = AffineCache(x, z, y) if ctx.keep_cache else None
-        return y, mask, cache
+            return y, mask, AffineCache(x, z, y)
+        # predict: bias and activation in place in z, the fresh array this layer owns, by
+        # row blocks on two threads when large (layers.parallel)
+        z2 = np.empty((x2.shape[0], w.shape[1]), dtype=np.result_type(x2, w))
+        parallel.split_rows(z2.shape[0], z2.shape[1], partial(self._rows_into, x2, z2))
+        return z2.reshape(*x.shape[:-1], w.shape[1]), mask, None
+
+    def _rows_into(self, x2: np.ndarray, z2: np.ndarray, lo: int, hi: int) -> None:
+        self._rows(x2[lo:hi], z2[lo:hi])
 
     def _rows(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """activation(rows @ W + b) for 2D rows, into ``out`` (a DeferredSteps step)."""

@@ -35,6 +35,7 @@ class DeferredSteps:
     mask: np.ndarray | None  # (batch, steps), True = kept; None: every step counts
     fns: list[RowsFn] = field(default_factory=list)  # each maps rows (r, d_in) to (r, d_out)
     widths: list[int] = field(default_factory=list)  # d_out of each function
+    _kept: tuple | None = field(default=None, repr=False)  # see _gathered
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -57,29 +58,47 @@ class DeferredSteps:
             rows = fn(rows, np.empty((rows.shape[0], width), dtype=self.x.dtype))
         return rows.reshape(n, steps, -1)
 
-    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
-        """``(lo, hi, rows, counts)`` per block of samples ``[lo, hi)``: the chain's output
-        at their kept steps, in sample order (``(kept, features)``; ``(hi - lo) * steps`` rows
-        without a mask), and how many steps each sample kept (None without a mask)."""
+    def block_ranges(self) -> list[tuple[int, int]]:
+        """``[lo, hi)`` sample ranges whose widest layer output is about ``BLOCK_ELEMENTS``."""
         n, steps, d = self.x.shape
-        widest = max([d, *self.widths])
-        per_block = max(1, BLOCK_ELEMENTS // (steps * widest))  # samples per block
-        rows_max = per_block * steps
-        buffers = [np.empty((rows_max, w), dtype=self.x.dtype) for w in self.widths]
-        if self.mask is not None:  # the kept steps, gathered once, in sample order
-            kept = self.x[self.mask]  # (kept steps, d)
-            counts_all = self.mask.sum(axis=1)
-            ends = np.cumsum(counts_all)
-        for lo in range(0, n, per_block):
-            hi = min(n, lo + per_block)
-            if self.mask is None:
-                rows, counts = self.x[lo:hi].reshape(-1, d), None  # (samples * steps, d)
-            else:
-                counts = counts_all[lo:hi]
-                rows = kept[ends[lo] - counts_all[lo] : ends[hi - 1]]
-            for fn, buffer in zip(self.fns, buffers):
-                rows = fn(rows, buffer[: rows.shape[0]])
-            yield lo, hi, rows, counts
+        per_block = max(1, BLOCK_ELEMENTS // (steps * max([d, *self.widths])))
+        return [(lo, min(n, lo + per_block)) for lo in range(0, n, per_block)]
+
+    def buffers(self) -> list[np.ndarray]:
+        """One output buffer per function, for the blocks of one thread (reused by each)."""
+        lo, hi = self.block_ranges()[0]
+        rows = (hi - lo) * self.x.shape[1]
+        return [np.empty((rows, w), dtype=self.x.dtype) for w in self.widths]
+
+    def block(
+        self, lo: int, hi: int, buffers: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The chain's output at the kept steps of samples ``[lo, hi)``, in sample order
+        (``(kept, features)``; ``(hi - lo) * steps`` rows without a mask), and how many steps
+        each sample kept (None without a mask)."""
+        if self.mask is None:
+            rows, counts = self.x[lo:hi].reshape(-1, self.x.shape[2]), None  # (samples*steps, d)
+        else:
+            kept, counts_all, ends = self._gathered()
+            counts = counts_all[lo:hi]
+            rows = kept[ends[lo] - counts_all[lo] : ends[hi - 1]]
+        for fn, buffer in zip(self.fns, buffers):
+            rows = fn(rows, buffer[: rows.shape[0]])
+        return rows, counts
+
+    def _gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kept steps of every sample, gathered once in sample order, their counts per
+        sample and the cumulative counts (where each sample's rows end)."""
+        if self._kept is None:
+            counts = self.mask.sum(axis=1)
+            self._kept = (self.x[self.mask], counts, np.cumsum(counts))  # (kept, d), (n,), (n,)
+        return self._kept
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+        """``(lo, hi, rows, counts)`` of every block in turn, on this thread."""
+        buffers = self.buffers()
+        for lo, hi in self.block_ranges():
+            yield (lo, hi, *self.block(lo, hi, buffers))
 
 
 def segment_sums(rows: np.ndarray, counts: np.ndarray, out: np.ndarray) -> None:

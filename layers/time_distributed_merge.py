@@ -6,11 +6,14 @@ contribute, and ``ave`` divides by the number of kept steps (0 when none is kept
 
 from __future__ import annotations
 
+import threading
+from functools import partial
 from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
 
+from layers import parallel
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
 from layers.registry import register
 from layers.steps import DeferredSteps, segment_sums
@@ -68,12 +71,18 @@ class TimeDistributedMerge(Layer):
         return y, None, (TimeDistributedMergeCache(x, mask) if ctx.keep_cache else None)
 
     def _reduce_deferred(self, x: DeferredSteps) -> np.ndarray:
-        """The reduction of a DeferredSteps, block by block while each block is in cache."""
+        """The reduction of a DeferredSteps, block by block while each block is in cache,
+        the blocks shared between two threads (layers.parallel)."""
         n, steps, features = x.shape
         dtype = x.dtype
         y = np.empty((n, features), dtype=dtype)
         mode = self.spec.mode
-        for lo, hi, rows, counts in x.blocks():
+        local = threading.local()  # each thread's buffers, reused by its blocks
+
+        def reduce(lo: int, hi: int) -> None:
+            if not hasattr(local, "buffers"):
+                local.buffers = x.buffers()
+            rows, counts = x.block(lo, hi, local.buffers)
             out = y[lo:hi]
             if counts is None:  # every step: rows are (samples * steps, features)
                 r3 = rows.reshape(hi - lo, steps, features)
@@ -88,6 +97,10 @@ class TimeDistributedMerge(Layer):
                 segment_sums(rows, counts, out)
                 if mode == "ave":
                     np.divide(out, np.maximum(counts, 1).astype(dtype)[:, None], out=out)
+
+        if x.mask is not None:
+            x._gathered()  # once, before the threads share it
+        parallel.run([partial(reduce, lo, hi) for lo, hi in x.block_ranges()])
         return y
 
     def backward(self, dy, cache: TimeDistributedMergeCache, ctx):
