@@ -189,9 +189,9 @@ class Layer(ABC):
       ({}), ``inner_elements`` (0), ``children()`` ([]), ``summary_rows`` ([]);
     - build: ``init_params``, ``named_params`` (``self.params``);
     - run: ``forward``, ``activity_penalties`` ({}), ``backward``;
-    - deferred steps (``layers.steps``, predict only): ``defers_steps()`` (False) and
-      ``forward_deferred`` for a per-step producer, ``reads_deferred_steps()`` (False) for a
-      consumer that only reduces over kept steps;
+    - deferred outputs (``layers.deferred``, predict only, the plan's choice):
+      ``defers(input_shape)`` (None) and ``forward_deferred`` for a producer,
+      ``reads_deferred(kind)`` (False) for a reader;
     - penalties: ``weight_penalty`` and ``weight_penalty_grads`` (the children's, summed).
     """
 
@@ -281,19 +281,18 @@ class Layer(ABC):
         """Chain rule: gradients of the input(s) and of the parameters, from the output's."""
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")
 
-    # ---- deferred steps (the plan's choice: runner.graph.fusion) --------------------------
-    def defers_steps(self) -> bool:
-        """True: the layer maps every timestep on its own, and ``forward_deferred`` can hand
-        on a ``layers.steps.DeferredSteps`` instead of computing its output."""
-        return False
+    # ---- deferred outputs (the plan's choice: runner.graph.fusion) ------------------------
+    def defers(self, input_shape: Any) -> str | None:
+        """The kind of ``layers.deferred`` value ``forward_deferred`` can hand on instead of
+        this layer's output (None: it cannot)."""
+        return None
 
     def forward_deferred(self, x: Any, mask: Any, ctx: Context) -> tuple[Any, Any, Any]:
-        """``forward`` as a ``DeferredSteps`` (x: an array or a ``DeferredSteps``)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot defer its steps")
+        """``forward``, its output left deferred (x may be a deferred value of the same kind)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot defer its output")
 
-    def reads_deferred_steps(self) -> bool:
-        """True: ``forward`` accepts a ``DeferredSteps`` and reads only reductions over its
-        kept steps (so masked steps need never be computed)."""
+    def reads_deferred(self, kind: str) -> bool:
+        """True: ``forward`` accepts a deferred value of this kind as its input."""
         return False
 
 

@@ -11,6 +11,7 @@ from pydantic import Field, PositiveInt
 from layers import activations, parallel, regularizers
 from layers.activations import ActivationName
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
+from layers.deferred import DeferredConcat
 from layers.initializers import InitName, initialize
 from layers.registry import register
 from layers.regularizers import Regularizer
@@ -65,6 +66,8 @@ class AffineLayer(Layer):
         }
 
     def forward(self, x, mask, ctx: Context):
+        if isinstance(x, DeferredConcat):  # the plan's choice (runner.graph.fusion)
+            return self._forward_parts(x, mask)
         w, b = self.params["W"], self.params["b"]
         # One 2D GEMM whatever the rank, (batch * steps, input_dim) @ W: a 3D matmul would
         # run one small GEMM per sample.
@@ -77,16 +80,37 @@ class AffineLayer(Layer):
         # predict: bias and activation in place in z, the fresh array this layer owns, by
         # row blocks on two threads when large (layers.parallel)
         z2 = np.empty((x2.shape[0], w.shape[1]), dtype=np.result_type(x2, w))
-        parallel.split_rows(z2.shape[0], z2.shape[1], partial(self._rows_into, x2, z2))
+        parallel.split_rows(z2.shape[0], z2.shape[1], partial(self._rows_into, [x2], z2))
         return z2.reshape(*x.shape[:-1], w.shape[1]), mask, None
 
-    def _rows_into(self, x2: np.ndarray, z2: np.ndarray, lo: int, hi: int) -> None:
-        self._rows(x2[lo:hi], z2[lo:hi])
+    def _rows_into(self, parts: list[np.ndarray], z2: np.ndarray, lo: int, hi: int) -> None:
+        """Rows [lo, hi) of the output, from the input's parts along its last axis."""
+        w, out = self.params["W"], z2[lo:hi]
+        start = 0
+        for i, part in enumerate(parts):  # concat(a, b) @ W == a @ W[:n] + b @ W[n:]
+            w_part = w[start : start + part.shape[1]]
+            start += part.shape[1]
+            if i == 0:
+                np.matmul(part[lo:hi], w_part, out=out)
+            else:
+                out += part[lo:hi] @ w_part
+        activations.apply_(self.spec.activation, out, self.params["b"])
 
     def _rows(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """activation(rows @ W + b) for 2D rows, into ``out`` (a DeferredSteps step)."""
         np.matmul(rows, self.params["W"], out=out)
         return activations.apply_(self.spec.activation, out, self.params["b"])
+
+    def reads_deferred(self, kind: str) -> bool:
+        return kind == "concat"  # the parts of a concat along the last axis
+
+    def _forward_parts(self, x: DeferredConcat, mask):
+        """Predict on a deferred concat: each part times its own rows of W, never copied."""
+        parts = [p.reshape(-1, p.shape[-1]) for p in x.parts]  # (batch * steps, part width)
+        w = self.params["W"]
+        z2 = np.empty((parts[0].shape[0], w.shape[1]), dtype=np.result_type(parts[0], w))
+        parallel.split_rows(z2.shape[0], z2.shape[1], partial(self._rows_into, parts, z2))
+        return z2.reshape(*x.shape[:-1], w.shape[1]), mask, None
 
     def activity_penalties(self, y, cache) -> dict[str, float]:
         reg = self.spec.activity_regularizer

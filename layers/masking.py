@@ -40,8 +40,8 @@ class Masking(Layer):
         y = x * keep[..., None]
         return y, keep, (keep if ctx.keep_cache else None)
 
-    def defers_steps(self) -> bool:
-        return True
+    def defers(self, input_shape) -> str | None:
+        return "steps"
 
     def forward_deferred(self, x, mask, ctx: Context):
         """The mask alone: every reader reads only the kept steps, so the masked ones are

@@ -26,6 +26,7 @@ from pydantic import Field, field_validator
 from layers import merge_ops
 from layers.base import Context, Layer, PlanError, Shape, SpecBase, SummaryRow, add_penalties
 from layers.composite import add_grads, check_children, child_layer, child_rows, in_child, prefixed
+from layers.deferred import DeferredConcat
 from layers.merge import arity_message
 from layers.merge_ops import DotAxes
 from layers.registry import AnyLayerSpec, register
@@ -155,7 +156,8 @@ class Siamese(Layer):
     def named_params(self) -> dict[str, np.ndarray]:
         return prefixed(PREFIX, self.inner.named_params())  # the inner layer's own arrays
 
-    def forward(self, x, mask, ctx: Context):
+    def _heads(self, x, mask, ctx: Context):
+        """Each input through the shared layer: outputs, masks, caches and penalties."""
         ys, masks, caches = [], [], []
         penalties: dict[str, float] = {}
         for xi, mi in zip(x, mask):
@@ -164,6 +166,10 @@ class Siamese(Layer):
             ys.append(yi)
             masks.append(mo)
             caches.append(ci)
+        return ys, masks, caches, penalties
+
+    def forward(self, x, mask, ctx: Context):
+        ys, masks, caches, penalties = self._heads(x, mask, ctx)
         s = self.spec
         in_shapes = [xi.shape for xi in x]
         if s.merge_mode == "none":
@@ -173,6 +179,19 @@ class Siamese(Layer):
         )
         out_mask = merge_ops.combine_masks(s.merge_mode, ys, masks, s.concat_axis)
         return y, out_mask, SiameseCache(caches, in_shapes, merge_cache, penalties)
+
+    def defers(self, input_shape: list[Shape]) -> str | None:
+        """A concat along the last axis can stay as its heads for a Dense reader."""
+        head = self.inner.output_shape(self._shared_input(input_shape))
+        axis = self.spec.concat_axis
+        last = axis == -1 or axis == len(head)
+        return "concat" if self.spec.merge_mode == "concat" and last else None
+
+    def forward_deferred(self, x, mask, ctx: Context):
+        ys, masks, caches, penalties = self._heads(x, mask, ctx)
+        out_mask = merge_ops.combine_masks("concat", ys, masks, self.spec.concat_axis)
+        cache = SiameseCache(caches, [xi.shape for xi in x], None, penalties)
+        return DeferredConcat(ys), out_mask, cache
 
     def activity_penalties(self, y, cache: SiameseCache) -> dict[str, float]:
         return cache.penalties

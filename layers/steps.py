@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from layers.deferred import Deferred
+
 #: Values per block of the widest layer in the chain: 256 Ki float32 = 1 MB, which stays in
 #: the L2 cache while bias, activation and reduction run over it.
 BLOCK_ELEMENTS = 1 << 18
@@ -28,8 +30,10 @@ RowsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows, out buffer) ->
 
 
 @dataclass
-class DeferredSteps:
+class DeferredSteps(Deferred):
     """The output of a chain of per-step layers, computed only when read by blocks."""
+
+    kind = "steps"
 
     x: np.ndarray  # (batch, steps, features in): what the first layer of the chain reads
     mask: np.ndarray | None  # (batch, steps), True = kept; None: every step counts

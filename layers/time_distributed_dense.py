@@ -31,8 +31,9 @@ class TimeDistributedDense(AffineLayer):
             )
         return (input_shape[0], self.spec.output_dim)
 
-    def defers_steps(self) -> bool:
-        return self.spec.activity_regularizer is None  # a penalty would need every output
+    def defers(self, input_shape) -> str | None:
+        # an activity penalty would need every output
+        return "steps" if self.spec.activity_regularizer is None else None
 
     def forward_deferred(self, x, mask, ctx: Context):
         """Each step's ``activation(x @ W + b)``, computed later by the reader, block by block

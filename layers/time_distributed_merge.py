@@ -46,8 +46,8 @@ class TimeDistributedMerge(Layer):
     def output_mask(self, input_shape, has_mask) -> bool:
         return False  # consumes the mask
 
-    def reads_deferred_steps(self) -> bool:
-        return True  # every mode reduces over the kept steps only
+    def reads_deferred(self, kind: str) -> bool:
+        return kind == "steps"  # every mode reduces over the kept steps only
 
     def forward(self, x, mask, ctx: Context):
         mode = self.spec.mode

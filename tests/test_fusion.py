@@ -61,14 +61,14 @@ def reference(model: Model, x: np.ndarray, mode: str, chain: bool = False) -> di
     return {"tdd": tdd, "pool": pooled, "out": pooled @ w["out/W"] + w["out/b"]}
 
 
-def deferred(model: Model) -> set[str]:
-    return {n.name for n in model.plan.nodes.values() if n.defer_steps}
+def deferred(model: Model) -> dict[str, str]:
+    return {n.name: n.deferred for n in model.plan.nodes.values() if n.deferred}
 
 
 @pytest.mark.parametrize("mode", ["ave", "sum", "mul"])
 def test_masked_steps_are_deferred_and_give_the_masked_reduction(mode):
     model = masked_model(mode)
-    assert deferred(model) == {"mask", "tdd"}  # the plan's decision, recorded on the nodes
+    assert deferred(model) == {"mask": "steps", "tdd": "steps"}  # recorded on the nodes
     x = sequences()
     got = model.predict({"x": x})["out"]
     expected = reference(model, x.astype(np.float64), mode)["out"]
@@ -81,7 +81,7 @@ def test_masked_steps_are_deferred_and_give_the_masked_reduction(mode):
 
 def test_a_chain_of_per_step_layers_is_deferred_as_a_whole():
     model = masked_model("ave", chain=True)
-    assert deferred(model) == {"mask", "tdd", "tdd2"}
+    assert deferred(model) == {"mask": "steps", "tdd": "steps", "tdd2": "steps"}
     x = sequences()
     expected = reference(model, x.astype(np.float64), "ave", chain=True)["out"]
     np.testing.assert_allclose(model.predict({"x": x})["out"], expected, rtol=1e-5, atol=1e-6)
@@ -90,7 +90,7 @@ def test_a_chain_of_per_step_layers_is_deferred_as_a_whole():
 def test_visible_values_are_never_deferred():
     x = sequences()
     shown = masked_model(outputs=["tdd", "out"])  # the per-step output is a model output
-    assert deferred(shown) == set()
+    assert deferred(shown) == {}
     ref = reference(shown, x.astype(np.float64), "ave")
     got = shown.predict({"x": x})
     np.testing.assert_allclose(got["tdd"], ref["tdd"], rtol=1e-5, atol=1e-6)
@@ -105,7 +105,7 @@ def test_visible_values_are_never_deferred():
 
 def test_an_activity_penalty_keeps_the_layer_whole():
     model = masked_model(tdd_extra={"activity_regularizer": {"l2": 0.1}})
-    assert deferred(model) == set()
+    assert deferred(model) == {}
 
 
 def test_blocks_cover_every_sample_once_with_only_its_kept_steps(monkeypatch):
@@ -119,3 +119,46 @@ def test_blocks_cover_every_sample_once_with_only_its_kept_steps(monkeypatch):
         np.testing.assert_array_equal(counts, keep[lo:hi].sum(axis=1))
         np.testing.assert_array_equal(rows, x[lo:hi][keep[lo:hi]])
     assert seen == [(0, 2), (2, 4)]
+
+
+# ---- deferred concat: a Siamese concat read by a Dense ------------------------------------
+
+
+def siamese_model(reader: dict, outputs=None) -> Model:
+    rng = np.random.default_rng(8)
+    inputs = {
+        name: {"shape": [5], "data": rng.uniform(-1, 1, (6, 5)).round(3).tolist()}
+        for name in ("a", "b")
+    }
+    layers = {
+        "siam": {
+            "type": "Siamese",
+            "inputs": ["a", "b"],
+            "layer": {"type": "Dense", "output_dim": 3, "activation": "relu"},
+            "merge_mode": "concat",
+        },
+        "out": reader,
+    }
+    extra = {"outputs": outputs} if outputs else {}
+    return Model.from_config(model_config(layers, inputs, **extra))
+
+
+def test_a_siamese_concat_read_by_a_dense_is_never_copied_and_gives_the_same_numbers():
+    model = siamese_model({"type": "Dense", "output_dim": 2, "activation": "tanh"})
+    assert deferred(model) == {"siam": "concat"}
+    w = {k: v.astype(np.float64) for k, v in model.weights.items()}
+    a, b = (np.asarray(model.plan.inputs[k].array, dtype=np.float64) for k in ("a", "b"))
+
+    def head(v):
+        return np.maximum(v @ w["siam/layer/W"] + w["siam/layer/b"], 0)
+
+    expected = np.tanh(np.concatenate([head(a), head(b)], axis=1) @ w["out/W"] + w["out/b"])
+    np.testing.assert_allclose(model.predict()["out"], expected, rtol=1e-5, atol=1e-6)
+    both = model.predict(keep={"siam", "out"})  # asked for: computed whole
+    np.testing.assert_allclose(both["siam"], np.concatenate([head(a), head(b)], 1), rtol=1e-6)
+
+
+def test_a_concat_is_kept_whole_for_other_readers_and_when_shown():
+    assert deferred(siamese_model({"type": "Activation", "activation": "tanh"})) == {}
+    shown = siamese_model({"type": "Dense", "output_dim": 2}, outputs=["siam", "out"])
+    assert deferred(shown) == {}

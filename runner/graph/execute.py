@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from layers.base import Context, add_penalties
-from layers.steps import DeferredSteps
+from layers.deferred import Deferred
 from runner.data import sources
 from runner.errors import DataError
 from runner.graph import fusion
@@ -48,7 +48,7 @@ def forward(
     masks: dict[str, Any] = dict(feed_masks or {})
     caches: dict[str, Any] = {}
     last_use = _last_use(plan)
-    deferred = frozenset() if ctx.keep_cache else fusion.deferring(plan, keep)
+    deferred = {} if ctx.keep_cache else fusion.deferring(plan, keep)
     for index, node in enumerate(plan.nodes.values()):
         layer = node.layer
         if layer.multi_input:
@@ -57,12 +57,13 @@ def forward(
         else:
             x = values[node.inputs[0]]
             m = masks.get(node.inputs[0])
-        defer = node.name in deferred  # the plan's choice (runner.graph.fusion)
-        if not defer and not layer.reads_deferred_steps():  # a safety net: never needed
-            x = _materialized(x)
+        kind = deferred.get(node.name)  # the plan's choice (runner.graph.fusion)
+        # deferred inputs this layer cannot take are computed (a safety net: the plan's
+        # choice never hands a reader a kind it does not read)
+        x = _materialized(x, kind.__eq__ if kind else layer.reads_deferred)
         try:  # overflow, 0/0, log(0): say which layer, never return inf/NaN silently
             with np.errstate(over="raise", invalid="raise", divide="raise"):
-                if defer:
+                if kind:
                     y, mask, cache = layer.forward_deferred(x, m, ctx)
                 else:
                     y, mask, cache = layer.forward(x, m, ctx)
@@ -88,11 +89,11 @@ def forward(
     return kept, kept_masks, caches
 
 
-def _materialized(x: Any) -> Any:
-    """x with any DeferredSteps computed (a reader that needs the values themselves)."""
+def _materialized(x: Any, readable) -> Any:
+    """x with every deferred value whose kind is not ``readable`` computed."""
     if isinstance(x, list):
-        return [_materialized(v) for v in x]
-    return x.materialize() if isinstance(x, DeferredSteps) else x
+        return [_materialized(v, readable) for v in x]
+    return x.materialize() if isinstance(x, Deferred) and not readable(x.kind) else x
 
 
 def _numeric_problem(exc: FloatingPointError, node, x, dtype) -> str:

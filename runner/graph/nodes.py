@@ -50,8 +50,9 @@ class Node:
     # Per-sample shape and mask of each input, in the order of ``inputs`` (set by the plan).
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)
     input_masks: list[bool] = field(default_factory=list)
-    # The plan's choice (runner.graph.fusion): in predict, hand readers a DeferredSteps.
-    defer_steps: bool = False
+    # The plan's choice (runner.graph.fusion): in predict, hand readers a deferred value of
+    # this kind ("steps", "concat") instead of the output; None: the output itself.
+    deferred: str | None = None
 
     @property
     def n_params(self) -> int:
@@ -82,7 +83,7 @@ class Plan:
     evaluate: Any = None  # the evaluate part (runner.evaluate.plan.EvaluatePlan), likewise
     expect: dict[Ref, Any] = field(default_factory=dict)  # model.expect, keys parsed
     # runner.graph.fusion.deferring's answers for callers that keep more than the outputs
-    deferred_for: dict[frozenset, frozenset] = field(default_factory=dict, repr=False)
+    deferred_for: dict[frozenset, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def dtype(self) -> np.dtype:

@@ -18,7 +18,7 @@ from layers.base import FileRef, PlanError
 from runner.config.schema import RandomSource
 from runner.data import sources
 from runner.errors import ConfigError, Problem
-from runner.graph.fusion import plan_deferred_steps
+from runner.graph.fusion import plan_deferred
 from runner.graph.nodes import InputNode, Node, Plan
 from runner.graph.refs import Ref, parse_ref
 from runner.graph.weights import check_finite_weights, check_layer_weights, load_weight_files
@@ -72,7 +72,7 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
         raise ConfigError(problems)
     plan = Plan(spec, cwd, inputs, nodes, outputs, rows, 0, warnings)  # type: ignore[arg-type]
     plan.expect = expect
-    plan_deferred_steps(plan)
+    plan_deferred(plan)
     plan.memory_bytes = estimate_memory(plan)
     if plan.memory_bytes > limit:  # before the weight files are read
         raise ConfigError.one(
