@@ -197,6 +197,52 @@ def get(name: str) -> Activation:
     return ACTIVATIONS[name]
 
 
+# ---- the training hot path: derivatives into buffers the caller reuses ----
+
+
+def _relu_grad_into(x, y, dy, out, tmp) -> None:
+    np.multiply(dy, x > 0, out=out)
+
+
+def _sigmoid_grad_into(x, y, dy, out, tmp) -> None:
+    e = np.abs(x, out=out)  # the operations of _sigmoid_grad, in the same order
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    d = np.add(e, _c(x, 1), out=tmp)
+    np.divide(e, d, out=e)
+    np.divide(e, d, out=e)
+    np.multiply(dy, e, out=out)
+
+
+def _tanh_grad_into(x, y, dy, out, tmp) -> None:
+    e = np.abs(x, out=out)  # the operations of _tanh_grad, in the same order
+    np.multiply(_c(x, -2), e, out=e)
+    np.exp(e, out=e)
+    d = np.add(e, _c(x, 1), out=tmp)
+    np.multiply(_c(x, 4), e, out=e)
+    np.divide(e, d, out=e)
+    np.divide(e, d, out=e)
+    np.multiply(dy, e, out=out)
+
+
+_GRAD_INTO = {"relu": _relu_grad_into, "sigmoid": _sigmoid_grad_into, "tanh": _tanh_grad_into}
+
+
+def backward_into(
+    name: str, x: np.ndarray, y: np.ndarray, dy: np.ndarray, out: np.ndarray, tmp: np.ndarray
+) -> np.ndarray:
+    """``get(name).backward(x, y, dy)`` (the same numbers, bit for bit), written into ``out``
+    with ``tmp`` as scratch, both of x's shape, when the activation has an in-place form;
+    linear returns dy itself, the others a new array."""
+    if name == "linear":
+        return dy
+    into = _GRAD_INTO.get(name)
+    if into is None:
+        return ACTIVATIONS[name].backward(x, y, dy)
+    into(x, y, dy, out, tmp)
+    return out
+
+
 # ---- the predict hot path: bias + activation in place, in cache-sized blocks ----
 
 

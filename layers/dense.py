@@ -42,6 +42,10 @@ class AffineCache(NamedTuple):
 class AffineLayer(Layer):
     """Shared math of Dense and TimeDistributedDense: the last axis goes through x @ W + b."""
 
+    def __init__(self, spec: SpecBase, name: str) -> None:
+        super().__init__(spec, name)
+        self._backward_buffers: tuple[np.ndarray, np.ndarray] | None = None
+
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         return {"W": (input_shape[-1], self.spec.output_dim), "b": (self.spec.output_dim,)}
 
@@ -96,6 +100,14 @@ class AffineLayer(Layer):
                 out += part[lo:hi] @ w_part
         activations.apply_(self.spec.activation, out, self.params["b"])
 
+    def _scratch(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two arrays of z's shape for backward's element-wise work, kept from one training
+        step to the next (nothing returned by backward points into them)."""
+        kept = self._backward_buffers
+        if kept is None or kept[0].shape != z.shape or kept[0].dtype != z.dtype:
+            kept = self._backward_buffers = (np.empty_like(z), np.empty_like(z))
+        return kept
+
     def _rows(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """activation(rows @ W + b) for 2D rows, into ``out`` (a DeferredSteps step)."""
         np.matmul(rows, self.params["W"], out=out)
@@ -123,7 +135,7 @@ class AffineLayer(Layer):
         x, z, y = cache.x, cache.z, cache.y
         if self.spec.activity_regularizer is not None:
             dy = dy + regularizers.activity_penalty_grad(self.spec.activity_regularizer, y)
-        dz = activations.get(self.spec.activation).backward(z, y, dy)
+        dz = activations.backward_into(self.spec.activation, z, y, dy, *self._scratch(z))
         w = self.params["W"]
         x2 = x.reshape(-1, x.shape[-1])  # (batch * steps, input_dim)
         dz2 = dz.reshape(-1, dz.shape[-1])  # (batch * steps, output_dim)

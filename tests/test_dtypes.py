@@ -163,3 +163,22 @@ def test_in_place_activations_match_the_reference_forward(dtype):
             np.testing.assert_array_equal(got, expected, err_msg=name)  # bit for bit
     z3 = z.reshape(70, 10, 600)  # 3D (TimeDistributedDense): the same numbers
     np.testing.assert_array_equal(activations.apply_("tanh", z3.copy(), b), np.tanh(z3 + b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_derivatives_into_buffers_match_the_reference_backward(dtype):
+    """The training path writes relu', sigmoid' and tanh' into reused buffers: the same
+    numbers, bit for bit, as ``get(name).backward``, extreme inputs included."""
+    from layers import activations
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(0, 4, (70, 60)).astype(dtype)
+    z[0, :6] = [1e4, -1e4, 0.0, -0.0, 88.0, -104.0]
+    dy = rng.normal(0, 1, z.shape).astype(dtype)
+    for name, act in activations.ACTIVATIONS.items():
+        y = act.forward(z)
+        expected = act.backward(z, y, dy)
+        out, tmp = np.full_like(z, np.nan), np.full_like(z, np.nan)
+        got = activations.backward_into(name, z, y, dy, out, tmp)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, expected, err_msg=name)
