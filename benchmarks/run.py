@@ -211,9 +211,9 @@ def thread_report() -> list[str]:
         from threadpoolctl import threadpool_info
 
         for info in threadpool_info():
+            detail = info.get("architecture") or info.get("threading_layer") or info.get("prefix")
             lines.append(
-                f"{info.get('internal_api')} {info.get('version')} "
-                f"({info.get('architecture') or info.get('threading_layer')}): "
+                f"{info.get('internal_api')} {info.get('version') or ''} ({detail}): "
                 f"{info.get('num_threads')} threads"
             )
     except ImportError:

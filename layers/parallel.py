@@ -56,9 +56,8 @@ def threads() -> int:
     return max(1, min(blas, os.cpu_count() or 1))
 
 
-def blocks(rows: int, parts: int = 4) -> list[tuple[int, int]]:
-    """``[lo, hi)`` row ranges: ``parts`` nearly equal ones (two per thread balance the load
-    when one core is slowed by other work)."""
+def blocks(rows: int, parts: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` row ranges: ``parts`` nearly equal ones."""
     bounds = np.linspace(0, rows, min(parts, rows) + 1).astype(int)
     return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
@@ -109,4 +108,5 @@ def split_rows(rows: int, width: int, task: Callable[[int, int], None]) -> None:
     if n < 2:
         task(0, rows)
         return
-    run([lambda lo=lo, hi=hi: task(lo, hi) for lo, hi in blocks(rows, 2 * n)])
+    # one block per thread: each GEMM call packs W again, so fewer, larger calls
+    run([lambda lo=lo, hi=hi: task(lo, hi) for lo, hi in blocks(rows, n)])

@@ -50,7 +50,7 @@ def test_split_rows_runs_blocks_on_two_threads_with_a_one_thread_blas(two_thread
         threading.Event().wait(0.01)  # long enough for the other thread to take a block
 
     parallel.split_rows(1000, parallel.MIN_ELEMENTS, task)
-    assert sorted((lo, hi) for lo, hi, _, _ in seen) == parallel.blocks(1000, 4)
+    assert sorted((lo, hi) for lo, hi, _, _ in seen) == parallel.blocks(1000, 2)
     assert {blas for *_, blas in seen} == {1}  # each block's GEMM on one BLAS thread
     assert len({name for _, _, name, _ in seen}) == 2
     assert blas_threads() == 2  # restored
@@ -78,7 +78,7 @@ def test_small_outputs_nested_calls_and_one_blas_thread_stay_on_the_caller(two_t
 
     calls.clear()
     parallel.split_rows(1000, parallel.MIN_ELEMENTS, nested)
-    assert len(calls) == 4 and all(caller == task for caller, task in calls)
+    assert len(calls) == 2 and all(caller == task for caller, task in calls)
 
 
 def test_tasks_run_under_the_callers_error_state_and_raise_to_it(two_threads):
