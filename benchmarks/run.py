@@ -280,8 +280,28 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}"
 
 
+def one_thread_blocks(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with layers.parallel switched off: element-wise work on the calling thread."""
+    from layers import parallel
+
+    def run() -> Any:
+        parallel.ENABLED = False
+        try:
+            return fn()
+        finally:
+            parallel.ENABLED = True
+
+    return run
+
+
 def measure_workload(
-    w: Workload, tiny: bool, columns: list[str], reps: int, warmup: int, threads: int
+    w: Workload,
+    tiny: bool,
+    columns: list[str],
+    reps: int,
+    warmup: int,
+    threads: int,
+    ab_split: bool = False,
 ) -> dict[str, Any]:
     model = load_workload(w, tiny)
     n = max(4, math.ceil(w.rows / TINY_DIVISOR)) if tiny else w.rows
@@ -294,6 +314,8 @@ def measure_workload(
         "ours": lambda: model.predict(feeds)[out_name],
         "hand": lambda: hand(weights, *args_in),
     }
+    if ab_split:
+        fns["ours1"] = one_thread_blocks(fns["ours"])
     for name in columns:
         fns[name] = BUILDERS[name](w.key, weights, feeds, threads)
     if w.key == "W1":  # the GEMM rate, interleaved with W1 itself (same load, same run)
@@ -346,7 +368,9 @@ def measure_train_step(
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], tiny: bool) -> str:
-    names = {"torch": "torch", "ort": "onnxruntime"}
+    names = {"torch": "torch", "ort": "onnxruntime", "ours1": "ours without row blocks on threads"}
+    if any("ours1" in row["times"] for row in rows):
+        columns = ["ours1", *columns]
     head = [
         "workload",
         "ours ms (median / min)",
@@ -408,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
         "out the time spent waiting for a core; threads' CPU seconds add up)",
     )
     ap.add_argument(
+        "--ab-split",
+        action="store_true",
+        help="add a column: ours with layers.parallel off (element-wise work on one thread)",
+    )
+    ap.add_argument(
         "--skip", nargs="*", default=[], choices=FRAMEWORKS, help="columns to leave out"
     )
     args = ap.parse_args(argv)
@@ -457,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {w.key} needs layer type {', '.join(missing)}", file=sys.stderr)
             return 1
         try:
-            rows.append(measure_workload(w, tiny, columns, reps, args.warmup, args.threads))
+            rows.append(
+                measure_workload(w, tiny, columns, reps, args.warmup, args.threads, args.ab_split)
+            )
         except AssertionError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -29,6 +29,7 @@ import numpy as np
 #: thread costs tens of microseconds.
 MIN_ELEMENTS = 1 << 18
 
+ENABLED = True  # False: every task on the calling thread (benchmarks/run.py --ab-split)
 _busy = threading.Lock()  # one caller in ``run`` at a time (it changes the BLAS threads)
 _local = threading.local()  # .inside: this thread runs a task of ``run``
 _pool: ThreadPoolExecutor | None = None
@@ -50,7 +51,7 @@ def _blas_controllers() -> Any:
 
 def threads() -> int:
     """How many threads ``run`` uses here and now (1: the calling thread alone)."""
-    if getattr(_local, "inside", False) or not _blas_controllers():
+    if not ENABLED or getattr(_local, "inside", False) or not _blas_controllers():
         return 1
     blas = max(c.get_num_threads() or 1 for c in _blas_controllers().lib_controllers)
     return max(1, min(blas, os.cpu_count() or 1))
