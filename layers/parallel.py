@@ -34,6 +34,7 @@ _busy = threading.Lock()  # one caller in ``run`` at a time (it changes the BLAS
 _local = threading.local()  # .inside: this thread runs a task of ``run``
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_pid = 0  # a forked child inherits the pool object but not its threads: make a new one
 _blas: Any = None  # threadpoolctl's BLAS controllers, False when unavailable
 
 
@@ -71,11 +72,11 @@ def run(tasks: Sequence[Callable[[], None]]) -> None:
         for task in tasks:
             task()
         return
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_pid
     try:
-        if _pool is None or _pool_size < n - 1:
+        if _pool is None or _pool_size < n - 1 or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="layers-parallel")
-            _pool_size = n - 1
+            _pool_size, _pool_pid = n - 1, os.getpid()
         queue = iter(tasks)
         taking = threading.Lock()
         errors = np.geterr()

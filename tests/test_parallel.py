@@ -102,3 +102,24 @@ def test_a_dense_layer_gives_the_same_numbers_on_two_threads_as_on_one(two_threa
     expected = np.tanh(x.astype(np.float64) @ w + b)
     np.testing.assert_allclose(two, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(two, one)
+
+
+def test_a_forked_child_gets_threads_of_its_own(two_threads):
+    """A process forked after a parallel pass (a launcher, multiprocessing) must not wait for
+    the parent's pool threads, which it does not have."""
+    import multiprocessing
+
+    def task(lo, hi):
+        threading.Event().wait(0.005)
+
+    parallel.split_rows(1000, parallel.MIN_ELEMENTS, task)  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(_split_in_child)
+        assert result.get(timeout=60) == 1000
+
+
+def _split_in_child() -> int:
+    done = []
+    parallel.split_rows(1000, parallel.MIN_ELEMENTS, lambda lo, hi: done.append(hi - lo))
+    return sum(done)
