@@ -67,6 +67,9 @@ def test_the_hooks_the_runner_uses_are_declared_on_layer():
         "weight_penalty",
         "weight_penalty_grads",
         "activity_penalties",
+        "defers",
+        "forward_deferred",
+        "reads_deferred",
     ):
         assert member in vars(Layer), member
 
