@@ -2,11 +2,14 @@
 
 It composes the same ``conf/`` with the same overrides as ``python -m runner`` and validates
 the result with a small hand-written Pydantic model of the dense example's config: what any
-Hydra + Pydantic app pays before doing its own work.
+Hydra + Pydantic app pays before doing its own work. Hydra writes its run folder as usual
+(``.hydra/``, the job log). The runner's own callbacks in ``conf/config.yaml`` are switched
+off: they are runner code (they import the runner's artifact writer and NumPy), not the floor.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
+# Not the runner's folder claim and sweep summary: a bare app has no callbacks of its own.
+NO_RUNNER_CALLBACKS = ["~hydra.callbacks.claim", "~hydra.callbacks.sweep"]
 
 
 class Strict(BaseModel):
@@ -65,4 +70,5 @@ def app(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv += NO_RUNNER_CALLBACKS
     app()

@@ -50,12 +50,13 @@ def main() -> None:
     # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    from runner.config import guard
+    from runner.config import guard, hydra_startup
 
     try:
         # Before Hydra reads a file: every config file it loads passes the guard, so a model
         # file cannot configure Hydra or the run (nothing is instantiated before the check).
         guard.install(guard.command_line_list(sys.argv[1:], "allow_resolvers"))
+        hydra_startup.install()
         _task()
     except KeyboardInterrupt:
         # Ctrl-C: the run wrote result.json with status "interrupted" (or had not started).
