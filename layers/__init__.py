@@ -2,6 +2,7 @@
 
 Importing this package registers every built-in layer. ``registry.spec_union()`` is the
 discriminated union of the registered specs (plugins extend the registry, and the union with it).
+Spec classes build their validators on first use, composites with every layer registered then.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from layers.reshape import Reshape, ReshapeSpec
 from layers.siamese import Siamese, SiameseSpec
 from layers.time_distributed_dense import TimeDistributedDense, TimeDistributedDenseSpec
 from layers.time_distributed_merge import TimeDistributedMerge, TimeDistributedMergeSpec
-
-registry.spec_union()  # resolves the layers inside composites (AutoEncoder, Siamese)
 
 __all__ = [
     "Activation",

@@ -88,7 +88,10 @@ class ConfigModel(BaseModel):
     """Base of every config model: unknown keys fail, values are frozen, and a boolean is
     never silently read as a number (``output_dim: true`` would otherwise become 1)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it is first used, not at import. A run
+    # validates through the run schema alone (runner/config/schema.py), so the validators of
+    # every spec class would otherwise be built at start-up for nothing.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field, NonNegativeInt, field_validator
 
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
-from layers.expressions import ExpressionError, ExprFunction, parse
 from layers.registry import register
+
+if TYPE_CHECKING:
+    from layers.expressions import ExprFunction
+
+# layers.expressions (the parser and its node classes) is imported where an expression is
+# read: a run whose model has no Lambda does not pay for it at start-up.
 
 _FUNCTIONS: dict[str, ExprFunction] = {}
 
@@ -35,6 +40,8 @@ def register_function(
     ``fn`` maps ``n_args`` broadcastable arrays to their broadcast shape; ``grad(g, *args)``
     returns the vector-Jacobian product per argument (without it the Lambda cannot be fitted).
     """
+    from layers.expressions import ExprFunction, parse
+
     entry = fn if isinstance(fn, ExprFunction) else ExprFunction(fn, grad, n_args)
     existing = _FUNCTIONS.get(name)
     if existing is not None and existing != entry:
@@ -66,6 +73,8 @@ class LambdaSpec(SpecBase):
     @field_validator("function")
     @classmethod
     def _parse(cls, value: str) -> str:
+        from layers.expressions import ExpressionError, parse
+
         try:
             parse(value, _FUNCTIONS)
         except ExpressionError as exc:
@@ -78,11 +87,15 @@ class Lambda(Layer):
     Spec = LambdaSpec
 
     def __init__(self, spec: LambdaSpec, name: str) -> None:
+        from layers.expressions import parse
+
         super().__init__(spec, name)
         self.expression = parse(spec.function, _FUNCTIONS)
         self.differentiable = self.expression.is_differentiable
 
     def output_shape(self, input_shape: Shape) -> Shape:
+        from layers.expressions import ExpressionError
+
         try:
             shape = tuple(self.expression.output_shape(tuple(input_shape)))
         except ExpressionError as exc:
@@ -98,6 +111,8 @@ class Lambda(Layer):
     def inner_elements(self, input_shape: Shape) -> int:
         """Per-sample intermediate values of the expression
         (see Expression.intermediate_elements)."""
+        from layers.expressions import ExpressionError
+
         try:
             return self.expression.intermediate_elements(tuple(input_shape))
         except ExpressionError as exc:

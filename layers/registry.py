@@ -8,6 +8,7 @@ validates exactly like a built-in one.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args
 
 from pydantic import Field, PydanticUndefinedAnnotation
@@ -60,46 +61,68 @@ def spec_union() -> Any:
     Composite specs (AutoEncoder, Siamese, ...) hold layers typed ``AnyLayerSpec``; they are
     re-resolved here whenever the registry changed, so their children see plugin layers too.
     """
-    specs = tuple(cls.Spec for cls in _LAYERS.values())
-    union = Annotated[Union[specs], Field(discriminator="type")]  # noqa: UP007
+    union = _union(tuple(cls.Spec for cls in _LAYERS.values()))
     resolve_composites(union)
     return union
 
 
+def union_for(tags: Collection[str]) -> Any:
+    """The union a config whose layers have these ``type`` tags needs: only their specs when
+    every tag is registered and none nests layers (a smaller schema, built faster, that
+    validates those layers exactly as the whole union does); else ``spec_union()``."""
+    if not tags or any(t not in _LAYERS or _nests_layers(_LAYERS[t]) for t in tags):
+        return spec_union()
+    return _union(tuple(cls.Spec for tag, cls in _LAYERS.items() if tag in tags))
+
+
+def _union(specs: tuple[type[SpecBase], ...]) -> Any:
+    return Annotated[Union[specs], Field(discriminator="type")]  # noqa: UP007
+
+
+def _nests_layers(layer_cls: type[Layer]) -> bool:
+    return getattr(layer_cls.Spec, "nested_layers", False)
+
+
 _resolving: Any = None  # the union that AnyLayerSpec stands for while composites rebuild
+_INVALIDATING = object()  # _resolving while composites are invalidated: AnyLayerSpec fails
 _resolved_key: tuple = ()
 
 
 class AnyLayerSpec:
     """Annotation for a field holding any layer spec of the union (composites use it).
 
-    It resolves only inside ``resolve_composites(union)``: there every composite is first
-    invalidated, then rebuilt, so no composite keeps a stale copy of another's schema.
+    Inside ``resolve_composites(union)`` it resolves to ``union``: there every composite is
+    first invalidated, then rebuilt, so no composite keeps a stale copy of another's schema.
     """
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-        if _resolving is None:
-            raise PydanticUndefinedAnnotation(
-                "AnyLayerSpec", "the layer union is resolved by layers.registry.spec_union()"
-            )
-        return handler.generate_schema(_resolving)
+        # Outside resolve_composites: a composite used before any spec_union() call (spec
+        # classes build on first use) takes every layer registered so far.
+        if _resolving is _INVALIDATING:
+            raise PydanticUndefinedAnnotation("AnyLayerSpec", "composites are being invalidated")
+        union = _resolving
+        if union is None:
+            union = _union(tuple(c.Spec for c in _LAYERS.values()))
+        return handler.generate_schema(union)
 
 
 def resolve_composites(union: Any) -> None:
     """Make the layers inside composite specs validate against ``union`` (a no-op when they
-    already do). ``spec_union()`` calls it with every registered layer; a caller that needs
-    another union (the JSON Schema export: built-ins only) passes its own."""
+    already do, or when ``union`` holds no composite: nothing in it nests layers).
+    ``spec_union()`` calls it with every registered layer; a caller that needs another union
+    (the JSON Schema export: built-ins only) passes its own."""
     global _resolving, _resolved_key
     members = get_args(get_args(union)[0]) or (get_args(union)[0],)
-    composites = tuple(c.Spec for c in _LAYERS.values() if getattr(c.Spec, "nested_layers", False))
+    composites = tuple(c.Spec for c in _LAYERS.values() if _nests_layers(c))
     key = (members, composites)
-    if key == _resolved_key:
+    if key == _resolved_key or not set(members) & set(composites):
         return
-    for spec_cls in composites:  # invalidate all first: none may embed another's old schema
-        spec_cls.model_rebuild(force=True, raise_errors=False)
-    _resolving = union
+    _resolving = _INVALIDATING
     try:
+        for spec_cls in composites:  # invalidate all first: none may embed another's old schema
+            spec_cls.model_rebuild(force=True, raise_errors=False)
+        _resolving = union
         for spec_cls in composites:
             spec_cls.model_rebuild(force=True)
     finally:

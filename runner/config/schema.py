@@ -7,6 +7,7 @@ layers registered right now and caches it until the registry changes.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -372,15 +373,18 @@ def _model_spec_class(layer_union: Any) -> type[BaseModel]:
     )
 
 
-_cache: dict[int, type[BaseModel]] = {}
+_cache: dict[tuple[int, frozenset[str] | None], type[BaseModel]] = {}
 
 
-def run_spec_class() -> type[BaseModel]:
-    """The top-level schema for the layers registered right now."""
-    version = registry.version()
-    if version not in _cache:
-        model_spec = _model_spec_class(registry.spec_union())
-        _cache[version] = create_model(
+def run_spec_class(layer_types: Collection[str] | None = None) -> type[BaseModel]:
+    """The top-level schema for the layers registered right now. With ``layer_types`` (the
+    ``type`` tags of a config's layers) its layer union may hold only those specs: the same
+    validation of that config, and a schema that builds in a fraction of the time."""
+    key = (registry.version(), None if layer_types is None else frozenset(layer_types))
+    if key not in _cache:
+        layer_union = registry.spec_union() if layer_types is None else registry.union_for(key[1])
+        model_spec = _model_spec_class(layer_union)
+        _cache[key] = create_model(
             "RunSpec",
             __base__=ConfigModel,
             task=(Literal["predict", "validate", "fit", "evaluate"], "predict"),
@@ -444,4 +448,4 @@ def run_spec_class() -> type[BaseModel]:
             ),
             model=(model_spec, ...),
         )
-    return _cache[version]
+    return _cache[key]

@@ -16,12 +16,23 @@ from runner.errors import ConfigError, Problem
 
 def validate(config: dict[str, Any]) -> BaseModel:
     """Validate a composed config (``OmegaConf.to_container(cfg, resolve=True)``)."""
-    cls = run_spec_class()
+    cls = run_spec_class(_layer_types(config))
     try:
         return cls.model_validate(config)
     except ValidationError as exc:
         problems = [_problem(err, config) for err in exc.errors()]
         raise ConfigError([p for p in problems if p is not None]) from None
+
+
+def _layer_types(config: Any) -> set[str] | None:
+    """The ``type`` of every layer of the config, or None when one is not a string (then the
+    whole union reports it, as it reports an unknown type)."""
+    model = config.get("model") if isinstance(config, dict) else None
+    layers = model.get("layers") if isinstance(model, dict) else None
+    if not isinstance(layers, dict):
+        return None
+    types = [layer.get("type") if isinstance(layer, dict) else None for layer in layers.values()]
+    return set(types) if all(isinstance(t, str) for t in types) else None
 
 
 def _problem(err: dict[str, Any], data: Any) -> Problem | None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from layers.base import Context, add_penalties
 from layers.deferred import Deferred
@@ -172,7 +171,7 @@ def predict(
     result_masks: dict[str, np.ndarray] = {}
     penalties: dict[str, float] = {}
     n_batches = math.ceil(rows / batch)
-    bar = tqdm(total=n_batches, unit="batch", file=sys.stderr, disable=not progress)
+    bar = _progress_bar(n_batches, progress)
     for b in range(n_batches):
         lo, hi = b * batch, min(rows, (b + 1) * batch)
         feeds = {name: _checked_batch(plan, name, a[lo:hi], dtype) for name, a in arrays.items()}
@@ -198,6 +197,26 @@ def predict(
         bar.update()
     bar.close()
     return Prediction(results, result_masks, penalties, time.perf_counter() - start, n_batches)
+
+
+class _NoBar:
+    """What predict calls on its bar when none is shown."""
+
+    def update(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    """A tqdm bar on stderr, or a stand-in: a disabled tqdm still imports tqdm and builds a
+    multiprocessing lock, which a plain run pays at start-up for nothing."""
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="batch", file=sys.stderr)
 
 
 def _allocate(disk: Path | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
