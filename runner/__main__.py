@@ -5,6 +5,7 @@ NumPy and the schema are imported inside the task, so --help and --cfg stay fast
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -48,6 +49,9 @@ def main() -> None:
     # Errors raised while Hydra composes the config (malformed YAML, an unknown config name, a
     # bad override) reach us instead of Hydra's traceback printer, so they get one clear
     # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
+    # Start-up (Hydra, its configs, the schema) makes long-lived objects and little garbage:
+    # the collector stays off until runner.cli starts the run (it turns it back on there).
+    gc.disable()
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     from runner.config import guard, hydra_startup
@@ -55,8 +59,8 @@ def main() -> None:
     try:
         # Before Hydra reads a file: every config file it loads passes the guard, so a model
         # file cannot configure Hydra or the run (nothing is instantiated before the check).
+        hydra_startup.install(sys.argv[1:])  # first: it decides which plugins Hydra scans
         guard.install(guard.command_line_list(sys.argv[1:], "allow_resolvers"))
-        hydra_startup.install()
         _task()
     except KeyboardInterrupt:
         # Ctrl-C: the run wrote result.json with status "interrupted" (or had not started).

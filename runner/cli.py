@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     overrides = list(hydra_cfg.overrides.task)
     from runner.output import artifacts
     from runner.run import run
+
+    if not gc.isenabled():  # python -m runner turned it off for its start-up
+        gc.freeze()  # start-up's objects are never garbage: no later collection walks them
+        gc.enable()
 
     clash = _clash(model_files(hydra_cfg), cwd) if "model" in cfg else None
     if clash:
