@@ -7,7 +7,6 @@ Spec classes build their validators on first use, composites with every layer re
 
 from __future__ import annotations
 
-from layers import registry
 from layers.activation import Activation, ActivationSpec
 from layers.activity_regularization import ActivityRegularization, ActivityRegularizationSpec
 from layers.autoencoder import AutoEncoder, AutoEncoderSpec
