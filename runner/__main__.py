@@ -46,12 +46,12 @@ def main() -> None:
         from runner.layer_list import main as list_layers
 
         sys.exit(list_layers(sys.argv[2:]))
-    # Errors raised while Hydra composes the config (malformed YAML, an unknown config name, a
-    # bad override) reach us instead of Hydra's traceback printer, so they get one clear
-    # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
     # Start-up (Hydra, its configs, the schema) makes long-lived objects and little garbage:
     # the collector stays off until runner.cli starts the run (it turns it back on there).
     gc.disable()
+    # Errors raised while Hydra composes the config (malformed YAML, an unknown config name, a
+    # bad override) reach us instead of Hydra's traceback printer, so they get one clear
+    # message and exit code 2. HYDRA_FULL_ERROR=1 still shows the full traceback.
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     from runner.config import guard, hydra_startup
@@ -88,6 +88,8 @@ def main() -> None:
         message = refused or overrides.describe(exc) or _describe(exc)
         sys.stderr.write(f"invalid config: {message}\n")
         sys.exit(2)
+    finally:
+        gc.enable()  # (already on if the run started)
     from runner.sweep.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
 
     sys.exit(max([*_exit_codes, sweep_exit_code()]))
