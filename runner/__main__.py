@@ -42,6 +42,10 @@ def main() -> None:
         from runner.check import main as check
 
         sys.exit(check(sys.argv[2:]))
+    if sys.argv[1:2] == ["import-keras"]:  # a Keras model -> model YAML + .npz, no Hydra run
+        from runner.interop.keras_import.cli import main as import_keras
+
+        sys.exit(import_keras(sys.argv[2:]))
     if sys.argv[1:2] == ["layers"]:  # layer-runner layers [TYPE...]: the registry, no Hydra run
         from runner.layer_list import main as list_layers
 

@@ -1,0 +1,1 @@
+"""Models in and out: Keras files in, ONNX out."""

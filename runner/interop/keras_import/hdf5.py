@@ -1,0 +1,133 @@
+"""Bounded reads of Keras HDF5 files with h5py (never pickle, never TensorFlow).
+
+Before a dataset is read its declared shape and dtype are checked: numbers only (no object,
+string, compound or opaque data), its bytes counted against the import's budget. A dataset
+stored in another file (external storage, virtual datasets) and links to other files
+(external or soft links) are refused, so a file cannot make us read elsewhere. Text attributes
+(``model_config``) are bounded like a config file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runner.errors import ConfigError
+from runner.interop.keras_import.budget import MAX_TEXT_BYTES, Budget
+
+
+def h5py_module() -> Any:
+    try:
+        import h5py
+    except ImportError:  # the optional extra is missing
+        raise ConfigError.one(
+            "(setup)",
+            "reading HDF5 needs h5py: pip install 'keras-layer-runner[keras-import]'",
+        ) from None
+    return h5py
+
+
+def open_file(source: Path | Any, shown: str) -> Any:
+    """An h5py.File opened read-only (``source``: a path or a file-like object)."""
+    h5py = h5py_module()
+    try:
+        return h5py.File(source, "r")
+    except (OSError, ValueError) as exc:
+        raise ConfigError.one(
+            "(file)", f"not an HDF5 file h5py can read ({_first_line(exc)})", shown
+        ) from None
+
+
+def is_hdf5(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def member(group: Any, name: str, shown: str, where: str) -> Any | None:
+    """``group[name]`` when it is a hard link inside this file (None when absent)."""
+    h5py = h5py_module()
+    link = group.get(name, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        raise ConfigError.one(
+            where,
+            f"{name!r} is a {type(link).__name__}: links to other places or files are "
+            "never followed",
+            shown,
+        )
+    return group[name]
+
+
+def dataset(group: Any, name: str, shown: str, where: str) -> Any:
+    h5py = h5py_module()
+    obj = member(group, name, shown, where)
+    if not isinstance(obj, h5py.Dataset):
+        raise ConfigError.one(where, f"no dataset {name!r} here", shown)
+    return obj
+
+
+def read_array(ds: Any, budget: Budget, shown: str, where: str) -> np.ndarray:
+    """The dataset as float32, after checking what it declares."""
+    if ds.external or ds.is_virtual:
+        raise ConfigError.one(
+            where, "this dataset's data lives in other files; it is never read", shown
+        )
+    dtype = ds.dtype
+    if dtype.kind not in "fiub" or dtype.fields is not None or dtype.subdtype is not None:
+        raise ConfigError.one(
+            where, f"holds {dtype} values, not numbers: weights must be numeric arrays", shown
+        )
+    shape = tuple(int(n) for n in ds.shape) if ds.shape is not None else ()
+    budget.take(math.prod(shape) * dtype.itemsize, where, shown, f"array {shape} of {dtype}")
+    data = np.asarray(ds[()])
+    return data.astype(np.float32, copy=False)
+
+
+def text_attr(obj: Any, name: str, shown: str, where: str) -> str | None:
+    """A string attribute, bounded like a config file; None when absent."""
+    if name not in obj.attrs:
+        return None
+    attr_id = obj.attrs.get_id(name)
+    if attr_id.get_storage_size() > MAX_TEXT_BYTES:
+        raise ConfigError.one(
+            where,
+            f"attribute {name!r} holds more than {MAX_TEXT_BYTES:,} bytes, the limit for "
+            "a config: this is not a model of our layers",
+            shown,
+        )
+    value = obj.attrs[name]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "OSU":
+        value = value.item()
+        value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if not isinstance(value, str):
+        raise ConfigError.one(where, f"attribute {name!r} is not text", shown)
+    return value
+
+
+def names_attr(obj: Any, name: str, shown: str, where: str) -> list[str] | None:
+    """A list-of-strings attribute (``layer_names``, ``weight_names``); None when absent."""
+    if name not in obj.attrs:
+        return None
+    attr_id = obj.attrs.get_id(name)
+    if attr_id.get_storage_size() > MAX_TEXT_BYTES:
+        raise ConfigError.one(where, f"attribute {name!r} is too large", shown)
+    value = np.asarray(obj.attrs[name])
+    if value.size == 0:
+        return []
+    if value.dtype.kind not in "OSU" or value.ndim != 1:
+        raise ConfigError.one(where, f"attribute {name!r} is not a list of names", shown)
+    out = []
+    for item in value.tolist():
+        out.append(item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item))
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

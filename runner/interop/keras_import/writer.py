@@ -1,0 +1,164 @@
+"""Write the imported model: a model YAML and one .npz of weights it references.
+
+Both files are first written under temporary names beside their destination and checked as
+``task=validate`` checks a model file (the guard on the file, the schema, the files it may
+read, the plan with the weights' shapes); only then are they renamed into place. A problem
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from runner.config import guard
+from runner.config.paths import shown_path
+from runner.errors import ConfigError
+from runner.interop.keras_import.mapping import Ours
+from runner.interop.keras_import.model import KModel, has_bias
+
+SCHEMA_LINE = "# yaml-language-server: $schema=../../schema/model.schema.json"
+PLACEHOLDER = {"random": {"distribution": "uniform", "low": 0, "high": 1, "rows": 2}}
+
+
+@dataclass
+class Written:
+    yaml_path: Path
+    npz_path: Path | None
+    n_layers: int
+    n_arrays: int
+
+
+def weight_arrays(ours: Ours) -> dict[str, np.ndarray]:
+    """``layer/param`` -> array (float32) for every layer that took Keras weights."""
+    arrays: dict[str, np.ndarray] = {}
+    for prefix, layer in ours.params:
+        if layer.weights is None:
+            continue
+        kernel = layer.weights[0]
+        arrays[f"{prefix}/W"] = kernel.astype(np.float32)
+        bias = (
+            layer.weights[1]
+            if has_bias(layer) and len(layer.weights) > 1
+            else np.zeros(kernel.shape[-1], dtype=np.float32)
+        )
+        arrays[f"{prefix}/b"] = bias.astype(np.float32)
+    return arrays
+
+
+def model_dict(ours: Ours, weights_path: str | None) -> dict[str, Any]:
+    model: dict[str, Any] = {
+        "inputs": {n: {**spec, "data": PLACEHOLDER} for n, spec in ours.inputs.items()},
+        "layers": ours.layers,
+        "outputs": ours.outputs,
+    }
+    if weights_path is not None:
+        model["weights"] = {"path": weights_path}
+    return model
+
+
+def yaml_text(model: dict[str, Any], header: list[str]) -> str:
+    """Block style for the sections, one flow-style line per input and layer."""
+
+    def flow(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True, width=math.inf, sort_keys=False)
+
+    lines = [*header]
+    for section in ("inputs", "layers"):
+        lines.append(f"{section}:")
+        for name, spec in model[section].items():
+            lines.append(f"  {name}: {flow(spec).strip()}")
+    lines.append(f"outputs: {flow(model['outputs']).strip()}")
+    if "weights" in model:
+        lines.append(f"weights: {flow(model['weights']).strip()}")
+    return "\n".join(lines) + "\n"
+
+
+def header(model: KModel, files: list[str], ours: Ours, out: Path, npz: str | None) -> list[str]:
+    lines = []
+    if out.parent.name == "model" and out.parent.parent.name == "conf":
+        lines.append(SCHEMA_LINE)
+    lines.append(f"# Imported by layer-runner import-keras from {' + '.join(files)}")
+    kind = f"{model.kind} {model.name!r}" if model.name else model.kind
+    lines.append(f"# (Keras {model.version_text}, {kind}).")
+    if npz:
+        lines.append(f"# Weights: {npz} (keyed layer/param).")
+    else:
+        lines.append("# No weights were given: layers start from their initializers.")
+    for keras_name, name in ours.renamed.items():
+        lines.append(f"# Keras layer {keras_name!r} is {name!r} here.")
+    lines += [f"# {note}" for note in ours.notes]
+    lines.append("# The inputs' data are placeholders (random rows): give your own, e.g.")
+    lines.append("# model.inputs.NAME.data={path:x.npy} on the command line.")
+    return lines
+
+
+def write(
+    model: KModel,
+    ours: Ours,
+    files: list[str],
+    out: Path,
+    cwd: Path,
+    max_memory_mb: float,
+    force: bool,
+) -> Written:
+    if out.suffix not in (".yaml", ".yml"):
+        raise ConfigError.one("--out", f"expected a .yaml file, got {shown_path(out, cwd)}")
+    npz = out.with_suffix(".npz")
+    for target in (out, npz):
+        if target.exists() and not force:
+            raise ConfigError.one(
+                "--out",
+                f"{shown_path(target, cwd)} exists; choose another name or pass --force",
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    arrays = weight_arrays(ours)
+    final_ref = os.path.relpath(npz, cwd) if arrays else None
+    text = yaml_text(model_dict(ours, final_ref), header(model, files, ours, out, final_ref))
+    tmp_yaml = _temp(out.parent, out.suffix)
+    tmp_npz = _temp(out.parent, ".npz") if arrays else None
+    try:
+        if tmp_npz is not None:
+            with open(tmp_npz, "wb") as f:
+                np.savez(f, **arrays)
+        check_ref = os.path.relpath(tmp_npz, cwd) if tmp_npz is not None else None
+        tmp_yaml.write_text(
+            yaml_text(model_dict(ours, check_ref), header(model, files, ours, out, check_ref)),
+            encoding="utf-8",
+        )
+        _validate(tmp_yaml, cwd, max_memory_mb)
+        tmp_yaml.write_text(text, encoding="utf-8")
+        if tmp_npz is not None:
+            os.replace(tmp_npz, npz)
+        os.replace(tmp_yaml, out)
+    finally:
+        for tmp in (tmp_yaml, tmp_npz):
+            if tmp is not None and tmp.exists():
+                tmp.unlink()
+    return Written(out, npz if arrays else None, len(ours.layers), len(arrays))
+
+
+def _temp(folder: Path, suffix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=".import-", suffix=suffix, dir=folder)
+    os.close(fd)
+    return Path(name)
+
+
+def _validate(path: Path, cwd: Path, max_memory_mb: float) -> None:
+    """What ``task=validate`` checks, on the written file (messages name the file)."""
+    from runner.run import check_and_plan
+
+    try:
+        guard.check_model_file(path)
+    except guard.ModelFileError as exc:
+        raise ConfigError.one("(written model)", exc.message) from None
+    model = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = {"task": "validate", "max_memory_mb": max_memory_mb, "model": model}
+    check_and_plan(config, cwd, model_file=path)
