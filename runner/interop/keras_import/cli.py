@@ -37,6 +37,16 @@ def main(argv: list[str] | None = None) -> int:
             max_memory_mb=args.max_memory_mb,
             force=args.force,
         )
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        # A file whose values have types no Keras wrote: say so, without a traceback.
+        sys.stderr.write(
+            printable(
+                f"cannot import {args.src}: not a Keras model file this importer understands "
+                f"({type(exc).__name__}: {exc})"
+            )
+            + "\nnothing was written\n"
+        )
+        return 2
     except UserError as exc:
         n = len(exc.problems)
         sys.stderr.write(f"cannot import: {n} problem{'s' if n != 1 else ''}\n")

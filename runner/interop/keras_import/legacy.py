@@ -65,7 +65,7 @@ class _Builder:
             layer.children = {"layer": [inner] if inner else []}
         elif kind == "AutoEncoder":
             layer.children = {
-                part: self.stack(params.get(f"{part}_config"), f"{path}.{part}_config", name)
+                part: self.stack(params.get(f"{part}_config"), f"{path}.{part}_config", part)
                 for part in ("encoder", "decoder")
             }
         return layer
@@ -227,7 +227,16 @@ class _Builder:
 
 
 def input_shape(config: dict[str, Any]) -> tuple[int | None, ...] | None:
-    """The per-sample shape a 0.x first layer (or Graph input) declares, if any."""
+    """The per-sample shape a 0.x first layer (or Graph input) declares, if any; a container
+    layer's first inner layer declares it."""
+    for key in ("encoder_config", "layer"):
+        inner = config.get(key)
+        if isinstance(inner, dict):
+            if inner.get("name") == "Sequential" and inner.get("layers"):
+                inner = inner["layers"][0]
+            found = input_shape(inner) if isinstance(inner, dict) else None
+            if found is not None:
+                return found
     if isinstance(config.get("batch_input_shape"), list):
         return tuple(config["batch_input_shape"][1:])
     if isinstance(config.get("input_shape"), list):

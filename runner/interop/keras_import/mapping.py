@@ -26,12 +26,7 @@ ELEMENTWISE = {"Add": "sum", "Multiply": "mul", "Average": "ave", "Maximum": "ma
 LEGACY_MODES = ("sum", "mul", "concat", "ave", "dot", "cos", "max")
 PASS_THROUGH = ("Masking", "Dropout", "Reshape", "Permute", "Flatten", "RepeatVector")
 MASK_OPS = ("NotEqual", "Any")  # Keras 3 writes Masking's mask as these ops
-OURS = (
-    "Dense, TimeDistributedDense, TimeDistributed(Dense), Merge (Add, Multiply, Average, "
-    "Maximum, Concatenate, Dot), GlobalAveragePooling1D, TimeDistributedMerge, Masking, "
-    "Dropout, Activation, Reshape, Permute, Flatten, RepeatVector, ActivityRegularization, "
-    "AutoEncoder, Siamese and shared layers"
-)
+OURS_HINT = "docs/interop.md maps the Keras layers we have"
 LAMBDA_HINT = (
     "a Lambda holds Python code (bytecode or a function name) and is never imported or run; "
     "write it as our Lambda layer, an expression over x such as "
@@ -60,12 +55,15 @@ def unmappable(model: KModel) -> list[Problem]:
 
 
 def _why_not(layer: KLayer, version: int) -> str | None:
-    kind, c = layer.kind, layer.config
-    module = c.get("module") if isinstance(c.get("module"), str) else None
+    kind, c, module = layer.kind, layer.config, layer.module
     if kind in ("Lambda", "MaskedLambda", "LambdaMerge"):
         return f"{kind}: {LAMBDA_HINT}"
     if module and not module.startswith("keras"):
         return f"{kind} is a custom object (module {module}): its code is never imported"
+    if module and module.startswith("keras.src.ops"):
+        if kind in MASK_OPS:
+            return None  # checked where it is used: only Masking's own mask is accepted
+        return f"the operation {kind} (keras.ops) has no counterpart here"
     if kind in ("Dense", "TimeDistributedDense"):
         return _activation_problem(layer, version)
     if kind == "TimeDistributed":
@@ -106,9 +104,7 @@ def _why_not(layer: KLayer, version: int) -> str | None:
             if why:
                 return f"{kind} holds {kid.kind} {kid.name!r}: {why}"
         return None
-    if kind in MASK_OPS and (layer.config.get("module") or "keras.src.ops").startswith("keras"):
-        return None  # checked where it is used: only Masking's own mask is accepted
-    return f"{kind} is not a layer we implement (ours: {OURS})"
+    return f"{kind} is not a layer we implement ({OURS_HINT})"
 
 
 def _activation_problem(layer: KLayer, version: int) -> str | None:
@@ -172,7 +168,7 @@ class _Mapper:
     # -- the calls --------------------------------------------------------------------------
     def run(self) -> Ours:
         for call in self.model.calls:
-            if call.layer.kind in MASK_OPS:
+            if call.layer.kind in MASK_OPS and (call.layer.module or "").startswith("keras.src"):
                 self.ops[(call.layer.name, call.index)] = call
                 continue
             sources = [self.refs.get((r.layer, r.call, r.tensor)) for r in call.inputs]
@@ -296,7 +292,7 @@ class _Mapper:
             return [("", {"type": "TimeDistributedMerge", "mode": "ave"}, None)]
         if kind == "TimeDistributedMerge":
             return [("", {"type": "TimeDistributedMerge", "mode": c.get("mode", "sum")}, None)]
-        self.problem(layer.path, f"{kind} is not a layer we implement (ours: {OURS})")
+        self.problem(layer.path, f"{kind} is not a layer we implement ({OURS_HINT})")
         return None
 
     def dense(self, layer: KLayer, ours: str, bound: KLayer | None):
@@ -317,7 +313,7 @@ class _Mapper:
                 spec[mine] = reg
         if not has_bias(layer):
             self.out.notes.append(
-                f"{layer.name}: Keras had no bias (use_bias=False); b is written as zeros"
+                f"{layer.name}: Keras had no bias; b is written as zeros (ours always has one)"
             )
         steps = self.activation(layer, c.get("activation"), spec, self.model.version)
         if steps is None:

@@ -29,6 +29,7 @@ class KLayer:
     children: dict[str, list[KLayer]] = field(default_factory=dict)  # wrapped layers
     weights: list[np.ndarray] | None = None  # in Keras' order (kernel, bias), once read
     weight_key: str | None = None  # the name its weights are stored under (HDF5 layouts)
+    module: str | None = None  # Keras 3: the module its class comes from
 
 
 @dataclass

@@ -67,7 +67,9 @@ class _Parser:
         name = entry.get("name") or config.get("name")
         if not isinstance(name, str) or not name:
             name = f"{kind.lower()}_{len(self.layers) + 1}"
-        layer = KLayer(name, kind, config, f"{path} ({kind} {name!r})", weight_key=name)
+        module = entry.get("module") if isinstance(entry.get("module"), str) else None
+        where = f"{path} ({kind} {name!r})"
+        layer = KLayer(name, kind, config, where, weight_key=name, module=module)
         if kind in WRAPPERS:
             inner = self.layer(config.get("layer"), f"{path}.config.layer")
             layer.children = {"layer": [inner] if inner else []}
@@ -162,7 +164,7 @@ class _Parser:
                 self.problem(layer.path, f"the name {layer.name!r} is used twice")
                 continue
             self.layers[layer.name] = layer
-            if not _is_op(entry):
+            if not _is_op(layer):
                 self.saved_order.append((layer.name, layer.kind))
             nodes = entry.get("inbound_nodes") or []
             for k, node in enumerate(nodes):
@@ -224,9 +226,9 @@ class _Parser:
         return out
 
 
-def _is_op(entry: dict[str, Any]) -> bool:
-    module = entry.get("module")
-    return isinstance(module, str) and module.startswith("keras.src.ops")
+def _is_op(layer: KLayer) -> bool:
+    """A Keras 3 operation (keras.ops.*) in a functional model: not a layer, no weights."""
+    return (layer.module or "").startswith("keras.src.ops")
 
 
 def _declared_shape(config: dict[str, Any], entry: dict[str, Any]) -> Any:
