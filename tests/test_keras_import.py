@@ -42,9 +42,7 @@ def _keras_io(folder: str, model: str):
     return inputs, outputs
 
 
-@pytest.mark.parametrize(
-    ("folder", "model", "files"), CASES, ids=["+".join(c[2]) for c in CASES]
-)
+@pytest.mark.parametrize(("folder", "model", "files"), CASES, ids=["+".join(c[2]) for c in CASES])
 def test_imported_model_gives_keras_outputs(tmp_path, monkeypatch, capsys, folder, model, files):
     monkeypatch.chdir(tmp_path)
     inputs, expected = _keras_io(folder, model)
@@ -97,7 +95,9 @@ def test_keras3_hard_sigmoid_is_its_own_formula_not_ours(tmp_path, monkeypatch, 
     """Keras 3 redefined hard_sigmoid as relu6(x + 3) / 6: imported as a Lambda of that
     formula; Keras 2's (0.2 x + 0.5) stays our activation. Values by hand at x = 0.5."""
     monkeypatch.chdir(tmp_path)
-    k3 = yaml.safe_load(import_model(tmp_path, capsys, "k3/activations.keras", name="a3").read_text())
+    k3 = yaml.safe_load(
+        import_model(tmp_path, capsys, "k3/activations.keras", name="a3").read_text()
+    )
     k2 = yaml.safe_load(
         import_model(
             tmp_path, capsys, "k2/activations.json", "k2/activations_weights.h5", name="a2"

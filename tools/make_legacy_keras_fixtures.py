@@ -132,7 +132,9 @@ def keras03() -> None:
         layer03("Activation", activation="hard_sigmoid"),
     )
     write_json(out / "shapes.json", shapes)
-    masking = seq03(layer03("Masking", (2, 3), mask_value=1.0), layer03("Activation", activation="linear"))
+    masking = seq03(
+        layer03("Masking", (2, 3), mask_value=1.0), layer03("Activation", activation="linear")
+    )
     write_json(out / "masking.json", masking)
 
     # A Graph: the six reference activations of one input, and the TimeDistributedMerges.
@@ -231,8 +233,14 @@ def keras03() -> None:
             },
         ],
         "output_config": [
-            {"name": n, "input": n, "inputs": [], "merge_mode": "concat", "concat_axis": -1,
-             "dot_axes": -1}
+            {
+                "name": n,
+                "input": n,
+                "inputs": [],
+                "merge_mode": "concat",
+                "concat_axis": -1,
+                "dot_axes": -1,
+            }
             for n in ("siam", "joined")
         ],
         "input_order": ["a", "b"],
@@ -287,8 +295,9 @@ def keras03() -> None:
 
     # Refused: 0.3.0-0.3.2 saved a Lambda's bytecode (marshal.dumps) as a string in JSON; this
     # is such a string's start (not a complete code object: it is never loaded anyway).
-    lam = seq03(layer03("Lambda", (3,), function="c\x01\x00\x00\x00\x01\x00\x00\x00",
-                        output_shape=None))
+    lam = seq03(
+        layer03("Lambda", (3,), function="c\x01\x00\x00\x00\x01\x00\x00\x00", output_shape=None)
+    )
     write_json(out / "lambda.json", lam)
     # 0.3.3 kept the function object itself; yaml.dump wrote it as a Python name tag.
     (out / "lambda.yaml").write_text(

@@ -83,7 +83,8 @@ def import_keras(
 ):
     """Read, map, check and write; raises ConfigError (every problem at once) otherwise."""
     from runner.errors import ConfigError, Problem
-    from runner.interop.keras_import import mapping, sources, weights as weight_layouts, writer
+    from runner.interop.keras_import import mapping, sources, writer
+    from runner.interop.keras_import import weights as weight_layouts
     from runner.interop.keras_import.budget import DEFAULT_MAX_MEMORY_MB, Budget
 
     limit = DEFAULT_MAX_MEMORY_MB if max_memory_mb is None else max_memory_mb

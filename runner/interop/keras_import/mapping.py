@@ -20,7 +20,7 @@ from layers import registry
 from layers.base import PlanError
 from runner.errors import ConfigError, Problem
 from runner.interop.keras_import.activations import map_activation
-from runner.interop.keras_import.model import KCall, KLayer, KModel, Ref, has_bias
+from runner.interop.keras_import.model import KCall, KLayer, KModel, has_bias
 
 ELEMENTWISE = {"Add": "sum", "Multiply": "mul", "Average": "ave", "Maximum": "max"}
 LEGACY_MODES = ("sum", "mul", "concat", "ave", "dot", "cos", "max")
@@ -30,7 +30,7 @@ OURS_HINT = "docs/interop.md maps the Keras layers we have"
 LAMBDA_HINT = (
     "a Lambda holds Python code (bytecode or a function name) and is never imported or run; "
     "write it as our Lambda layer, an expression over x such as "
-    "{type: Lambda, function: \"x * x\"} (layer-runner layers Lambda; docs/interop.md)"
+    '{type: Lambda, function: "x * x"} (layer-runner layers Lambda; docs/interop.md)'
 )
 
 
@@ -484,9 +484,7 @@ def _ordered(specs: dict[str, dict[str, Any]], inputs: set[str], problem) -> dic
     out: dict[str, Any] = {}
     waiting = dict(specs)
     while waiting:
-        ready = [
-            n for n, s in waiting.items() if all(r.split(".")[0] in done for r in s["inputs"])
-        ]
+        ready = [n for n, s in waiting.items() if all(r.split(".")[0] in done for r in s["inputs"])]
         if not ready:
             for n in waiting:
                 problem(

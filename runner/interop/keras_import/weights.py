@@ -132,7 +132,10 @@ def _keras3(
     count = len(vars_)
     return [
         hdf5.read_array(
-            hdf5.dataset(vars_, str(i), shown, f"{path}/vars/{i}"), budget, shown, f"{path}/vars/{i}"
+            hdf5.dataset(vars_, str(i), shown, f"{path}/vars/{i}"),
+            budget,
+            shown,
+            f"{path}/vars/{i}",
         )
         for i in range(count)
     ]

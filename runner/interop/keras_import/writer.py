@@ -20,7 +20,7 @@ import yaml
 
 from runner.config import guard
 from runner.config.paths import shown_path
-from runner.errors import ConfigError
+from runner.errors import ConfigError, Problem
 from runner.interop.keras_import.mapping import Ours
 from runner.interop.keras_import.model import KModel, has_bias
 
@@ -133,7 +133,14 @@ def write(
             yaml_text(model_dict(ours, check_ref), header(model, files, ours, out, check_ref)),
             encoding="utf-8",
         )
-        _validate(tmp_yaml, cwd, max_memory_mb)
+        try:
+            _validate(tmp_yaml, cwd, max_memory_mb)
+        except ConfigError as exc:  # name the files as they would have been written
+            names = {
+                os.path.relpath(p, cwd): os.path.relpath(q, cwd)
+                for p, q in ((tmp_yaml, out), (tmp_npz or npz, npz))
+            }
+            raise ConfigError([_renamed(p, names) for p in exc.problems]) from None
         tmp_yaml.write_text(text, encoding="utf-8")
         if tmp_npz is not None:
             os.replace(tmp_npz, npz)
@@ -143,6 +150,15 @@ def write(
             if tmp is not None and tmp.exists():
                 tmp.unlink()
     return Written(out, npz if arrays else None, len(ours.layers), len(arrays))
+
+
+def _renamed(problem: Problem, names: dict[str, str]) -> Problem:
+    def fix(text: str | None) -> str | None:
+        for old, new in names.items():
+            text = text.replace(old, new) if text else text
+        return text
+
+    return Problem(problem.path, fix(problem.message) or "", fix(problem.file))
 
 
 def _temp(folder: Path, suffix: str) -> Path:
