@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.keras_import_helpers import FIXTURES, import_model, run_imported
+from tests.keras_import_helpers import FIXTURES, run_imported
 
 
 @pytest.fixture
@@ -179,7 +179,6 @@ def test_oversized_dataset_is_refused_before_it_is_read(refuse, tmp_path):
     arch.write_text(json.dumps(_sequential([_dense("dense", 3, [None, 100_000])])))
     err = refuse(arch, f)
     assert "dense/k (" in err
-    assert "array (100000, 100000) of float32 takes 38,146.97 MB" not in err  # (exact below)
     assert "array (100000, 100000) of float32 takes 38,147.0 MB" in err
     assert "above max_memory_mb (4,096 MB)" in err
 
@@ -255,13 +254,6 @@ def test_open_input_dimension_needs_a_shape(tmp_path, monkeypatch, capsys, refus
     assert "config.layers[0]" in err
     assert "input 'x' has shape (None, 3): our inputs have fixed per-sample shapes" in err
     assert "--shape x=D1,D2,..." in err
-    written = (
-        import_model(
-            tmp_path, capsys, "k2/sequence_weights.h5", name="seq", extra=["--shape", "x=5,3"]
-        )
-        if False
-        else None
-    )
     from runner.interop.keras_import.cli import main
 
     code = main(
@@ -273,7 +265,6 @@ def test_open_input_dimension_needs_a_shape(tmp_path, monkeypatch, capsys, refus
         x, pool = f["in/x"], f["out/pool"]
     out, _ = run_imported(tmp_path / "model" / "seq.yaml", tmp_path, {"x": x})
     np.testing.assert_allclose(out["pool"], pool, rtol=1e-5, atol=1e-6)
-    del written
 
 
 def test_existing_files_are_not_replaced_without_force(tmp_path, monkeypatch, capsys):
