@@ -10,13 +10,14 @@ import numpy as np
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
 
 
-def import_model(tmp_path: Path, capsys, *files: str, name: str = "imported", extra=()) -> Path:
+def import_model(tmp_path: Path, capsys, *files, name: str = "imported", extra=()) -> Path:
     """``layer-runner import-keras FILES --out model/NAME.yaml`` (in-process, from tmp_path);
     the written YAML's path. The command's exit code must be 0."""
     from runner.interop.keras_import.cli import main
 
     out = tmp_path / "model" / f"{name}.yaml"
     args = [str(FIXTURES / f) for f in files] + ["--out", f"model/{name}.yaml", *extra]
+    # (a Path joined to FIXTURES stays itself when it is absolute)
     code = main(args)
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -4,11 +4,13 @@ values (the reference numbers of the seed post, conf/model/*_example.yaml)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
 
-from tests.keras_import_helpers import import_model, run_imported
+from tests.keras_import_helpers import FIXTURES, import_model, run_imported
 
 X = np.array([[10, 20, 30]], np.float32)
 DENSE = [[6, 12, 30]]  # 60 * [.1, .2, .5]
@@ -160,3 +162,31 @@ def test_keras1_functional_shared_layer_and_merges(tmp_path, monkeypatch, capsys
     out, _ = run_imported(written, tmp_path, {"a": a, "b": b})
     np.testing.assert_allclose(out["cos"], [[1.0], [0.88378792]], rtol=1e-6)
     np.testing.assert_array_equal(out["joined"], [[3, 3, 3, 3], [7, 5, 1, 2]])
+
+
+def test_shared_layer_into_one_merge_is_one_siamese(tmp_path, monkeypatch, capsys):
+    """The Keras 1 model above without its concat output: the shared Dense's heads go only
+    into the cos merge, which is exactly a legacy Siamese (merge_mode cos)."""
+    monkeypatch.chdir(tmp_path)
+    config = json.loads((FIXTURES / "k1/siamese.json").read_text())
+    config["config"]["layers"] = config["config"]["layers"][:4]  # a, b, shared, cos
+    config["config"]["output_layers"] = [["cos", 0, 0]]
+    (tmp_path / "cos.json").write_text(json.dumps(config))
+    written = import_model(
+        tmp_path, capsys, tmp_path / "cos.json", FIXTURES / "k1/siamese_weights.h5"
+    )
+    model = yaml.safe_load(written.read_text())
+    assert model["layers"] == {
+        "cos": {
+            "type": "Siamese",
+            "layer": {"type": "Dense", "output_dim": 2, "activation": "linear"},
+            "merge_mode": "cos",
+            "concat_axis": -1,
+            "dot_axes": [[1], [1]],
+            "inputs": ["a", "b"],
+        }
+    }
+    a = np.array([[1, 2], [3, 4]], np.float32)
+    b = np.array([[1, 2], [0, 1]], np.float32)
+    out, _ = run_imported(written, tmp_path, {"a": a, "b": b})
+    np.testing.assert_allclose(out["cos"], [[1.0], [0.88378792]], rtol=1e-6)

@@ -190,6 +190,8 @@ class _Mapper:
             found = self.refs.get((ref.layer, ref.call, ref.tensor))
             if found is not None:
                 self.out.outputs.append(found[0])
+        for name in self.shared_names.values():
+            self.fold_merge(name)
         return self.out
 
     def check_masks(self, call: KCall) -> None:
@@ -475,6 +477,41 @@ class _Mapper:
                 self.out.params.append((f"{name}/layer", found[1]))
             self.out.notes.append(f"{name}: one layer shared by {len(calls)} calls (Siamese)")
         self.out.layers = _ordered(self.out.layers, set(self.out.inputs), self.problem)
+
+    def fold_merge(self, name: str) -> None:
+        """A shared layer whose heads go, all and in order, into one merge and nowhere else
+        is a legacy Siamese with that merge mode: one layer instead of two."""
+        spec = self.out.layers.get(name)
+        if spec is None or spec.get("merge_mode") != "none":
+            return
+        heads = [f"{name}.{k}" for k in range(len(spec["inputs"]))]
+        readers = [n for n, s in self.out.layers.items() if set(heads) & set(s["inputs"])]
+        if len(readers) != 1 or set(heads) & set(self.out.outputs):
+            return
+        merge_name = readers[0]
+        merge = self.out.layers[merge_name]
+        if merge["type"] != "Merge" or merge["inputs"] != heads:
+            return
+        folded = {
+            "type": "Siamese",
+            "layer": spec["layer"],
+            "merge_mode": merge["mode"],
+            "concat_axis": merge.get("concat_axis", -1),  # Merge's default, not Siamese's
+            "dot_axes": merge.get("dot_axes", -1),
+            "inputs": spec["inputs"],
+        }
+        self.out.layers = {
+            n: (folded if n == merge_name else s) for n, s in self.out.layers.items() if n != name
+        }
+        self.out.params = [
+            (f"{merge_name}/layer" if p == f"{name}/layer" else p, k) for p, k in self.out.params
+        ]
+        self.out.notes = [
+            f"{merge_name}: the shared layer {name!r} and this {merge['mode']} merge (Siamese)"
+            if note.startswith(f"{name}: one layer shared")
+            else note
+            for note in self.out.notes
+        ]
 
 
 def _ordered(specs: dict[str, dict[str, Any]], inputs: set[str], problem) -> dict[str, Any]:
