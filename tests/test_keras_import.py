@@ -35,6 +35,10 @@ CASES = [
 ]
 
 
+# The YAML's comment says how to replace its placeholder data on the command line.
+DATA_OVERRIDE = ["~model.inputs.x.data", "+model.inputs.x.data={path:x.npy}"]
+
+
 def _keras_io(folder: str, model: str):
     with np.load(FIXTURES / folder / f"{model}.io.npz", allow_pickle=False) as f:
         inputs = {k[3:]: f[k] for k in f.files if k.startswith("in/")}
@@ -147,3 +151,41 @@ def test_sequence_maps_masks_and_time_distributed(tmp_path, monkeypatch, capsys)
         "TimeDistributedMerge",
     ]
     assert model["layers"]["pool"]["mode"] == "ave"
+
+
+def test_dry_run_checks_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from runner.interop.keras_import.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main([str(FIXTURES / "k3/mlp.keras"), "--out", "conf/model/mlp.yaml", "--dry-run"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out == (
+        "checked, not written (--dry-run): conf/model/mlp.yaml (4 layers) and "
+        "conf/model/mlp.npz (6 arrays)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_command_line_end_to_end(tmp_path, cli):
+    """`layer-runner import-keras` then `python -m runner +model=NAME`, as a person would:
+    Keras 2's outputs come out of the run (the model's own inputs replaced on the command
+    line by Keras' inputs)."""
+    src, weights = FIXTURES / "k2/mlp.json", FIXTURES / "k2/mlp_weights.h5"
+    imported = cli("import-keras", str(src), str(weights), "--out", "conf/model/mlp.yaml")
+    assert imported.returncode == 0, imported.stderr
+    text = (tmp_path / "conf/model/mlp.yaml").read_text()
+    assert "# ~model.inputs.NAME.data '+model.inputs.NAME.data={path:x.npy}'" in text
+    assert imported.stdout.splitlines() == [
+        "wrote conf/model/mlp.yaml (4 layers) and conf/model/mlp.npz (6 arrays)",
+        "check it: python -m runner --config-dir conf +model=mlp task=validate",
+    ]
+    with np.load(FIXTURES / "k2/mlp.io.npz") as f:
+        np.save(tmp_path / "x.npy", f["in/x"])
+        expected = f["out/out"]
+    assert cli("--config-dir", "conf", "+model=mlp", "task=validate").returncode == 0
+    ran = cli("--config-dir", "conf", "+model=mlp", *DATA_OVERRIDE)
+    assert ran.returncode == 0, ran.stderr
+    with np.load(ran.folder / "outputs.npz") as f:
+        np.testing.assert_allclose(f["out"], expected, rtol=1e-5, atol=1e-6)

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             shapes=shapes,
             max_memory_mb=args.max_memory_mb,
             force=args.force,
+            dry_run=args.dry_run,
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
         # A file whose values have types no Keras wrote: say so, without a traceback.
@@ -57,14 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     from runner.config.paths import shown_path
 
     shown = shown_path(written.yaml_path, cwd)
-    sys.stdout.write(f"wrote {shown} ({written.n_layers} layers)")
+    verb = "wrote" if written.written else "checked, not written (--dry-run):"
+    sys.stdout.write(f"{verb} {shown} ({written.n_layers} layers)")
     if written.npz_path is not None:
         npz = shown_path(written.npz_path, cwd)
         sys.stdout.write(f" and {npz} ({written.n_arrays} arrays)")
     sys.stdout.write("\n")
-    if written.yaml_path.parent.name == "model":
+    if written.written and written.yaml_path.parent.name == "model":
+        from runner.config.conf_dir import config_dir as shipped
+
         where = written.yaml_path.parent.parent
-        config_dir = "" if where.resolve() == (cwd / "conf").resolve() else f"--config-dir {where} "
+        own = where.resolve() == Path(shipped()).resolve()  # the project's own conf/
+        config_dir = "" if own else f"--config-dir {shown_path(where, cwd)} "
         sys.stdout.write(
             f"check it: python -m runner {config_dir}+model={written.yaml_path.stem} "
             "task=validate\n"
@@ -80,6 +85,7 @@ def import_keras(
     shapes: dict[str, tuple[int, ...]] | None = None,
     max_memory_mb: float | None = None,
     force: bool = False,
+    dry_run: bool = False,
 ):
     """Read, map, check and write; raises ConfigError (every problem at once) otherwise."""
     from runner.errors import ConfigError, Problem
@@ -100,7 +106,7 @@ def import_keras(
         if loaded.weights is not None:
             weight_layouts.assign(model, loaded.weights, loaded.weights_file or shown, budget)
         ours = mapping.to_ours(model, fixed, shown)
-        return writer.write(model, ours, loaded.files, out, cwd, limit, force)
+        return writer.write(model, ours, loaded.files, out, cwd, limit, force, dry_run)
     finally:
         loaded.close()
 
@@ -171,4 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         help="how much weight data may be read (default: max_memory_mb's default, 4096)",
     )
     parser.add_argument("--force", action="store_true", help="replace existing files")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="read, map and check everything; write nothing"
+    )
     return parser

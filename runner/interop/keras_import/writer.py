@@ -1,9 +1,10 @@
 """Write the imported model: a model YAML and one .npz of weights it references.
 
-Both files are first written under temporary names beside their destination and checked as
+Both files are first written to a private temporary folder and checked there as
 ``task=validate`` checks a model file (the guard on the file, the schema, the files it may
-read, the plan with the weights' shapes); only then are they renamed into place. A problem
-leaves nothing behind.
+read, the plan with the weights' shapes); only then are they written to their destination,
+each through a temporary file renamed into place. A problem leaves nothing behind;
+``--dry-run`` stops after the check.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Written:
     npz_path: Path | None
     n_layers: int
     n_arrays: int
+    written: bool = True  # False for --dry-run
 
 
 def weight_arrays(ours: Ours) -> dict[str, np.ndarray]:
@@ -95,8 +97,10 @@ def header(model: KModel, files: list[str], ours: Ours, out: Path, npz: str | No
     for keras_name, name in ours.renamed.items():
         lines.append(f"# Keras layer {keras_name!r} is {name!r} here.")
     lines += [f"# {note}" for note in ours.notes]
-    lines.append("# The inputs' data are placeholders (random rows): give your own, e.g.")
-    lines.append("# model.inputs.NAME.data={path:x.npy} on the command line.")
+    lines.append("# The inputs' data are placeholders (random rows): give yours here, or with")
+    lines.append(
+        "# ~model.inputs.NAME.data '+model.inputs.NAME.data={path:x.npy}' on the command line."
+    )
     return lines
 
 
@@ -108,6 +112,7 @@ def write(
     cwd: Path,
     max_memory_mb: float,
     force: bool,
+    dry_run: bool = False,
 ) -> Written:
     if out.suffix not in (".yaml", ".yml"):
         raise ConfigError.one("--out", f"expected a .yaml file, got {shown_path(out, cwd)}")
@@ -118,38 +123,51 @@ def write(
                 "--out",
                 f"{shown_path(target, cwd)} exists; choose another name or pass --force",
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
     arrays = weight_arrays(ours)
     final_ref = os.path.relpath(npz, cwd) if arrays else None
     text = yaml_text(model_dict(ours, final_ref), header(model, files, ours, out, final_ref))
-    tmp_yaml = _temp(out.parent, out.suffix)
-    tmp_npz = _temp(out.parent, ".npz") if arrays else None
-    try:
-        if tmp_npz is not None:
-            with open(tmp_npz, "wb") as f:
-                np.savez(f, **arrays)
-        check_ref = os.path.relpath(tmp_npz, cwd) if tmp_npz is not None else None
-        tmp_yaml.write_text(
-            yaml_text(model_dict(ours, check_ref), header(model, files, ours, out, check_ref)),
-            encoding="utf-8",
+    # Checked in a private folder first, so a refused import leaves nothing where it aimed.
+    with tempfile.TemporaryDirectory(prefix="import-keras-") as folder:
+        check_yaml, check_npz = Path(folder) / out.name, Path(folder) / npz.name
+        _save(check_npz, arrays)
+        check_ref = os.path.relpath(check_npz, cwd) if arrays else None
+        check_text = yaml_text(
+            model_dict(ours, check_ref), header(model, files, ours, out, check_ref)
         )
+        check_yaml.write_text(check_text, encoding="utf-8")
         try:
-            _validate(tmp_yaml, cwd, max_memory_mb)
+            _validate(check_yaml, cwd, max_memory_mb)
         except ConfigError as exc:  # name the files as they would have been written
             names = {
                 os.path.relpath(p, cwd): os.path.relpath(q, cwd)
-                for p, q in ((tmp_yaml, out), (tmp_npz or npz, npz))
+                for p, q in ((check_yaml, out), (check_npz, npz))
             }
             raise ConfigError([_renamed(p, names) for p in exc.problems]) from None
-        tmp_yaml.write_text(text, encoding="utf-8")
-        if tmp_npz is not None:
-            os.replace(tmp_npz, npz)
-        os.replace(tmp_yaml, out)
+    if not dry_run:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if arrays:
+            _replace(npz, lambda path: _save(path, arrays))
+        _replace(out, lambda path: path.write_text(text, encoding="utf-8"))
+    return Written(out, npz if arrays else None, len(ours.layers), len(arrays), not dry_run)
+
+
+def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    if arrays:
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _replace(target: Path, write_to) -> None:
+    """Write through a temporary file beside ``target``, then rename: never half a file."""
+    fd, name = tempfile.mkstemp(prefix=".import-", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write_to(tmp)
+        os.replace(tmp, target)
     finally:
-        for tmp in (tmp_yaml, tmp_npz):
-            if tmp is not None and tmp.exists():
-                tmp.unlink()
-    return Written(out, npz if arrays else None, len(ours.layers), len(arrays))
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _renamed(problem: Problem, names: dict[str, str]) -> Problem:
@@ -159,12 +177,6 @@ def _renamed(problem: Problem, names: dict[str, str]) -> Problem:
         return text
 
     return Problem(problem.path, fix(problem.message) or "", fix(problem.file))
-
-
-def _temp(folder: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=".import-", suffix=suffix, dir=folder)
-    os.close(fd)
-    return Path(name)
 
 
 def _validate(path: Path, cwd: Path, max_memory_mb: float) -> None:
