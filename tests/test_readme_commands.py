@@ -34,6 +34,11 @@ PLACEHOLDERS = [
     ("+model=NAME", "+model=dense_example"),
     ("key=value …", "seed=3"),
     ("PATH…", "conf/model"),
+    (  # a Keras fixture, checked and not written (the README test writes nothing in the repo)
+        "SRC [WEIGHTS] --out conf/model/NAME.yaml",
+        "tests/fixtures/keras/k2/mlp.json tests/fixtures/keras/k2/mlp_weights.h5 "
+        "--out conf/model/mlp_imported.yaml --dry-run",
+    ),
 ]
 EXIT_CODES = {"python -m runner": 2}  # no model chosen: lists the models, exit 2 (README)
 REPORT = "outputs/multirun/DATE/TIME"  # the sweep report of a sweep: run on the first sweep

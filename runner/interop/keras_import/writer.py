@@ -84,9 +84,11 @@ def yaml_text(model: dict[str, Any], header: list[str]) -> str:
 
 
 def header(model: KModel, files: list[str], ours: Ours, out: Path, npz: str | None) -> list[str]:
+    from runner.config.conf_dir import config_dir
+
     lines = []
-    if out.parent.name == "model" and out.parent.parent.name == "conf":
-        lines.append(SCHEMA_LINE)
+    if out.parent.name == "model" and out.parent.parent.resolve() == Path(config_dir()).resolve():
+        lines.append(SCHEMA_LINE)  # the project's own conf/model: its schema is two folders up
     lines.append(f"# Imported by layer-runner import-keras from {' + '.join(files)}")
     kind = f"{model.kind} {model.name!r}" if model.name else model.kind
     lines.append(f"# (Keras {model.version_text}, {kind}).")
