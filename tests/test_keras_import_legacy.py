@@ -190,3 +190,40 @@ def test_shared_layer_into_one_merge_is_one_siamese(tmp_path, monkeypatch, capsy
     b = np.array([[1, 2], [0, 1]], np.float32)
     out, _ = run_imported(written, tmp_path, {"a": a, "b": b})
     np.testing.assert_allclose(out["cos"], [[1.0], [0.88378792]], rtol=1e-6)
+
+
+def test_keras03_sequential_starting_with_a_siamese(tmp_path, monkeypatch, capsys):
+    """Sequential([Siamese(Dense, [seq(Dense), seq(Dense)], merge_mode='sum')]): weights in
+    0.3's get_weights order (the shared layer's, then each branch's). Branches: a, b + 1;
+    shared y = [x1 + x2, x2 + 1]: [1, 2] -> [3, 3]; [3, 4] + 1 -> [9, 6]; sum [12, 9]."""
+    monkeypatch.chdir(tmp_path)
+    written = import_model(
+        tmp_path, capsys, "k03/siamese_branches.json", "k03/siamese_branches_weights.h5"
+    )
+    model = yaml.safe_load(written.read_text())
+    assert model["layers"]["siamese"]["merge_mode"] == "sum"
+    x = {"input_1": np.array([[1, 2]], np.float32), "input_2": np.array([[3, 4]], np.float32)}
+    out, _ = run_imported(written, tmp_path, x)
+    np.testing.assert_array_equal(out["siamese"], [[12, 9]])
+
+
+def test_keras1_sequential_starting_with_a_merge_of_branches(tmp_path, monkeypatch, capsys):
+    """Keras 1 Merge of two branch Sequentials (weights by name, branches' layers first):
+    dense_1 = x1, dense_2 = 2 x2 + 1, summed, then relu(s1 - s2):
+    [1, 2] + [3, 1] = [4, 3] -> 1;  [0, 0] + [1, 3] -> relu(-2) = 0."""
+    monkeypatch.chdir(tmp_path)
+    written = import_model(
+        tmp_path, capsys, "k1/merge_branches.json", "k1/merge_branches_weights.h5"
+    )
+    x = {
+        "dense_1_input": np.array([[1, 2], [0, 0]], np.float32),
+        "dense_2_input": np.array([[1, 0], [0, 1]], np.float32),
+    }
+    out, model = run_imported(written, tmp_path, x)
+    assert model["layers"]["merge_1"] == {
+        "type": "Merge",
+        "mode": "sum",
+        "concat_axis": -1,
+        "inputs": ["dense_1", "dense_2"],
+    }
+    np.testing.assert_array_equal(out["dense_3"], [[1], [0]])

@@ -278,6 +278,25 @@ def keras03() -> None:
         [[np.eye(2), [0, 0], np.eye(2), [4, 4]], [[[1], [1], [1], [1]], [0.5]]],
     )
 
+    # A Sequential starting with a Siamese over two branches (Siamese(layer, inputs, merge_mode));
+    # get_weights: the shared layer's first, then each branch's (not in a Graph).
+    siamese_seq = seq03(
+        layer03(
+            "Siamese",
+            layer=dense03(2),
+            inputs=[seq03(dense03(2, (2,))), seq03(dense03(2, (2,)))],
+            merge_mode="sum",
+            concat_axis=1,
+            dot_axes=-1,
+            is_graph=False,
+        )
+    )
+    write_json(out / "siamese_branches.json", siamese_seq)
+    save03_sequential(
+        out / "siamese_branches_weights.h5",
+        [[w, b, np.eye(2), [0, 0], np.eye(2), [1, 1]]],
+    )
+
     # The AutoEncoder of autoencoder_example.yaml (encoder and decoder one Dense each).
     ae = seq03(
         layer03(
@@ -385,6 +404,44 @@ def keras1() -> None:
         "keras_version": "1.2.2",
     }
     write_json(out / "sequence.json", seq)
+    # Keras 1: Sequential([Merge([Sequential([Dense]), Sequential([Dense])], mode="sum"),
+    # Dense]); weights by name over the flattened layers (branches first).
+    branches = {
+        "class_name": "Sequential",
+        "config": [
+            {
+                "class_name": "Merge",
+                "config": {
+                    "name": "merge_1",
+                    "layers": [
+                        {"class_name": "Sequential", "config": [dense1("dense_1", 2, (2,))]},
+                        {"class_name": "Sequential", "config": [dense1("dense_2", 2, (2,))]},
+                    ],
+                    "mode": "sum",
+                    "mode_type": "raw",
+                    "concat_axis": -1,
+                    "dot_axes": -1,
+                    "output_shape": None,
+                    "output_shape_type": "raw",
+                    "output_mask": None,
+                    "output_mask_type": "raw",
+                    "arguments": {},
+                },
+            },
+            dense1("dense_3", 1, activation="relu"),
+        ],
+        "keras_version": "1.2.2",
+    }
+    write_json(out / "merge_branches.json", branches)
+    save1(
+        out / "merge_branches_weights.h5",
+        {
+            "dense_1": [("dense_1_W", np.eye(2)), ("dense_1_b", [0, 0])],
+            "dense_2": [("dense_2_W", 2 * np.eye(2)), ("dense_2_b", [1, 1])],
+            "merge_1": [],
+            "dense_3": [("dense_3_W", [[1], [-1]]), ("dense_3_b", [0])],
+        },
+    )
     save1(
         out / "sequence_weights.h5",
         {

@@ -80,7 +80,11 @@ def parse_yaml(text: str, shown: str) -> Any:
         )
     try:
         check_yaml_size(yaml.compose(text, Loader=KerasYamlLoader), shown)
-        return yaml.load(text, Loader=KerasYamlLoader)  # noqa: S506 (a safe loader)
+        loader = KerasYamlLoader(text)  # the safe loader itself, never yaml.load's choice
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except ModelFileError as exc:
         raise ConfigError.one(f"line {exc.line}", exc.message, shown) from None
     except yaml.MarkedYAMLError as exc:
