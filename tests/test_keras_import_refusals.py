@@ -320,3 +320,28 @@ def _dense(name, units, batch_input_shape):
             "batch_input_shape": batch_input_shape,
         },
     }
+
+
+def test_archive_with_many_members_is_refused_from_its_end_record(refuse, tmp_path):
+    many = tmp_path / "many.keras"
+    with zipfile.ZipFile(many, "w") as z:
+        for i in range(100):
+            z.writestr(f"assets/{i}", b"")
+    err = refuse(many)
+    assert (
+        "(zip directory) (" in err and "100 members; a .keras archive of a model holds a few" in err
+    )
+
+
+def test_nested_model_is_refused_with_its_name(refuse, tmp_path):
+    config = json.loads((FIXTURES / "k3/mlp.json").read_text())
+    inner = config["config"]["layers"][1]
+    config["config"]["layers"][1] = {
+        "class_name": "Sequential",
+        "config": {"name": "base", "layers": [inner]},
+    }
+    arch = tmp_path / "nested.json"
+    arch.write_text(json.dumps(config))
+    err = refuse(arch)
+    assert "config.layers[1] (Sequential 'base')" in err
+    assert "a model used as a layer (Sequential 'base') is not imported" in err

@@ -33,16 +33,17 @@ class Archive:
 def read_archive(path: Path, shown: str, budget: Budget) -> Archive:
     if not zipfile.is_zipfile(path):
         raise ConfigError.one("(file)", "not a .keras archive (not a zip file)", shown)
+    declared = _declared_members(path)
+    if declared is not None and declared > MAX_MEMBERS:
+        raise ConfigError.one(  # from the end record, before the directory is parsed
+            "(zip directory)",
+            f"{declared:,} members; a .keras archive of a model holds a few",
+            shown,
+        )
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
             budget.take(len(infos) * ZIP_ENTRY_BYTES, "(zip directory)", shown, "the directory")
-            if len(infos) > MAX_MEMBERS:
-                raise ConfigError.one(
-                    "(zip directory)",
-                    f"{len(infos):,} members; a .keras archive of a model holds a few",
-                    shown,
-                )
             members = {i.filename: i for i in infos}
             if "config.json" not in members:
                 raise ConfigError.one(
@@ -65,6 +66,16 @@ def read_archive(path: Path, shown: str, budget: Budget) -> Archive:
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ConfigError.one("(file)", f"cannot read the archive: {exc}", shown) from None
     return Archive(config, version, weights)
+
+
+def _declared_members(path: Path) -> int | None:
+    """The member count the zip's end record declares (a zipfile helper, so guarded)."""
+    try:
+        with path.open("rb") as f:
+            end = zipfile._EndRecData(f)
+        return int(end[zipfile._ECD_ENTRIES_TOTAL])
+    except (AttributeError, IndexError, TypeError, ValueError, OSError):
+        return None
 
 
 def _text(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> str:

@@ -19,6 +19,7 @@ import layers as _layers  # noqa: F401 (importing registers every layer)
 from layers import registry
 from layers.base import PlanError
 from runner.errors import ConfigError, Problem
+from runner.graph.refs import Ref, parse_ref
 from runner.interop.keras_import.activations import map_activation
 from runner.interop.keras_import.model import KCall, KLayer, KModel, has_bias
 
@@ -104,6 +105,12 @@ def _why_not(layer: KLayer, version: int) -> str | None:
             if why:
                 return f"{kind} holds {kid.kind} {kid.name!r}: {why}"
         return None
+    if kind in ("Sequential", "Model", "Functional"):
+        return (
+            f"a model used as a layer ({kind} {layer.name!r}) is not imported: build the outer "
+            "model from the inner one's layers (a shared inner model becomes a Siamese only "
+            "layer by layer)"
+        )
     return f"{kind} is not a layer we implement ({OURS_HINT})"
 
 
@@ -138,7 +145,7 @@ class _Mapper:
 
     def name_for(self, keras_name: str) -> str:
         name = re.sub(r"\W", "_", keras_name)[:90] or "layer"
-        if name[0].isdigit() or keyword.iskeyword(name):
+        if not re.match(r"[A-Za-z_]", name) or keyword.iskeyword(name):
             name = f"l_{name}"
         base, k = name, 1
         while name in self.names:
@@ -434,7 +441,7 @@ class _Mapper:
             self.out.params.append((f"{name}/layer", weights_of))
         if spec["merge_mode"] == "none":
             for k in range(len(refs)):
-                self.refs[(layer.name, 0, k)] = (f"{name}.{k}", out)
+                self.refs[(layer.name, 0, k)] = (str(Ref(name, k)), out)
         return name, out
 
     # -- shared layers (Keras 1-3): one Siamese, merge_mode none ------------------------------
@@ -452,7 +459,7 @@ class _Mapper:
         out = self.shape_of(found[0], shapes[0], call.layer.path)
         if out is not None:
             name = self.shared_names[call.layer.name]
-            self.refs[(call.layer.name, call.index, 0)] = (f"{name}.{k}", out)
+            self.refs[(call.layer.name, call.index, 0)] = (str(Ref(name, k)), out)
 
     def finish_shared(self) -> None:
         for keras_name, calls in self.shared.items():
@@ -484,7 +491,7 @@ class _Mapper:
         spec = self.out.layers.get(name)
         if spec is None or spec.get("merge_mode") != "none":
             return
-        heads = [f"{name}.{k}" for k in range(len(spec["inputs"]))]
+        heads = [str(Ref(name, k)) for k in range(len(spec["inputs"]))]
         readers = [n for n, s in self.out.layers.items() if set(heads) & set(s["inputs"])]
         if len(readers) != 1 or set(heads) & set(self.out.outputs):
             return
@@ -521,7 +528,9 @@ def _ordered(specs: dict[str, dict[str, Any]], inputs: set[str], problem) -> dic
     out: dict[str, Any] = {}
     waiting = dict(specs)
     while waiting:
-        ready = [n for n, s in waiting.items() if all(r.split(".")[0] in done for r in s["inputs"])]
+        ready = [
+            n for n, s in waiting.items() if all(parse_ref(r).node in done for r in s["inputs"])
+        ]
         if not ready:
             for n in waiting:
                 problem(
