@@ -345,3 +345,17 @@ def test_nested_model_is_refused_with_its_name(refuse, tmp_path):
     err = refuse(arch)
     assert "config.layers[1] (Sequential 'base')" in err
     assert "a model used as a layer (Sequential 'base') is not imported" in err
+
+
+@pytest.mark.parametrize(
+    ("file", "major"),
+    [("k3/mlp.json", 3), ("k2/mlp.json", 2), ("k1/sequence.json", 1)],
+)
+def test_version_without_a_declared_one(file, major):
+    """hard_sigmoid's formula depends on the version: without keras_version, Keras 3 is told
+    from its own entries, not from 'module' keys (tf-keras writes those too)."""
+    from runner.interop.keras_import.topology import detect_version
+
+    config = json.loads((FIXTURES / file).read_text())
+    config.pop("keras_version", None)
+    assert detect_version(config, None)[0] == major

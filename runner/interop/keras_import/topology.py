@@ -14,6 +14,7 @@ Layouts followed (keras-team/keras at tags 1.2.2, 2.2.4, and Keras 3 as ``keras`
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -26,23 +27,19 @@ IGNORED_KWARGS = ("training",)  # the phase: we run the test phase, as Keras' pr
 
 
 def detect_version(config: Any, declared: str | None) -> tuple[int, str]:
-    """(major, text): what the file declares, else what the parameter names show."""
+    """(major, text): what the file declares, else what its entries show. ``module`` keys
+    alone do not tell (tf-keras writes them too); Keras 3 alone writes ``batch_shape``,
+    ``__keras_tensor__`` inbound nodes and ``DTypePolicy`` dtypes."""
     if declared:
         match = re.match(r"\s*(\d+)", declared)
         if match:
             return int(match.group(1)), declared
-    text = _flat_text(config)
-    if '"module"' in text or "__keras_tensor__" in text or '"batch_shape"' in text:
-        return 3, "3.x (recognised by its module and batch_shape entries)"
+    text = json.dumps(config)
+    if any(mark in text for mark in ('"batch_shape"', "__keras_tensor__", "DTypePolicy")):
+        return 3, "3.x (recognised by its batch_shape, tensor and DTypePolicy entries)"
     if '"output_dim"' in text and '"units"' not in text:
         return 1, "1.x (recognised by output_dim and class_name)"
     return 2, "2.x (recognised by class_name and Keras 2 parameter names)"
-
-
-def _flat_text(config: Any) -> str:
-    import json
-
-    return json.dumps(config)
 
 
 class _Parser:
