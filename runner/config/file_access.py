@@ -3,7 +3,9 @@
 A model file names data, weight and target files. Their real paths (symlinks resolved) must
 lie inside the directory the command ran from, the model file's own directory, or a directory
 given on the command line with ``data_dirs=[...]`` (a run setting, which a model file cannot
-set). So a config cannot read ``~/.ssh/id_rsa`` through ``../../`` or a symlink.
+set). So a config cannot read ``~/.ssh/id_rsa`` through ``../../`` or a symlink. A glob of
+data shards (``data/part-*.npy``, runner.config.globs) may not say ``..`` or ``**``, and every
+file it matches is checked the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from runner.config.globs import is_glob, problems_of_matches
 from runner.config.paths import resolve_path
 from runner.errors import ConfigError, Problem
 
@@ -28,9 +31,16 @@ def allowed_dirs(cwd: Path, model_file: Path | None, data_dirs: Iterable[str]) -
 def check_paths(spec: BaseModel, cwd: Path, dirs: list[Path]) -> None:
     """Every file the config names (wherever it sits in the config) lies inside ``dirs``."""
     problems = []
+
+    def inside(real: Path) -> bool:
+        return any(real == d or real.is_relative_to(d) for d in dirs)
+
     for config_path, file in named_files(spec, ""):
+        if is_glob(file):  # data shards: the pattern's rules, then every file it matches
+            problems.extend(problems_of_matches(file, cwd, config_path, inside))
+            continue
         real = resolve_path(file, cwd).resolve()
-        if not any(real == d or real.is_relative_to(d) for d in dirs):
+        if not inside(real):
             problems.append(
                 Problem(
                     config_path,

@@ -224,6 +224,11 @@ class FitSpec(Strict):
     shuffle: bool | None = Field(
         default=None, description="Reshuffle rows every epoch, seeded by the run's seed (true)."
     )
+    shuffle_block: PositiveInt | None = Field(
+        default=None,
+        description="Shuffle blocks of this many consecutive rows, then the rows inside each "
+        "block, so a memory-mapped file is read one region at a time (null: shuffle rows).",
+    )
     validation_split: float | None = Field(
         default=None, ge=0, lt=1, description="Fraction of rows, taken from the end, held out (0)."
     )

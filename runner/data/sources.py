@@ -24,9 +24,11 @@ import numpy as np
 
 from layers.base import FileRef
 from runner import streams
+from runner.config import globs
 from runner.config.paths import resolve_path  # noqa: F401 (weights read it here)
 from runner.config.schema import DatasetSource, RandomSource
 from runner.data import datasets
+from runner.data.shards import Shard, ShardedArray, check_shards
 from runner.data.budget import limit_text, refuse_above, size_text
 from runner.errors import ConfigError
 
@@ -45,6 +47,12 @@ def load_file(
     itself). A .npy is memory-mapped; its header is checked against its file size."""
     path = resolve_path(ref.path, cwd)
     where = dict(path=config_path, file=str(ref.path))
+    if globs.is_glob(ref.path):
+        raise ConfigError.one(
+            message="a glob names data shards (model inputs, targets, validation data); "
+            "this file must be named exactly",
+            **where,
+        )
     if not path.is_file():
         raise ConfigError.one(message=f"file not found (looked in {_shown(path, cwd)})", **where)
     suffix = path.suffix.lower()
@@ -76,6 +84,42 @@ def load_file(
     raise ConfigError.one(
         message=f"unsupported file type {suffix!r}: expected .npy, .npz or .csv", **where
     )
+
+
+def load_shards(
+    ref: Any, cwd: Path, config_path: str, max_bytes: float | None = None, streamed: bool = False
+) -> np.ndarray | ShardedArray:
+    """The .npy shards a glob matches (runner.config.globs), in sorted order, as one array of
+    rows: each memory-mapped and header-checked; a ConfigError names the shard at fault."""
+    where = dict(path=config_path, file=str(ref.path))
+    if ref.key is not None:
+        raise ConfigError.one(
+            message="'key' only applies to .npz files; a shard pattern matches .npy files",
+            **where,
+        )
+    shards, total = [], 0
+    for file in globs.expand(ref.path, cwd, config_path):
+        shown = _shown(file, cwd)
+        try:
+            total += _check_npy_header(file)
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ConfigError.one(
+                config_path, f"cannot read shard {shown}: {explain_read_error(exc)}", shown
+            ) from None
+        if array.ndim == 0:
+            raise ConfigError.one(
+                config_path, f"shard {shown} holds a single number, not rows of samples", shown
+            )
+        shards.append(Shard(file, shown, array))
+    if max_bytes is not None and not streamed and total > max_bytes:
+        raise ConfigError.one(
+            message=f"the {len(shards)} shards hold {size_text(total)}, read whole here, "
+            f"above {limit_text(max_bytes)}: use smaller arrays or raise max_memory_mb",
+            **where,
+        )
+    check_shards(shards, config_path)
+    return ShardedArray(shards) if len(shards) > 1 else shards[0].array
 
 
 def inline_array(value: Any, config_path: str, what: str = "data") -> np.ndarray:
@@ -392,5 +436,7 @@ def load_source(
     if isinstance(source, DatasetSource):
         return datasets.load(source.dataset, path, max_bytes)
     if isinstance(source, FileRef):
+        if globs.is_glob(source.path):  # .npy shards, each memory-mapped
+            return load_shards(source, cwd, path, max_bytes, streamed)  # type: ignore[return-value]
         return load_file(source, cwd, path, max_bytes, streamed)  # .npy: memory-mapped
     return inline_array(source, path)

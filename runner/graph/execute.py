@@ -18,6 +18,7 @@ import numpy as np
 from layers.base import Context, add_penalties
 from layers.deferred import Deferred
 from runner.data import sources
+from runner.data.mapped import release_rows
 from runner.errors import DataError
 from runner.graph import fusion
 from runner.graph.context import pass_context
@@ -225,34 +226,6 @@ def _allocate(disk: Path | None, name: str, shape: tuple[int, ...], dtype) -> np
     disk.mkdir(parents=True, exist_ok=True)
     safe = name.replace("/", "__")
     return np.lib.format.open_memmap(disk / f"{safe}.npy", mode="w+", dtype=dtype, shape=shape)
-
-
-def release_rows(a: np.ndarray, lo: int, hi: int) -> None:
-    """Drop rows ``[lo, hi)`` of a memory-mapped array from this process's resident memory.
-
-    Only for read-only or shared (written-back) maps: the kernel keeps their pages in the page
-    cache (dirty ones are still written to the file), so nothing is lost, while a map read
-    from end to end no longer counts fully in the process's RSS. Anything else: no-op.
-    """
-    mm = getattr(a, "_mmap", None)
-    if (
-        mm is None
-        or getattr(a, "mode", None) not in ("r", "r+", "w+")
-        or not hasattr(mm, "madvise")
-        or not a.flags.c_contiguous
-        or a.ndim == 0
-    ):
-        return
-    import mmap
-
-    row_bytes = a.nbytes // max(a.shape[0], 1)
-    offset = a.ctypes.data - np.frombuffer(mm, dtype=np.uint8).ctypes.data  # a's place in map
-    start = offset + lo * row_bytes
-    end = min(offset + hi * row_bytes, len(mm))
-    start -= start % mmap.PAGESIZE  # whole pages; the partial last one goes with the next batch
-    end -= end % mmap.PAGESIZE
-    if end > start:
-        mm.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 def _common_rows(plan: Plan, arrays: dict[str, np.ndarray]) -> int:

@@ -17,13 +17,14 @@ from layers import registry
 from layers.base import FileRef, PlanError
 from runner.config.schema import RandomSource
 from runner.data import sources
+from runner.data.mapped import is_streamed
 from runner.errors import ConfigError, Problem
 from runner.graph.fusion import plan_deferred
 from runner.graph.nodes import InputNode, Node, Plan
 from runner.graph.refs import Ref, parse_ref
 from runner.graph.weights import check_finite_weights, check_layer_weights, load_weight_files
 
-__all__ = ["InputNode", "Node", "Plan", "Ref", "make_plan", "estimate_memory"]
+__all__ = ["InputNode", "Node", "Plan", "Ref", "check_memory", "make_plan", "estimate_memory"]
 
 
 def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
@@ -74,13 +75,8 @@ def make_plan(spec: BaseModel, cwd: Path | None = None) -> Plan:
     plan.expect = expect
     plan_deferred(plan)
     plan.memory_bytes = estimate_memory(plan)
-    if plan.memory_bytes > limit:  # before the weight files are read
-        raise ConfigError.one(
-            "max_memory_mb",
-            f"this model needs about {_mb(plan.memory_bytes)} MB (parameters, activations of "
-            f"one batch, random inputs), above the limit of {_mb(limit)} MB"
-            f"{_largest(plan)}: make layers smaller, set batch_size, or raise max_memory_mb",
-        )
+    if spec.task != "fit":  # before the weight files are read; fit: its own batch (train/plan)
+        check_memory(plan)
     load_weight_files(spec, cwd, nodes, problems, limit)
     check_finite_weights(nodes, np.dtype(spec.floatx), problems)
     if problems:
@@ -108,7 +104,7 @@ def _check_finite_inputs(
     """Data already in memory must be finite in floatx; memory-mapped files are checked batch by
     batch while they stream (runner.graph.execute)."""
     for node in inputs.values():
-        if node is None or node.array is None or isinstance(node.array, np.memmap):
+        if node is None or node.array is None or is_streamed(node.array):
             continue
         with np.errstate(over="ignore", invalid="ignore"):
             finite = np.isfinite(np.asarray(node.array, dtype=dtype))
@@ -390,10 +386,30 @@ def _check_unused_inputs(model, inputs, problems) -> list[str]:
     return warnings
 
 
-def _largest(plan: Plan) -> str:
+def check_memory(plan: Plan, batch: int | None = None, streams: int = 0) -> None:
+    """Estimate the memory of ``plan`` with batches of ``batch`` rows (default: the run's
+    batch_size, else every row) plus ``streams`` bytes of read buffers, into
+    ``plan.memory_bytes``; a ConfigError at max_memory_mb when it is above the limit."""
+    limit = plan.spec.max_memory_mb * 2**20
+    plan.memory_bytes = estimate_memory(plan, batch) + streams
+    if plan.memory_bytes > limit:
+        raise ConfigError.one(
+            "max_memory_mb",
+            f"this model needs about {_mb(plan.memory_bytes)} MB (parameters, activations of "
+            f"one batch, random inputs), above the limit of {_mb(limit)} MB"
+            f"{_largest(plan, batch)}: make layers smaller, set batch_size, or raise "
+            "max_memory_mb",
+        )
+
+
+def _batch_rows(plan: Plan, batch: int | None) -> int:
+    return min(batch, max(plan.rows, 1)) if batch else plan.spec.batch_size or max(plan.rows, 1)
+
+
+def _largest(plan: Plan, batch: int | None = None) -> str:
     """Where most of the estimated memory goes, for the max_memory_mb message."""
     itemsize = plan.dtype.itemsize
-    batch = plan.spec.batch_size or max(plan.rows, 1)
+    batch = _batch_rows(plan, batch)
     copies = _param_copies(plan)
     sizes = {
         n.path: (
@@ -431,13 +447,14 @@ def _param_copies(plan: Plan) -> int:
     return 4 if plan.spec.task == "fit" else 1
 
 
-def estimate_memory(plan: Plan) -> int:
+def estimate_memory(plan: Plan, batch: int | None = None) -> int:
     """Bytes for parameters plus every activation of one batch (a safe upper bound): the
     outputs of every layer, of the layers nested inside composites, and a Lambda's
     intermediate results (broadcasting included). Training counts each parameter four times
-    (values, gradient, optimizer slots) and holds every input row."""
+    (values, gradient, optimizer slots) and holds every row of inputs held in memory; a
+    memory-mapped input streams (runner.train.data sizes its reads)."""
     itemsize = plan.dtype.itemsize
-    batch = plan.spec.batch_size or max(plan.rows, 1)
+    batch = _batch_rows(plan, batch)
     params = _param_copies(plan) * sum(n.n_params for n in plan.nodes.values())
     per_sample = sum(_activations(n) for n in plan.nodes.values())
     per_sample += sum(math.prod(i.shape) for i in plan.inputs.values())
@@ -447,10 +464,10 @@ def estimate_memory(plan: Plan) -> int:
         for i in plan.inputs.values()
         if i.array is None
     )
-    if plan.spec.task == "fit":  # training holds every row of every input in memory
+    if plan.spec.task == "fit":  # training holds the rows of in-memory inputs (files stream)
         drawn += sum(
             i.rows * math.prod(i.shape) * itemsize
             for i in plan.inputs.values()
-            if i.array is not None
+            if i.array is not None and not is_streamed(i.array)
         )
     return (params + batch * per_sample) * itemsize + drawn

@@ -1,5 +1,10 @@
-"""Training and validation arrays for ``task=fit``: inputs, targets (an AutoEncoder's default
-to its input), a validation split or validation data, all checked for rows and finite values."""
+"""Training and validation data for ``task=fit``: inputs, targets (an AutoEncoder's default
+to its input), a validation split or validation data, all checked for rows and finite values.
+
+Data in memory (inline, random, datasets, .npz, .csv) is cast to the run's dtype and checked
+here. A ``.npy`` file (or a glob of shards) stays memory-mapped and streams: it is read batch
+by batch in the order ``runner.data.feed`` documents (``fit.shuffle_block`` reads it in
+blocks), cast and checked as it streams, so a file larger than memory trains with flat RSS."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from layers.registry import did_you_mean
+from runner.data.feed import Column, Feeder, epoch_segments, stream_bytes
+from runner.data.mapped import is_streamed, release_rows
 from runner.data.sources import load_source
 from runner.errors import ConfigError, DataError, Problem
 from runner.graph.execute import input_arrays
@@ -20,18 +27,68 @@ from runner.train.settings import FitSettings
 
 @dataclass
 class FitData:
-    inputs: dict[str, np.ndarray]
-    targets: dict[str, np.ndarray]
-    val_inputs: dict[str, np.ndarray] | None = None
-    val_targets: dict[str, np.ndarray] | None = None
+    """Columns of rows (``runner.data.feed.Column``: in memory or streamed) by input name and
+    by output name."""
+
+    inputs: dict[str, Column]
+    targets: dict[str, Column]
+    val_inputs: dict[str, Column] | None = None
+    val_targets: dict[str, Column] | None = None
+    shuffle: bool = True
+    shuffle_block: int | None = None
 
     @property
     def rows(self) -> int:
-        return next(iter(self.inputs.values())).shape[0]
+        return next(iter(self.inputs.values())).rows
 
     @property
     def val_rows(self) -> int:
-        return 0 if self.val_inputs is None else next(iter(self.val_inputs.values())).shape[0]
+        return 0 if self.val_inputs is None else next(iter(self.val_inputs.values())).rows
+
+    def columns(self) -> list[Column]:
+        return [
+            *self.inputs.values(),
+            *self.targets.values(),
+            *(self.val_inputs or {}).values(),
+            *(self.val_targets or {}).values(),
+        ]
+
+    def train_feeder(self, batch_size: int) -> Feeder:
+        return Feeder(self.inputs, self.targets, batch_size)
+
+    def val_feeder(self, batch_size: int) -> Feeder | None:
+        if self.val_inputs is None:
+            return None
+        return Feeder(self.val_inputs, self.val_targets or {}, batch_size)
+
+    def epoch(self, feeder: Feeder, rng: np.random.Generator | None):
+        """The batches of one epoch: ``(rows, inputs, targets)``, in the order the fit
+        settings choose (rng None: in order, as for validation)."""
+        shuffle = self.shuffle and rng is not None
+        return feeder.batches(epoch_segments(feeder.rows, shuffle, self.shuffle_block, rng))
+
+    def stream_bytes(self, batch_size: int) -> int:
+        """What streaming the mapped columns adds to the plan's memory estimate."""
+        return stream_bytes(self.columns(), batch_size)
+
+    def mean_baseline(self, loss_names: dict[str, str]) -> float | None:
+        """Validation loss of predicting the mean training target (mse/mae outputs only)."""
+        if self.val_targets is None or any(n not in ("mse", "mae") for n in loss_names.values()):
+            return None
+        total = 0.0
+        for name, loss_name in loss_names.items():
+            column, val = self.targets[name], self.val_targets[name]
+            mean = column.mean().astype(val.dtype)
+            # one pass over rows in memory; streamed rows in windows, weighted by their rows
+            step = val.rows if not val.streamed else max(2**25 // max(val.row_bytes, 1), 1)
+            for lo in range(0, val.rows, step):
+                hi = min(val.rows, lo + step)
+                target = np.asarray(val.array[lo:hi], dtype=val.dtype)
+                guess = np.array(np.broadcast_to(mean, target.shape))
+                value = losses.loss(loss_name, guess, target, grad=False)[0]
+                total += value * (hi - lo) / val.rows
+                release_rows(val.array, lo, hi)
+        return total
 
 
 def _as_samples(array: np.ndarray, shape: tuple[int, ...], path: str) -> np.ndarray:
@@ -95,6 +152,7 @@ def _targets(
                     plan.spec.seed,
                     node.shape,
                     max_bytes=plan.spec.max_memory_mb * 2**20,
+                    streamed=True,  # a .npy streams; what is read whole is still bounded
                 )
             elif _reconstructs(node) and node.inputs[0] in inputs:
                 array = inputs[node.inputs[0]]  # an AutoEncoder is fitted to its input
@@ -110,18 +168,46 @@ def _targets(
                 continue
             if loss != "sparse_categorical_crossentropy":
                 array = _as_samples(array, node.shape, path)
-            issue = losses.target_problem(loss, node.shape, array)
+            issue = _target_problem(loss, node.shape, array)
             if issue:
                 problems.append(Problem(path, f"{issue} (loss {loss})"))
                 continue
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        if loss == "sparse_categorical_crossentropy":
-            out[name] = np.asarray(array).astype(np.int64)
-        else:
-            out[name] = _finite(np.asarray(array, dtype=plan.dtype), path)
+        dtype = np.dtype(np.int64) if loss == "sparse_categorical_crossentropy" else plan.dtype
+        out[name] = _column(array, dtype, path, _file(given.get(name)))
     return out
+
+
+def _target_problem(loss: str, shape: tuple[int, ...], array) -> str | None:
+    """losses.target_problem, over a streamed array in windows (never read whole)."""
+    if not is_streamed(array):
+        return losses.target_problem(loss, shape, array)
+    issue = losses.target_problem(loss, shape, array[:0])  # the shape alone
+    if issue or loss != "sparse_categorical_crossentropy":
+        return issue
+    step = max(2**25 // max(array.dtype.itemsize * math.prod(array.shape[1:]), 1), 1)
+    for lo in range(0, array.shape[0], step):
+        issue = losses.target_problem(loss, shape, np.asarray(array[lo : lo + step]))
+        release_rows(array, lo, lo + step)
+        if issue:
+            return f"{issue} in rows {lo}..{min(lo + step, array.shape[0]) - 1}"
+    return None
+
+
+def _file(source: Any) -> str | None:
+    path = getattr(source, "path", None)
+    return path if isinstance(path, str) else None
+
+
+def _column(array: Any, dtype: np.dtype, path: str, file: str | None = None) -> Column:
+    """A streamed array as it is (cast and checked batch by batch), else cast and checked now."""
+    if is_streamed(array):
+        return Column(array, np.dtype(dtype), path, file)
+    if np.dtype(dtype).kind == "i":
+        return Column(np.asarray(array).astype(dtype), np.dtype(dtype), path, file)
+    return Column(_finite(np.asarray(array, dtype=dtype), path), np.dtype(dtype), path, file)
 
 
 def _reconstructs(node) -> bool:
@@ -130,31 +216,32 @@ def _reconstructs(node) -> bool:
 
 
 def _rows_agree(
-    arrays: dict[str, np.ndarray], where: str, rows: int, what: str, problems: list[Problem]
+    columns: dict[str, Column], where: str, rows: int, what: str, problems: list[Problem]
 ) -> None:
-    for name, a in arrays.items():
-        if a.shape[0] != rows:
+    for name, c in columns.items():
+        if c.rows != rows:
             problems.append(
-                Problem(f"{where}.{name}", f"has {a.shape[0]} rows, but the {what} have {rows}")
+                Problem(f"{where}.{name}", f"has {c.rows} rows, but the {what} have {rows}")
             )
 
 
 def prepare_data(plan: Plan, settings: FitSettings) -> FitData:
     """Training (and validation) inputs and targets as in-memory arrays of the run's dtype."""
     problems: list[Problem] = []
+    arrays = input_arrays(plan)
     inputs = {
-        n: _finite(np.asarray(a, dtype=plan.dtype), f"model.inputs.{n}.data")
-        for n, a in input_arrays(plan).items()
+        n: _column(a, plan.dtype, f"model.inputs.{n}.data", _file(plan.inputs[n].spec.data))
+        for n, a in arrays.items()
     }
-    rows = {a.shape[0] for a in inputs.values()}
+    rows = {c.rows for c in inputs.values()}
     if len(rows) > 1:
         raise DataError.one(
             "model.inputs",
-            "inputs have different numbers of rows: "
-            f"{ {n: a.shape[0] for n, a in inputs.items()} }",
+            f"inputs have different numbers of rows: { {n: c.rows for n, c in inputs.items()} }",
         )
     n = rows.pop()
-    targets = _targets(plan, settings, plan.spec.model.targets, inputs, "model.targets", problems)
+    loaded = {k: c.array for k, c in inputs.items()}  # an AutoEncoder's target: its input
+    targets = _targets(plan, settings, plan.spec.model.targets, loaded, "model.targets", problems)
     _rows_agree(targets, "model.targets", n, "inputs", problems)
     data = FitData(inputs, targets)
     if settings.validation_data is not None:
@@ -173,9 +260,10 @@ def prepare_data(plan: Plan, settings: FitSettings) -> FitData:
                     plan.spec.seed,
                     node.shape,
                     max_bytes=plan.spec.max_memory_mb * 2**20,
+                    streamed=True,
                 )
-                val_inputs[name] = _finite(
-                    np.asarray(_as_samples(a, node.shape, path), dtype=plan.dtype), path
+                val_inputs[name] = _column(
+                    _as_samples(a, node.shape, path), plan.dtype, path, _file(vd.inputs[name])
                 )
             except ConfigError as exc:
                 problems.extend(exc.problems)
@@ -188,11 +276,12 @@ def prepare_data(plan: Plan, settings: FitSettings) -> FitData:
                     )
                 )
         if not problems:
-            val_rows = {a.shape[0] for a in val_inputs.values()}
+            val_rows = {c.rows for c in val_inputs.values()}
             if len(val_rows) > 1:
                 problems.append(Problem(f"{where}.inputs", "inputs have different numbers of rows"))
+            val_arrays = {k: c.array for k, c in val_inputs.items()}
             val_targets = _targets(
-                plan, settings, vd.targets, val_inputs, f"{where}.targets", problems
+                plan, settings, vd.targets, val_arrays, f"{where}.targets", problems
             )
             _rows_agree(
                 val_targets, f"{where}.targets", max(val_rows), "validation inputs", problems
@@ -211,9 +300,10 @@ def prepare_data(plan: Plan, settings: FitSettings) -> FitData:
                 " both need at least one row",
             )
         data = FitData(
-            {k: a[:split_at] for k, a in inputs.items()},
-            {k: a[:split_at] for k, a in targets.items()},
-            {k: a[split_at:] for k, a in inputs.items()},
-            {k: a[split_at:] for k, a in targets.items()},
+            {k: c.part(0, split_at) for k, c in inputs.items()},
+            {k: c.part(0, split_at) for k, c in targets.items()},
+            {k: c.part(split_at, n) for k, c in inputs.items()},
+            {k: c.part(split_at, n) for k, c in targets.items()},
         )
+    data.shuffle, data.shuffle_block = settings.shuffle, settings.shuffle_block
     return data

@@ -93,20 +93,14 @@ class Trainer:
             stats["correct"], stats["counted"] = correct, counted
         return stats
 
-    def evaluate(
-        self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int
-    ) -> dict[str, float]:
-        """Test-phase loss (without penalties, as legacy Keras) and accuracy over all rows."""
-        rows = next(iter(inputs.values())).shape[0]
+    def evaluate(self, batches, rows: int) -> dict[str, float]:
+        """Test-phase loss (without penalties, as legacy Keras) and accuracy over all rows
+        of ``batches`` (``(rows, inputs, targets)``, e.g. ``FitData.epoch(feeder, None)``)."""
         ctx = pass_context(self.plan, training=False)
         totals: dict[str, float] = {}
-        for lo in range(0, rows, batch_size):
-            hi = min(rows, lo + batch_size)
-            values, masks, _ = forward(
-                self.plan, {k: a[lo:hi] for k, a in inputs.items()}, ctx, self.keep
-            )
-            stats = self._score(values, masks, {k: t[lo:hi] for k, t in targets.items()}, None)
-            _add(totals, stats, hi - lo)
+        for n, feeds, targets in batches:
+            values, masks, _ = forward(self.plan, feeds, ctx, self.keep)
+            _add(totals, self._score(values, masks, targets, None), n)
         return _epoch_means(totals, rows)
 
 
@@ -142,6 +136,7 @@ def fit_model(
     order_rng = shuffle_rng(plan.spec.seed)
     n, batch = data.rows, settings.batch_size
     n_batches = math.ceil(n / batch)
+    feeder, val_feeder = data.train_feeder(batch), data.val_feeder(batch)
     history: list[dict[str, float]] = []
     better = (
         (lambda a, b: a > b + settings.min_delta)
@@ -153,7 +148,6 @@ def fit_model(
     seconds: list[float] = []
     for epoch in range(1, settings.epochs + 1):
         start = time.perf_counter()
-        order = order_rng.permutation(n) if settings.shuffle else None
         totals: dict[str, float] = {}
         bar = tqdm(
             total=n_batches,
@@ -162,21 +156,13 @@ def fit_model(
             file=sys.stderr,
             disable=not progress,
         )
-        for b in range(n_batches):
-            lo, hi = b * batch, min(n, (b + 1) * batch)
-            if order is None:
-                feeds = {k: a[lo:hi] for k, a in data.inputs.items()}
-                targets = {k: t[lo:hi] for k, t in data.targets.items()}
-            else:
-                rows = order[lo:hi]
-                feeds = {k: a[rows] for k, a in data.inputs.items()}
-                targets = {k: t[rows] for k, t in data.targets.items()}
-            _add(totals, trainer.step(feeds, targets), hi - lo)
+        for rows, feeds, targets in data.epoch(feeder, order_rng):  # runner.data.feed's order
+            _add(totals, trainer.step(feeds, targets), rows)
             bar.update()
         bar.close()
         record = {"epoch": epoch, **_epoch_means(totals, n)}
-        if data.val_inputs is not None:
-            val = trainer.evaluate(data.val_inputs, data.val_targets, batch)
+        if val_feeder is not None:
+            val = trainer.evaluate(data.epoch(val_feeder, None), data.val_rows)
             record.update({f"val_{k}": v for k, v in val.items()})
         history.append(record)
         seconds.append(time.perf_counter() - start)
@@ -319,20 +305,7 @@ def _result_metrics(settings: FitSettings, fitted: FitResult, data: FitData) -> 
         column = [r[key] for r in fitted.history if key in r]
         if column:
             metrics[f"best_{key}"] = max(column) if key.endswith("accuracy") else min(column)
-    baseline = _mean_baseline(settings, data)
+    baseline = data.mean_baseline(settings.losses)
     if baseline is not None:
         metrics["baseline_val_loss"] = baseline
     return metrics
-
-
-def _mean_baseline(settings: FitSettings, data: FitData) -> float | None:
-    """Validation loss of predicting the mean training target (mse/mae outputs only)."""
-    if data.val_targets is None or any(n not in ("mse", "mae") for n in settings.losses.values()):
-        return None
-    total = 0.0
-    for name, loss_name in settings.losses.items():
-        mean = data.targets[name].mean(axis=0, dtype=np.float64)
-        target = data.val_targets[name]
-        guess = np.broadcast_to(mean.astype(target.dtype), target.shape)
-        total += losses.loss(loss_name, np.array(guess), target, grad=False)[0]
-    return total

@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.errors import ConfigError, Problem
 from runner.graph.nodes import Plan
+from runner.graph.plan import check_memory
 from runner.train.data import FitData, prepare_data
 from runner.train.settings import FitSettings, resolve
 
@@ -54,6 +55,8 @@ def plan_fit(spec: Any, plan: Plan) -> FitPlan:
     check_trainable(plan)
     start = time.perf_counter()
     data = prepare_data(plan, settings)
+    # the memory of training steps of fit's batch_size, plus the read windows of mapped files
+    check_memory(plan, settings.batch_size, data.stream_bytes(settings.batch_size))
     return FitPlan(settings, data, time.perf_counter() - start)
 
 

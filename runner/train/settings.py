@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "batch_size": 32,
     "shuffle": True,
+    "shuffle_block": None,
     "loss": "mse",
     "metrics": ["loss"],
     "patience": None,
@@ -43,6 +44,7 @@ class FitSettings:
     min_delta: float
     restore_best: bool
     origin: dict[str, str] = field(default_factory=dict)
+    shuffle_block: int | None = None  # rows per shuffled block (runner.data.feed)
 
     @property
     def mode(self) -> str:
@@ -143,6 +145,7 @@ def resolve(spec: Any, outputs: list[str]) -> FitSettings:
         values["min_delta"],
         values["restore_best"],
         origin,
+        values["shuffle_block"],
     )
 
 
