@@ -22,6 +22,7 @@ from runner.config.file_access import allowed_dirs, check_paths
 from runner.config.plugins import load_plugins
 from runner.config.run_folders import with_run_weights
 from runner.config.validate import validate
+from runner.data.shards import choose_shard
 from runner.errors import DataError
 from runner.graph.build import build, named_weights
 from runner.graph.context import pass_context, phase
@@ -69,7 +70,10 @@ class Model:
         where = Path(cwd) if cwd else Path.cwd()
         check_paths(spec, where, allowed_dirs(where, None, spec.data_dirs))
         spec = with_run_weights(spec, where)  # task=evaluate's evaluate.run=DIR, as a run does
-        return cls(build(plan_task(spec, make_plan(spec, where))))
+        spec, shard = choose_shard(spec, where)
+        plan = plan_task(spec, make_plan(spec, where))
+        plan.shard = shard
+        return cls(build(plan))
 
     @property
     def outputs(self) -> list[str]:

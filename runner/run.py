@@ -28,6 +28,7 @@ from runner.config.paths import shown_path
 from runner.config.plugins import load_plugins
 from runner.config.run_folders import with_run_weights
 from runner.config.validate import validate
+from runner.data.shards import choose_shard
 from runner.errors import ConfigError, RunFailed, UserError
 from runner.evaluate.plan import needs_evaluate_plan, plan_evaluate
 from runner.graph.build import build, named_weights
@@ -97,6 +98,10 @@ def run(
         plan = check_and_plan(config, cwd, model_file, timings)
         spec = plan.spec
         outcome.plan = plan
+        if plan.shard is not None:  # what runner.sweep.merge checks and joins
+            unsharded = config_hash({k: v for k, v in config.items() if k != "shard"})
+            result["shard"] = {**plan.shard.as_dict(), "config_hash": unsharded}
+            log.info("shard %d of %d: %s", plan.shard.index, plan.shard.count, plan.shard.sources)
         artifacts.write_yaml(output_dir / "config.yaml", spec.model_dump(mode="json"))
         summary = summary_text(plan)
         artifacts.write_text(output_dir / "summary.txt", summary + "\n")
@@ -192,9 +197,11 @@ def check_and_plan(
     spec = validate(config)
     check_paths(spec, cwd, allowed_dirs(cwd, model_file, spec.data_dirs))
     spec = with_run_weights(spec, cwd)  # evaluate.run=DIR: model.weights.path=DIR/weights.npz
+    spec, shard = choose_shard(spec, cwd)  # shard=I: each sharded input reads its I-th file
     timings["validate"] = time.perf_counter() - t
     t = time.perf_counter()
     plan = plan_task(spec, make_plan(spec, cwd))
+    plan.shard = shard
     if needs_evaluate_plan(spec):
         plan.evaluate = plan_evaluate(spec, plan)
     problems = plan_ranks(plan)

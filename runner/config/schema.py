@@ -414,6 +414,15 @@ def run_spec_class(layer_types: Collection[str] | None = None) -> type[BaseModel
                     "exceed 64 MiB.",
                 ),
             ),
+            shard=(
+                NonNegativeInt | None,
+                Field(
+                    default=None,
+                    description="Read only shard I (from 0, in sorted order) of every sharded "
+                    "input ({path: 'data/part-*.npy'}): one job per shard, merged with "
+                    "python -m runner.sweep.merge.",
+                ),
+            ),
             fit=(FitSpec, Field(default_factory=FitSpec, description="task=fit settings.")),
             evaluate=(
                 EvaluateSpec,

@@ -25,6 +25,7 @@ import numpy as np
 from runner.config.globs import expand, is_glob
 from runner.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class Shard:
     path: Path
@@ -159,15 +160,15 @@ def choose_shard(spec: Any, cwd: Path) -> tuple[Any, ShardChoice | None]:
 
     Returns the spec with those inputs' paths replaced by the chosen files, and what was
     chosen; ``(spec, None)`` when ``shard`` is not set. ConfigError at ``shard`` when the
-    task is fit, no input is sharded, the inputs have different shard counts, or I is out of
+    task is not predict (or validate), no input is sharded, the inputs have different shard counts, or I is out of
     range."""
     index = getattr(spec, "shard", None)
     if index is None:
         return spec, None
-    if spec.task == "fit":
+    if spec.task not in ("predict", "validate"):
         raise ConfigError.one(
             "shard",
-            "shard=I fans predictions out over jobs; task=fit trains on every shard "
+            f"shard=I fans predictions out over jobs; task={spec.task} reads every shard "
             "together (remove shard), or name one shard's file as the input's path",
         )
     sharded = {
@@ -208,5 +209,3 @@ def choose_shard(spec: Any, cwd: Path) -> tuple[Any, ShardChoice | None]:
         sources[f"model.inputs.{name}.data"] = shown
     model = spec.model.model_copy(update={"inputs": inputs})
     return spec.model_copy(update={"model": model}), ShardChoice(index, count, sources)
-
-

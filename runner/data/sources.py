@@ -28,8 +28,8 @@ from runner.config import globs
 from runner.config.paths import resolve_path  # noqa: F401 (weights read it here)
 from runner.config.schema import DatasetSource, RandomSource
 from runner.data import datasets
-from runner.data.shards import Shard, ShardedArray, check_shards
 from runner.data.budget import limit_text, refuse_above, size_text
+from runner.data.shards import Shard, ShardedArray, check_shards
 from runner.errors import ConfigError
 
 #: Inline arrays (nested lists in the config) may hold this many numbers; more belongs in a

@@ -81,6 +81,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     fit: Any = None  # the fit part (runner.train.plan.FitPlan) when the task needs it
     evaluate: Any = None  # the evaluate part (runner.evaluate.plan.EvaluatePlan), likewise
+    shard: Any = None  # what shard=I picked (runner.data.shards.ShardChoice)
     expect: dict[Ref, Any] = field(default_factory=dict)  # model.expect, keys parsed
     # runner.graph.fusion.deferring's answers for callers that keep more than the outputs
     deferred_for: dict[frozenset, dict[str, str]] = field(default_factory=dict, repr=False)

@@ -8,6 +8,9 @@ Registered in ``conf/config.yaml`` as ``hydra.callbacks.sweep``. Its settings ar
 - ``resume_from``: a sweep (or run) folder; jobs whose identical resolved config already finished
   ok there are not run again (``runner.cli`` does the lookup).
 
+A sweep whose jobs read one shard each (``-m shard=0,1,2,3``) also ends with their outputs
+joined in shard order (``runner.sweep.merge``).
+
 ``on_multirun_end`` runs in the launching process with every launcher, but Hydra calls it only
 when no job raised: so jobs never raise, they write ``result.json`` with their status. The summary
 reads the folders, never in-memory job returns, because under joblib, submitit and Ray the jobs
@@ -63,6 +66,21 @@ class SweepSummary(Callback):
             return
         _sweep_exit_code = summary.exit_code
         print("\n".join(console_lines(summary)), flush=True)
+        _merge_shards(sweep_dir, summary.jobs)
+
+
+def _merge_shards(sweep_dir: Path, jobs: list) -> None:
+    """A shard fan-out (jobs that read shard=I) ends with its outputs joined in shard order."""
+    global _sweep_exit_code
+    from runner.sweep.merge import MergeError, is_sharded, merge
+
+    if not is_sharded(jobs):
+        return
+    try:
+        print("\n".join(merge(sweep_dir).lines()), flush=True)
+    except MergeError as exc:
+        _sweep_exit_code = _sweep_exit_code or 2
+        print(f"merge: {exc}", flush=True)
 
 
 class ClaimFolder(Callback):
