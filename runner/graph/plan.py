@@ -393,10 +393,11 @@ def check_memory(plan: Plan, batch: int | None = None, streams: int = 0) -> None
     limit = plan.spec.max_memory_mb * 2**20
     plan.memory_bytes = estimate_memory(plan, batch) + streams
     if plan.memory_bytes > limit:
+        reads = f"; {_mb(streams)} MB of it reads memory-mapped files" if streams else ""
         raise ConfigError.one(
             "max_memory_mb",
             f"this model needs about {_mb(plan.memory_bytes)} MB (parameters, activations of "
-            f"one batch, random inputs), above the limit of {_mb(limit)} MB"
+            f"one batch, random inputs{reads}), above the limit of {_mb(limit)} MB"
             f"{_largest(plan, batch)}: make layers smaller, set batch_size, or raise "
             "max_memory_mb",
         )
