@@ -71,13 +71,19 @@ def problems_of_matches(
     except ConfigError as exc:
         yield from exc.problems
         return
-    for f in files:
-        if not inside(f.resolve()):
-            yield Problem(
-                config_path,
-                f"the pattern matches {shown_path(f, cwd)}, which lies (symlinks followed) "
-                "outside the directories a run may read (where the command ran, the model "
-                "file's folder and data_dirs): move it there, or allow its folder on the "
-                "command line with data_dirs=[DIR]",
-                pattern,
-            )
+    outside = [f for f in files if not inside(f.resolve())]  # every match, links followed
+    if outside:
+        more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
+        yield Problem(
+            config_path,
+            f"the pattern matches {_as_named(outside[0], cwd)}{more}, which lies (symlinks "
+            "followed) outside the directories a run may read (where the command ran, the "
+            "model file's folder and data_dirs): move it there, or allow its folder on the "
+            "command line with data_dirs=[DIR]",
+            pattern,
+        )
+
+
+def _as_named(path: Path, cwd: Path) -> str:
+    """A match as the pattern names it: relative to cwd when below it (links not followed)."""
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
