@@ -63,9 +63,10 @@ def test_run_tiny_prints_every_workload_with_finite_ratios():
 
 
 @pytest.mark.slow
-def test_streaming_tiny_writes_a_memory_mapped_output():
+def test_streaming_tiny_writes_a_memory_mapped_output_and_fits_from_the_file():
     out = run_script("streaming.py", "--tiny")
-    rows = {r[0]: r for r in table_rows(out)[1:]}
+    tables = out.split("## fit")
+    rows = {r[0]: r for r in table_rows(tables[0])[1:]}
     assert set(rows) == {"stream, whole file", "stream, interleaved", "in memory, interleaved"}
     whole = rows["stream, whole file"]
     assert whole[6] == "memory-mapped .npy (float32)"
@@ -75,6 +76,19 @@ def test_streaming_tiny_writes_a_memory_mapped_output():
     ratio = float(re.search(r"throughput streaming / in memory: ([0-9.]+)", out).group(1))
     assert math.isfinite(ratio) and ratio > 0
     assert float(whole[5]) > 0  # peak RSS was read
+    fit = {r[0]: r for r in table_rows(tables[1])[1:]}
+    assert set(fit) == {
+        "fit stream, whole file",
+        "fit stream, interleaved",
+        "fit in memory, interleaved",
+    }
+    assert fit["fit stream, whole file"][1] == "1,338"  # one epoch over every row of the file
+    assert fit["fit stream, whole file"][2] == "6"  # batches of 256
+    assert float(fit["fit stream, whole file"][5]) > 0
+    assert fit["fit stream, interleaved"][1] == fit["fit in memory, interleaved"][1]
+    ratio = float(re.search(r"fit throughput streaming / in memory: ([0-9.]+)", out).group(1))
+    assert math.isfinite(ratio) and ratio > 0
+    assert "the same rows from the file and from RAM trained bit-identical weights" in out
 
 
 @pytest.mark.slow
