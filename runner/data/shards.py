@@ -7,7 +7,8 @@ single ``.npy``; every shard's per-sample shape and dtype must equal the first's
 
 The pattern may use ``*``, ``?`` and ``[...]`` but never ``**`` or ``..``; what it matches is
 confined like any file a config names (runner.config.file_access checks every match, symlinks
-resolved). At most ``MAX_SHARDS`` files (each holds one file descriptor while mapped).
+resolved). At most ``runner.config.globs.MAX_SHARDS`` files (each mapped shard holds a file
+descriptor).
 
 The run setting ``shard=I`` picks the I-th shard (from 0, in the same order) of every sharded
 model input, so a multirun can fan the shards out one job each (docs/sweeps.md).
