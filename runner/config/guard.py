@@ -51,6 +51,7 @@ RUN_SETTINGS = frozenset(
         "outputs_to_disk",
         "save_csv",
         "evaluate",
+        "shard",
         "allow_plugins",
         "allow_resolvers",
         "data_dirs",
