@@ -203,7 +203,7 @@ def test_merge_refuses_jobs_of_another_config_or_a_repeated_shard(tmp_path):
     ("top", "message"),
     [
         ({"shard": 3}, "shard=3, but the inputs have 3 shard(s), numbered 0..2"),
-        ({"shard": 0, "task": "fit"}, "shard=I fans predictions out over jobs; task=fit"),
+        ({"shard": 0, "task": "fit"}, "shard=I fans predictions out over jobs; task=fit reads"),
     ],
 )
 def test_shard_setting_errors(tmp_path, top, message):

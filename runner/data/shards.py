@@ -161,8 +161,8 @@ def choose_shard(spec: Any, cwd: Path) -> tuple[Any, ShardChoice | None]:
 
     Returns the spec with those inputs' paths replaced by the chosen files, and what was
     chosen; ``(spec, None)`` when ``shard`` is not set. ConfigError at ``shard`` when the
-    task is not predict (or validate), no input is sharded, the inputs have different shard counts, or I is out of
-    range."""
+    task is not predict (or validate), no input is sharded, the inputs have different shard
+    counts, or I is out of range."""
     index = getattr(spec, "shard", None)
     if index is None:
         return spec, None

@@ -99,7 +99,14 @@ def plan_evaluate(spec: Any, plan: Plan) -> EvaluatePlan:
         inputs, targets = data.inputs, data.targets
         rows = np.arange(data.rows)
         source_rows = data.rows + (data.val_rows if settings.validation_data is None else 0)
-    out = EvaluatePlan(outputs, inputs, targets, rows)
+    # columns (runner.data.feed): mapped inputs stay mapped, predict reads them in batches;
+    # targets are scored whole, in the dtype fit uses
+    out = EvaluatePlan(
+        outputs,
+        {k: c.array for k, c in inputs.items()},
+        {k: np.asarray(c.array, dtype=c.dtype) for k, c in targets.items()},
+        rows,
+    )
     reconstructions = [n for n, s in outputs.items() if s.kind == "reconstruction"]
     _anomaly_settings(spec, reconstructions, problems)
     if not problems and spec.evaluate.anomaly_labels is not None:
