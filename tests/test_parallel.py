@@ -43,11 +43,14 @@ def test_blocks_cover_every_row_once():
 def test_split_rows_runs_blocks_on_two_threads_with_a_one_thread_blas(two_threads):
     seen: list[tuple[int, int, str, int]] = []
     lock = threading.Lock()
+    # Each block waits for the other: passes only if two threads run them at the same time,
+    # however loaded the machine is (a fixed sleep was flaky); one thread alone times out.
+    both = threading.Barrier(2, timeout=60)
 
     def task(lo, hi):
         with lock:
             seen.append((lo, hi, threading.current_thread().name, blas_threads()))
-        threading.Event().wait(0.01)  # long enough for the other thread to take a block
+        both.wait()
 
     parallel.split_rows(1000, parallel.MIN_ELEMENTS, task)
     assert sorted((lo, hi) for lo, hi, _, _ in seen) == parallel.blocks(1000, 2)
