@@ -7,7 +7,8 @@ import csv
 import io
 from pathlib import Path
 
-from runner.sweep.jobs import DECLARE_HINT, Job, Summary, metric_names, override_value
+from runner.sweep import replicates
+from runner.sweep.jobs import DECLARE_HINT, Job, Summary, is_float, metric_names, override_value
 
 
 def _metric_columns(summary: Summary) -> list[str]:
@@ -87,6 +88,9 @@ def markdown_text(summary: Summary) -> str:
             f"{o['best_value']}, params {o['best_params']}."
         )
     lines.append("")
+    if summary.groups:
+        lines += replicates.markdown_lines(summary)
+        lines += ["## Jobs", ""]
     metrics = _metric_columns(summary)
     head = ["job", "status", "best", *summary.swept, *metrics, "run folder"]
     lines.append("| " + " | ".join(head) + " |")
@@ -113,7 +117,8 @@ def markdown_text(summary: Summary) -> str:
             lines.append(f"- job {job.name} ({job.status}, `{overrides}`): {job.error}")
     lines.append("")
     if (summary.sweep_dir / "summary.png").is_file():
-        lines += ["![metric against the swept value](summary.png)", ""]
+        what = "mean ± std of each group" if summary.groups else "metric"
+        lines += [f"![{what} against the swept value](summary.png)", ""]
     elif summary.plot_note:
         lines += [f"No plot: {summary.plot_note}", ""]
     return "\n".join(lines)
@@ -132,7 +137,7 @@ def write_plot(summary: Summary, path: Path) -> str:
     ok = [j for j in summary.jobs if j.status == "ok" and metric in j.metrics]
     if not ok:
         return "no job finished ok"
-    numeric = [k for k in summary.swept if all(_is_float(override_value(j, k)) for j in ok)]
+    numeric = [k for k in summary.swept if all(is_float(override_value(j, k)) for j in ok)]
     keys = sorted(numeric, key=lambda k: -len({override_value(j, k) for j in ok}))
     x_key = keys[0] if keys else (summary.swept[0] if summary.swept else None)
     hue_key = next(
@@ -192,16 +197,8 @@ def write_plot(summary: Summary, path: Path) -> str:
     return ""
 
 
-def _is_float(text: str | None) -> bool:
-    try:
-        float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 def _sort_key(text: str) -> tuple[int, float, str]:
-    return (0, float(text), "") if _is_float(text) else (1, 0.0, text)
+    return (0, float(text), "") if is_float(text) else (1, 0.0, text)
 
 
 def console_lines(summary: Summary) -> list[str]:
@@ -221,8 +218,11 @@ def console_lines(summary: Summary) -> list[str]:
         b = summary.best
         lines.append(
             f"best: job {b.name} ({summary.metric} = {_fmt(b.metrics[summary.metric])}, "
-            f"{summary.mode}) {' '.join(o for o in b.overrides)}  {b.run_folder}"
+            f"{summary.mode}{'; one seed' if summary.groups else ''}) "
+            f"{' '.join(o for o in b.overrides)}  {b.run_folder}"
         )
+    if summary.groups:
+        lines += replicates.console_lines(summary)
     if summary.optuna and summary.optuna.get("trial") is not None:
         lines.append(f"optuna best trial: {summary.optuna['trial']}  {summary.optuna['folder']}")
     others = ", ".join(p.name for p in summary.files[1:])

@@ -49,6 +49,8 @@ class Summary:
     optuna: dict[str, Any] | None = None  # optimization_results.yaml, with the matching job
     files: list[Path] = field(default_factory=list)
     plot_note: str = ""
+    groups: list[Any] = field(default_factory=list)  # replicates.Group: jobs that differ in seed
+    best_group: Any = None
 
     @property
     def exit_code(self) -> int:
@@ -182,6 +184,14 @@ def swept_keys(jobs: list[Job]) -> list[str]:
 
 def override_value(job: Job, key: str) -> str | None:
     return dict(parse_override(o) for o in job.overrides).get(key)
+
+
+def is_float(text: str | None) -> bool:
+    try:
+        float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- choosing the metric

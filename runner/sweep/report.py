@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from runner.output.artifacts import write_text
+from runner.sweep import replicates
 from runner.sweep.files import console_lines, csv_text, markdown_text, write_plot
 from runner.sweep.jobs import (  # noqa: F401  (collect, choose_metric: part of this module's API)
     ReportError,
@@ -77,10 +78,16 @@ def summarize(
         best_job(jobs, name, chosen_mode),
     )
     summary.optuna = optuna_summary(sweep_dir, jobs, name)
+    summary.groups = replicates.replicate_groups(summary)
+    summary.best_group = replicates.best_group(summary.groups, chosen_mode)
     write_text(sweep_dir / "summary.csv", csv_text(summary))
     summary.files.append(sweep_dir / "summary.csv")
+    if summary.groups:
+        write_text(sweep_dir / "summary_groups.csv", replicates.csv_text(summary))
+        summary.files.append(sweep_dir / "summary_groups.csv")
     if plot:
-        summary.plot_note = write_plot(summary, sweep_dir / "summary.png")
+        draw = replicates.write_plot if summary.groups else write_plot
+        summary.plot_note = draw(summary, sweep_dir / "summary.png")
         if (sweep_dir / "summary.png").is_file():
             summary.files.append(sweep_dir / "summary.png")
     write_text(sweep_dir / "summary.md", markdown_text(summary))
