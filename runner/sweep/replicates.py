@@ -80,6 +80,23 @@ def best_group(groups: list[Group], mode: str) -> Group | None:
     return min(scored, key=lambda g: sign * g.mean)
 
 
+def margin_text(summary: Summary) -> str:
+    """How far the best group's mean is ahead of the next group's, against the seeds' spread."""
+    best = summary.best_group
+    others = [g for g in summary.groups if g.n and g is not best]
+    if best is None or not others:
+        return ""
+    sign = 1.0 if summary.mode == "min" else -1.0
+    runner_up = min(others, key=lambda g: sign * g.mean)
+    margin = abs(best.mean - runner_up.mean)
+    text = f"ahead of {runner_up.label} by {_fmt(margin)}"
+    spread = max(best.std, runner_up.std)
+    if math.isnan(spread):
+        return text
+    verdict = "within" if margin < spread else "beyond"
+    return f"{text}, {verdict} the larger std of the two ({_fmt(spread)})"
+
+
 # ---------------------------------------------------------------- rendering
 
 
@@ -126,7 +143,7 @@ def markdown_lines(summary: Summary) -> list[str]:
     if best is not None:
         lines += [
             f"**Best group: {best.label}**, mean `{summary.metric}` = {_fmt(best.mean)} "
-            f"± {_fmt(best.std)} (n = {best.n}, {summary.mode}imized).",
+            f"± {_fmt(best.std)} (n = {best.n}, {summary.mode}imized); {margin_text(summary)}.",
             "",
         ]
     head = ["best", *keys, "n", "mean", "std", "min", "max"]
@@ -170,6 +187,7 @@ def console_lines(summary: Summary) -> list[str]:
             f"best group: {best.label} ({summary.metric} mean {_fmt(best.mean)} ± "
             f"{_fmt(best.std)}, n={best.n}, {summary.mode})"
         )
+        lines.append(f"  {margin_text(summary)}")
     return lines
 
 
