@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -28,7 +29,6 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     cwd = Path(hydra_cfg.runtime.cwd)
     overrides = list(hydra_cfg.overrides.task)
     from runner.output import artifacts
-    from runner.run import run
 
     if not gc.isenabled():  # python -m runner turned it off for its start-up
         gc.freeze()  # start-up's objects are never garbage: no later collection walks them
@@ -36,19 +36,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
 
     clash = _clash(model_files(hydra_cfg), cwd) if "model" in cfg else None
     if clash:
-        log.error("invalid config: 1 problem\n  +model: %s", clash)
-        artifacts.write_result(
-            output_dir / "result.json",
-            {
-                "status": "error",
-                "error": {
-                    "kind": "ConfigError",
-                    "problems": [{"path": "+model", "message": clash}],
-                },
-            },
-        )
-        artifacts.release(output_dir)
-        return 2, None
+        return _refuse(output_dir, "+model", clash)
     if "model" not in cfg:
         log.error(
             "no model chosen: pass +model=NAME, for example\n"
@@ -66,17 +54,42 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "(config)"
         message = str(exc).splitlines()[0]
-        log.error("invalid config: 1 problem\n  %s: cannot resolve: %s", key, message)
-        artifacts.write_result(
-            output_dir / "result.json",
-            {
-                "status": "error",
-                "error": {"kind": "ConfigError", "problems": [{"path": key, "message": message}]},
-            },
-        )
-        artifacts.release(output_dir)
-        return 2, None
-    from runner.run import config_hash
+        return _refuse(output_dir, key, message, shown=f"cannot resolve: {message}")
+    tracked = None
+    if config.get("tracking") == "mlflow":  # MLflow is imported only then
+        from runner.errors import ConfigError
+        from runner.tracking.mlflow_runs import TrackedRun, run_name
+
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        model = hydra_cfg.runtime.choices.get("model")
+        try:
+            tracked = TrackedRun.start(
+                config,
+                cwd,
+                output_dir,
+                run_name(model, overrides, hydra_cfg.job.num if multirun else None),
+                model,
+                cwd / str(hydra_cfg.sweep.dir) if multirun else None,
+            )
+        except ConfigError as exc:
+            (problem,) = exc.problems
+            return _refuse(output_dir, problem.path, problem.message)
+    code, metric = _run(config, output_dir, cwd, overrides, hydra_cfg, tracked)
+    if tracked is not None:
+        code = max(code, _finish_tracking(tracked, output_dir, config))
+    return code, metric
+
+
+def _run(
+    config: dict[str, Any],
+    output_dir: Path,
+    cwd: Path,
+    overrides: list[str],
+    hydra_cfg: Any,
+    tracked: Any,
+) -> tuple[int, float | None]:
+    """Resume from an identical finished run, or run: the exit code and the sweep's number."""
+    from runner.run import config_hash, run
     from runner.sweep.callbacks import reuse_finished, set_aside_unfinished, sweep_settings
 
     sweep = sweep_settings()
@@ -102,6 +115,10 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
             extra_result={"overrides": overrides},
             model_file=model_file(hydra_cfg),
         )
+    except KeyboardInterrupt:  # result.json says "interrupted": the MLflow run is KILLED
+        if tracked is not None:
+            _finish_tracking(tracked, output_dir, config)
+        raise
     except FileExistsError as exc:
         # Never touch an earlier run's results (no result.json is written over it either).
         log.error("%s; or resume a sweep with hydra.callbacks.sweep.resume_from=DIR", exc)
@@ -110,6 +127,37 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
     if sweep.get("metric") and outcome.exit_code == 0:
         return outcome.exit_code, _sweep_metric(outcome.result, sweep["metric"])
     return outcome.exit_code, outcome.metric
+
+
+def _refuse(output_dir: Path, path: str, message: str, shown: str = "") -> tuple[int, None]:
+    """A problem found before the run starts: logged, recorded in result.json, exit 2."""
+    from runner.output import artifacts
+
+    log.error("invalid config: 1 problem\n  %s: %s", path, shown or message)
+    artifacts.write_result(
+        output_dir / "result.json",
+        {
+            "status": "error",
+            "error": {"kind": "ConfigError", "problems": [{"path": path, "message": message}]},
+        },
+    )
+    artifacts.release(output_dir)
+    return 2, None
+
+
+def _finish_tracking(tracked: Any, output_dir: Path, config: dict[str, Any]) -> int:
+    """Log the finished run folder to MLflow: 0, or 1 when that failed (the folder is whole)."""
+    try:
+        tracked.finish(output_dir, config)
+    except Exception as exc:  # the store went away, a disk filled up: not the run's fault
+        log.error(
+            "tracking: could not log this run to MLflow (%s): %s: %s; the run folder is complete",
+            tracked.uri,
+            type(exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+        )
+        return 1
+    return 0
 
 
 def model_file(hydra_cfg: Any) -> Path | None:

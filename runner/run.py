@@ -253,10 +253,14 @@ def _who(exc: BaseException, config: dict[str, Any]) -> str:
     return f"plugin {plugin!r}" if plugin else "plugin code"
 
 
+# Where a run is reported, not what it computes: a resumed sweep reuses runs made without them.
+UNHASHED = ("tracking", "tracking_uri")
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """sha256 of the resolved config (canonical JSON): equal hashes mean identical runs."""
-
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    kept = {k: v for k, v in config.items() if k not in UNHASHED}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -55,6 +55,8 @@ RUN_SETTINGS = frozenset(
         "allow_plugins",
         "allow_resolvers",
         "data_dirs",
+        "tracking",
+        "tracking_uri",
     }
 )
 CODE_KEYS = frozenset({"_target_", "_args_", "_partial_", "_convert_", "_recursive_"})

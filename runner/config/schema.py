@@ -460,6 +460,22 @@ def run_spec_class(layer_types: Collection[str] | None = None) -> type[BaseModel
                     "from, besides where the command ran and the model file's own.",
                 ),
             ),
+            tracking=(
+                Literal["mlflow"] | None,
+                Field(
+                    default=None,
+                    description="mlflow: log the run (a sweep: one parent run, a child per "
+                    "job) to MLflow (runner/tracking). Command line only.",
+                ),
+            ),
+            tracking_uri=(
+                str | None,
+                Field(
+                    default=None,
+                    description="The MLflow tracking URI; null = $MLFLOW_TRACKING_URI, else "
+                    "mlruns/ where the command runs. Command line only.",
+                ),
+            ),
             model=(model_spec, ...),
         )
     return _cache[key]

@@ -50,12 +50,31 @@ class SweepSummary(Callback):
         self.resume_from = resume_from
         self.plot = plot
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """tracking=mlflow: the sweep's parent run, before any job starts (jobs find its id in
+        the sweep folder, whichever process they run in)."""
+        if config.get("tracking") != "mlflow":
+            return
+        from runner.errors import ConfigError
+        from runner.tracking.mlflow_runs import run_name, start_sweep
+
+        model = config.hydra.runtime.choices.get("model")
+        name = "sweep " + run_name(model, [str(o) for o in config.hydra.overrides.task])
+        try:
+            start_sweep(config, Path.cwd(), Path(str(config.hydra.sweep.dir)), name, model)
+        except ConfigError as exc:
+            import sys
+
+            sys.stderr.write("invalid config: 1 problem\n" + f"  {exc.problems[0]}\n")
+            raise SystemExit(2) from None  # Hydra would only warn about an exception
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_exit_code
         from runner.sweep.report import ReportError, console_lines, summarize
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         _stop_local_ray()
+        summary = None
         try:
             summary = summarize(
                 sweep_dir, plot=self.plot, declared={"metric": self.metric, "mode": self.mode}
@@ -63,10 +82,12 @@ class SweepSummary(Callback):
         except ReportError as exc:
             _sweep_exit_code = 2
             print(f"sweep summary: {exc}", flush=True)
-            return
-        _sweep_exit_code = summary.exit_code
-        print("\n".join(console_lines(summary)), flush=True)
-        _merge_shards(sweep_dir, summary.jobs)
+        if summary is not None:
+            _sweep_exit_code = summary.exit_code
+            print("\n".join(console_lines(summary)), flush=True)
+            _merge_shards(sweep_dir, summary.jobs)
+        if config.get("tracking") == "mlflow":
+            _sweep_exit_code = max(_sweep_exit_code, _finish_parent(config, sweep_dir, summary))
 
 
 def _merge_shards(sweep_dir: Path, jobs: list) -> None:
@@ -81,6 +102,19 @@ def _merge_shards(sweep_dir: Path, jobs: list) -> None:
     except MergeError as exc:
         _sweep_exit_code = _sweep_exit_code or 2
         print(f"merge: {exc}", flush=True)
+
+
+def _finish_parent(config: DictConfig, sweep_dir: Path, summary: Any) -> int:
+    """The summary onto the sweep's MLflow parent run: 0, or 1 when logging failed."""
+    from runner.tracking.mlflow_runs import finish_sweep
+
+    try:
+        finish_sweep(config, Path.cwd(), sweep_dir, summary)
+    except Exception as exc:  # the store went away: the sweep folder is still complete
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"tracking: could not log the sweep to MLflow: {type(exc).__name__}: {first}")
+        return 1
+    return 0
 
 
 class ClaimFolder(Callback):

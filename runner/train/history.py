@@ -28,6 +28,15 @@ def write_history(output_dir: Path, history: list[dict[str, float]]) -> None:
         log.warning('history.png skipped: matplotlib is not installed (pip install -e ".[plot]")')
 
 
+def read_history(output_dir: Path) -> list[dict[str, float]]:
+    """The rows of a run's history.csv as written above ([] when the run wrote none)."""
+    path = output_dir / "history.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
+
+
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
     """Loss curves (and accuracy curves when recorded) against the epoch."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

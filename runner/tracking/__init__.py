@@ -1,0 +1,1 @@
+"""Experiment tracking: runs and sweeps logged to MLflow (``tracking=mlflow``)."""
