@@ -84,6 +84,8 @@ def _argv(command: str, tmp: Path, n: int) -> list[str]:
         args = [sys.executable, *args[1:]]
     if command.startswith("python -m runner ") or command == "python -m runner":
         args += [f"hydra.run.dir={tmp}/run{n}", f"hydra.sweep.dir={tmp}/sweep{n}"]
+        if "tracking=mlflow" in args and not any(a.startswith("tracking_uri=") for a in args):
+            args.append(f"tracking_uri={tmp}/mlruns{n}")  # not the default ./mlruns: the repo
     return args
 
 

@@ -348,3 +348,42 @@ def test_a_run_without_tracking_never_imports_mlflow(tmp_path):
     ]
     assert "numpy" in imported  # the import log was recorded
     assert [m for m in imported if m.split(".")[0] == "mlflow"] == []
+
+
+# ---------------------------------------------------------------- the end of a tracked run
+
+
+def _started(tmp_path: Path) -> tuple[mlflow_runs.TrackedRun, dict, Path]:
+    config = {"tracking": "mlflow", "tracking_uri": "store"}
+    folder = tmp_path / "run"
+    folder.mkdir()
+    tracked = mlflow_runs.TrackedRun.start(config, tmp_path, folder, "a run", "m")
+    assert tracked.client.get_run(tracked.run_id).info.status == "RUNNING"  # seen while it runs
+    return tracked, config, folder
+
+
+def test_an_interrupted_run_is_killed_with_the_epochs_it_finished(tmp_path):
+    tracked, config, folder = _started(tmp_path)
+    (folder / "history.csv").write_text("epoch,loss\n1,0.5\n2,0.25\n")
+    (folder / "result.json").write_text(json.dumps({"status": "interrupted", "task": "fit"}))
+    tracked.finish(folder, config)
+    run = tracked.client.get_run(tracked.run_id)
+    assert (run.info.status, run.data.tags["runner.status"]) == ("KILLED", "interrupted")
+    assert _steps(tracked.client, tracked.run_id, "loss") == [(1, 0.5), (2, 0.25)]
+    assert run.data.params == {"tracking": "mlflow", "tracking_uri": "store"}  # no config.yaml
+
+
+def test_a_store_lost_during_the_run_is_reported_with_exit_1(tmp_path, caplog):
+    import shutil
+
+    from runner.cli import _finish_tracking
+
+    tracked, config, folder = _started(tmp_path)
+    (folder / "result.json").write_text(json.dumps({"status": "ok", "metrics": {"m": 1.0}}))
+    shutil.rmtree(tmp_path / "store")
+    assert _finish_tracking(tracked, folder, config) == 1
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage().startswith(
+        f"tracking: could not log this run to MLflow ({(tmp_path / 'store').as_uri()}): "
+    )
+    assert record.getMessage().endswith("; the run folder is complete")
