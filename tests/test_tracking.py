@@ -79,6 +79,7 @@ def test_params_are_the_config_flattened_with_long_arrays_named_by_digest():
         "allow_plugins": [],
         "model": {"layers": {"drop": {"type": "Dropout", "p": 0.3}}, "expect": {}},
         "inputs": {"x": {"data": rows, "shape": [2]}},
+        "vars": {"a:b": 1},  # a key MLflow would refuse
     }
     params = mlflow_runs.flat_params(config)
     text = json.dumps(rows, separators=(",", ":"))
@@ -94,6 +95,7 @@ def test_params_are_the_config_flattened_with_long_arrays_named_by_digest():
         "model.expect": "{}",
         "inputs.x.data": f"<200 items, sha256 {digest}: see config.yaml>",
         "inputs.x.shape": "[2]",
+        "vars.a_b": "1",
     }
 
 

@@ -41,6 +41,7 @@ PARENT_FILE = "mlflow_parent.json"  # in the sweep folder: the parent run of the
 PARAM_CHARS = 500  # longer values (inline arrays) are named by size and digest: see config.yaml
 STATUS = {"ok": "FINISHED", "interrupted": "KILLED"}  # anything else: FAILED
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_KEY_CHARS = re.compile(r"[^\w\-. /]")
 
 
 def tracking_on(config: Any) -> bool:
@@ -254,7 +255,7 @@ def flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     longer than PARAM_CHARS (inline arrays) are named by their length and sha256 instead."""
     out: dict[str, str] = {}
     for key, value in config.items():
-        name = f"{prefix}{key}"
+        name = _KEY_CHARS.sub("_", f"{prefix}{key}")  # MLflow refuses other characters
         if isinstance(value, dict) and value:
             out.update(flat_params(value, f"{name}."))
             continue
