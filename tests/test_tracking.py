@@ -389,3 +389,14 @@ def test_a_store_lost_during_the_run_is_reported_with_exit_1(tmp_path, caplog):
         f"tracking: could not log this run to MLflow ({(tmp_path / 'store').as_uri()}): "
     )
     assert record.getMessage().endswith("; the run folder is complete")
+
+
+def test_history_rows_are_read_back_as_numbers_skipping_empty_and_text_cells(tmp_path):
+    from runner.train.history import read_history
+
+    (tmp_path / "history.csv").write_text("epoch,loss,lr,note\n1,0.5,,warm-up\n2,0.25,0.01,x\n")
+    assert read_history(tmp_path) == [
+        {"epoch": 1.0, "loss": 0.5},
+        {"epoch": 2.0, "loss": 0.25, "lr": 0.01},
+    ]
+    assert read_history(tmp_path / "nowhere") == []

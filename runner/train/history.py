@@ -34,7 +34,18 @@ def read_history(output_dir: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
+        return [
+            {k: n for k, v in row.items() if (n := _number(v)) is not None}
+            for row in csv.DictReader(f)
+        ]
+
+
+def _number(text: str | None) -> float | None:
+    """A cell as a float; None when empty or not a number (a column of names, say)."""
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
