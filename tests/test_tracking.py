@@ -250,7 +250,14 @@ def test_a_sweep_is_a_parent_run_with_one_child_per_job(tmp_path, launcher):
     )
     with open(sweep / "summary_groups.csv", newline="") as f:
         groups = {r["model.layers.drop.p"]: r for r in csv.DictReader(f)}
+    for p, jobs in (("0.0", (0, 3)), ("0.5", (1, 4))):  # replicates, from the job folders
+        a, b = (json.loads((sweep / f"{j}/result.json").read_text()) for j in jobs)
+        a, b = a["metrics"]["objective"], b["metrics"]["objective"]
+        assert float(groups[p]["mean"]) == pytest.approx((a + b) / 2, rel=1e-12)
+        assert float(groups[p]["std"]) == pytest.approx(abs(a - b) / 2**0.5, rel=1e-9)  # n=2
+    assert (groups["1.5"]["n"], groups["1.5"]["mean"]) == ("0", "")  # both jobs refused
     best = next(r for r in groups.values() if r["best"] == "*")
+    assert best is min(groups.values(), key=lambda r: float(r["mean"] or "inf"))  # val_loss
     assert parent.data.metrics["best_group/objective_mean"] == float(best["mean"])
     assert parent.data.metrics["best_group/objective_std"] == float(best["std"])
     assert (parent.data.metrics["jobs_ok"], parent.data.metrics["jobs_error"]) == (4.0, 2.0)
