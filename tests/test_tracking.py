@@ -339,26 +339,6 @@ def test_a_model_file_naming_a_tracking_uri_is_refused_before_anything_runs(tmp_
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.slow
-def test_a_run_without_tracking_never_imports_mlflow(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "runner", "+model=dense_example"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    imported = [
-        ln.rsplit("|", 1)[1].strip()
-        for ln in proc.stderr.splitlines()
-        if ln.startswith("import time:")
-    ]
-    assert "numpy" in imported  # the import log was recorded
-    assert [m for m in imported if m.split(".")[0] == "mlflow"] == []
-
-
 # ---------------------------------------------------------------- the end of a tracked run
 
 
