@@ -280,16 +280,16 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}"
 
 
-def one_thread_blocks(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` with layers.parallel switched off: element-wise work on the calling thread."""
+def with_row_blocks(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with layers.parallel switched on (off by default: LAYERS_ROW_BLOCKS=1)."""
     from layers import parallel
 
     def run() -> Any:
-        parallel.ENABLED = False
+        before, parallel.ENABLED = parallel.ENABLED, True
         try:
             return fn()
         finally:
-            parallel.ENABLED = True
+            parallel.ENABLED = before
 
     return run
 
@@ -315,7 +315,7 @@ def measure_workload(
         "hand": lambda: hand(weights, *args_in),
     }
     if ab_split:
-        fns["ours1"] = one_thread_blocks(fns["ours"])
+        fns["ours1"] = with_row_blocks(fns["ours"])
     for name in columns:
         fns[name] = BUILDERS[name](w.key, weights, feeds, threads)
     if w.key == "W1":  # the GEMM rate, interleaved with W1 itself (same load, same run)
@@ -368,7 +368,7 @@ def measure_train_step(
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], tiny: bool) -> str:
-    names = {"torch": "torch", "ort": "onnxruntime", "ours1": "ours without row blocks on threads"}
+    names = {"torch": "torch", "ort": "onnxruntime", "ours1": "ours with row blocks on threads"}
     if any("ours1" in row["times"] for row in rows):
         columns = ["ours1", *columns]
     head = [
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--ab-split",
         action="store_true",
-        help="add a column: ours with layers.parallel off (element-wise work on one thread)",
+        help="add a column: ours with layers.parallel on (row blocks on two one-thread BLAS calls)",
     )
     ap.add_argument(
         "--skip", nargs="*", default=[], choices=FRAMEWORKS, help="columns to leave out"

@@ -29,7 +29,10 @@ import numpy as np
 #: thread costs tens of microseconds.
 MIN_ELEMENTS = 1 << 18
 
-ENABLED = True  # False: every task on the calling thread (benchmarks/run.py --ab-split)
+# Off unless LAYERS_ROW_BLOCKS=1. On a quiet 2-core machine (2026-11-30, benchmarks/run.py
+# --ab-split) row blocks on two one-thread BLAS calls were 1.4-1.8x slower than one GEMM on a
+# two-thread BLAS for W1-W5; they only gained while other processes held the cores.
+ENABLED = os.environ.get("LAYERS_ROW_BLOCKS") == "1"
 _busy = threading.Lock()  # one caller in ``run`` at a time (it changes the BLAS threads)
 _local = threading.local()  # .inside: this thread runs a task of ``run``
 _pool: ThreadPoolExecutor | None = None

@@ -29,6 +29,11 @@ def blas_threads() -> int:
     return max(c.get_num_threads() for c in BLAS.lib_controllers)
 
 
+@pytest.fixture(autouse=True)
+def row_blocks_on(monkeypatch):
+    monkeypatch.setattr(parallel, "ENABLED", True)  # off by default (LAYERS_ROW_BLOCKS=1)
+
+
 @pytest.fixture
 def two_threads():
     with threadpool_limits(limits=2, user_api="blas"):
