@@ -69,3 +69,15 @@ class CustomMasking(Layer):
     def backward(self, dy, keep, ctx: Context):
         # y = x * keep with keep constant almost everywhere: dx = dy on kept steps, 0 on masked
         return dy * keep[..., None], {}
+
+
+# Its ONNX form, for `layer-runner export-onnx` (registering imports neither onnx nor a model).
+from runner.interop.onnx_export.registry import onnx_emitter  # noqa: E402
+
+
+@onnx_emitter("CustomMasking")
+def _to_onnx(g, layer: CustomMasking, x: str, mask: str | None, shape: Shape):
+    """keep = any(x < mask_value) over the features; y = x * keep (as forward above)."""
+    keep = g.any_last(g.op("Less", x, g.const(layer.spec.mask_value)))  # (batch, steps)
+    y = g.op("Mul", x, g.op("Unsqueeze", g.cast(keep), g.ints(-1)))
+    return y, keep

@@ -50,6 +50,10 @@ def main() -> None:
         from runner.layer_list import main as list_layers
 
         sys.exit(list_layers(sys.argv[2:]))
+    if sys.argv[1:2] == ["export-onnx"]:  # a model or run folder to ONNX (runner/interop)
+        from runner.interop.onnx_export.cli import main as export_onnx
+
+        sys.exit(export_onnx(sys.argv[2:]))
     # Start-up (Hydra, its configs, the schema) makes long-lived objects and little garbage:
     # the collector stays off until runner.cli starts the run (it turns it back on there).
     gc.disable()

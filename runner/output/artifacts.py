@@ -181,6 +181,11 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
     return digest
 
 
+def write_bytes(path: Path, data: bytes) -> str:
+    """Any file written atomically (a temporary file renamed into place); returns its sha256."""
+    return _atomic(path, data)
+
+
 def write_result(path: Path, result: dict[str, Any]) -> None:
     """result.json is written last and atomically: its presence means the run finished."""
     text = json.dumps(redact.data(result), indent=2, default=_json_default) + "\n"

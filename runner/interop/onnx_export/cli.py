@@ -1,0 +1,199 @@
+"""``layer-runner export-onnx (+model=NAME | RUN_DIR) [key=value ...] --out model.onnx``
+
+The model is checked and planned exactly as ``task=validate`` does (guard, allowed plugins,
+schema, file confinement, plan) and built with its own weights, or with a run folder's
+trained ``weights.npz``. The ONNX graph is checked with ``onnx.checker``, run in onnxruntime
+on the model's inputs and compared with our test-phase outputs; only an export within
+``RTOL`` is written, atomically. Exit 0 written, 2 refused (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.errors import ConfigError, UserError
+
+# What a run folder's config.yaml may carry into an export besides its model: how the model
+# computes. Trust settings (allow_plugins, allow_resolvers, data_dirs) come from this command
+# line only, never from a file.
+RUN_SETTINGS = ("seed", "floatx", "batch_size", "max_memory_mb")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_intermixed_args(sys.argv[1:] if argv is None else argv)
+    models = [a.removeprefix("+model=") for a in args.items if a.startswith("+model=")]
+    folders = [a for a in args.items if "=" not in a]
+    overrides = [a for a in args.items if "=" in a and not a.startswith("+model=")]
+    if len(models) + len(folders) != 1:
+        return _fail("say which model: +model=NAME or one RUN_DIR (a run folder)")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        return _fail(f"{exc.name} is not installed: pip install 'keras-layer-runner[onnx]'")
+    cwd = Path.cwd()
+    yaml_file = _shipped_model_file(models[0]) if models else None  # for file:line:col
+    try:
+        if models:
+            config, model_file = _from_model(models[0], overrides), yaml_file
+        else:
+            config, model_file = _from_run_folder(Path(folders[0]), overrides)
+        return _export(config, model_file, cwd, Path(args.out))
+    except UserError as exc:
+        return _fail(_problems_text(exc, yaml_file, cwd))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layer-runner export-onnx",
+        description="Export a model (+model=NAME, with its own weights) or a run folder "
+        "(RUN_DIR, with its trained weights.npz) to ONNX, checked in onnxruntime against our "
+        "outputs. key=value arguments are run settings, as on the command line.",
+    )
+    parser.add_argument("items", nargs="+", metavar="+model=NAME|RUN_DIR|key=value")
+    parser.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
+    return parser
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"export-onnx: {message}\n")
+    return 2
+
+
+def _from_model(name: str, overrides: list[str]) -> dict[str, Any]:
+    """What ``python -m runner +model=NAME OVERRIDES`` would run (the guard included)."""
+    from runner.api import compose
+    from runner.config import guard, overrides as override_messages
+
+    try:
+        config = compose(name, overrides)
+    except Exception as exc:  # composition: unknown model, bad override, a refused file
+        refused = _cause(exc, guard.ModelFileError)
+        text = str(refused) if refused else override_messages.describe(exc)
+        raise ConfigError.one("+model", text or str(exc).strip().splitlines()[0]) from None
+    return config
+
+
+def _shipped_model_file(name: str) -> Path | None:
+    from importlib import resources
+
+    from runner.config.conf_dir import config_dir
+
+    where = config_dir()
+    if where.startswith("pkg://"):
+        found = Path(str(resources.files("runner.conf").joinpath("model", f"{name}.yaml")))
+    else:
+        found = Path(where, "model", f"{name}.yaml")
+    return found if found.is_file() else None
+
+
+def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any], Path]:
+    """The run's validated config (its config.yaml) with the run's weights.npz for every
+    parameter; run settings from this command line, computing ones (RUN_SETTINGS) from the
+    run unless given here."""
+    from runner.check import run_settings
+
+    config_file, weights = folder / "config.yaml", folder / "weights.npz"
+    for needed in (config_file, weights):
+        if not needed.is_file():
+            raise ConfigError.one(
+                "RUN_DIR", f"{needed} not found: a run folder holds config.yaml and weights.npz"
+            )
+    try:
+        recorded = yaml.safe_load(config_file.read_text(encoding="utf-8"))  # no Python tags
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError.one("RUN_DIR", f"cannot read {config_file}: {exc}") from None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
+        raise ConfigError.one("RUN_DIR", f"{config_file} holds no model: not a run folder")
+    try:
+        settings = run_settings(overrides)
+    except Exception as exc:
+        raise ConfigError.one("(override)", str(exc).strip().splitlines()[0]) from None
+    given = {o.lstrip("+").split("=", 1)[0] for o in overrides}
+    for key in RUN_SETTINGS:
+        if key in recorded and key not in given:
+            settings[key] = recorded[key]
+    model = _without_layer_weights(recorded["model"])
+    model["weights"] = {"path": str(weights), "strict": True}
+    return {**settings, "model": model}, config_file
+
+
+def _without_layer_weights(model: dict[str, Any]) -> dict[str, Any]:
+    """The model with no per-layer ``weights:`` (the run's weights.npz gives them all)."""
+
+    def strip(spec: Any) -> Any:
+        if isinstance(spec, dict):
+            return {k: strip(v) for k, v in spec.items() if k != "weights"}
+        return spec
+
+    return {**model, "layers": {k: strip(v) for k, v in (model.get("layers") or {}).items()}}
+
+
+def _export(config: dict[str, Any], model_file: Path | None, cwd: Path, out: Path) -> int:
+    from runner.graph.build import build
+    from runner.graph.context import phase
+    from runner.interop.onnx_export.export import to_onnx
+    from runner.interop.onnx_export.verify import RTOL, compare
+    from runner.output import artifacts
+    from runner.run import check_and_plan
+
+    config = {**config, "task": "validate"}  # plan as task=validate does; nothing is trained
+    plan = build(check_and_plan(config, cwd, model_file))
+    model = to_onnx(plan)
+    data = model.SerializeToString()
+    if phase(plan.spec):
+        print("note: this model runs in the train phase by default; ONNX holds the inference pass")
+        print("      (Dropout is the identity), compared with our test phase")
+    agreement = compare(plan, data)
+    worst, value = agreement.worst
+    print(
+        f"onnxruntime vs our runtime on {agreement.rows} row(s): largest deviation "
+        f"{value:.3g} (output {worst!r}; limit {RTOL:g})"
+    )
+    if not agreement.ok:
+        raise ConfigError.one(
+            "--out",
+            f"not written: onnxruntime's {worst!r} deviates by {value:.3g} from ours, above "
+            f"{RTOL:g}; please report it with the model file",
+        )
+    artifacts.write_bytes(out, data)
+    nodes, weights = len(model.graph.node), len(model.graph.initializer)
+    print(f"wrote {out} (opset {model.opset_import[0].version}, {nodes} nodes, {weights} tensors)")
+    return 0
+
+
+def _problems_text(exc: UserError, model_file: Path | None, cwd: Path) -> str:
+    """One line per problem, with file:line:col in the model file where it is known."""
+    from runner.config.paths import shown_path
+    from runner.config.positions import locate
+
+    text = None
+    if model_file is not None:
+        try:
+            text = model_file.read_text(encoding="utf-8")
+        except OSError:
+            text = None
+    n = len(exc.problems)
+    lines = [f"refused: {n} problem{'s' if n != 1 else ''} (nothing written)"]
+    for problem in exc.problems:
+        where = ""
+        if text is not None and problem.path.startswith("model"):
+            line, column = locate(text, problem.path)
+            where = f"{shown_path(model_file, cwd)}:{line}:{column}: "
+        lines.append(f"  {where}{problem}")
+    return "\n".join(lines)
+
+
+def _cause(exc: BaseException | None, kind: type) -> BaseException | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
