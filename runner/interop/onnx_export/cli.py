@@ -68,7 +68,8 @@ def _fail(message: str) -> int:
 def _from_model(name: str, overrides: list[str]) -> dict[str, Any]:
     """What ``python -m runner +model=NAME OVERRIDES`` would run (the guard included)."""
     from runner.api import compose
-    from runner.config import guard, overrides as override_messages
+    from runner.config import guard
+    from runner.config import overrides as override_messages
 
     try:
         config = compose(name, overrides)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-# the emitters register themselves on import
-from runner.interop.onnx_export import composites, core_layers, lambda_expr, merging  # noqa: F401
 from runner.errors import ConfigError, Problem
 from runner.graph.nodes import Plan
 from runner.graph.refs import Ref
+
+# the emitters register themselves on import
+from runner.interop.onnx_export import composites, core_layers, lambda_expr, merging  # noqa: F401
 from runner.interop.onnx_export.graph import OPSET, OnnxGraph
 from runner.interop.onnx_export.registry import NotExportable
 
@@ -70,7 +71,9 @@ def to_onnx(plan: Plan) -> onnx.ModelProto:
     return model
 
 
-def _output(g: OnnxGraph, value: str, name: str, elem_type: int, shape: list) -> onnx.ValueInfoProto:
+def _output(
+    g: OnnxGraph, value: str, name: str, elem_type: int, shape: list
+) -> onnx.ValueInfoProto:
     """A graph output named ``name``: an Identity of ``value`` (a graph input is listed as is)."""
     if value != name:
         g.nodes.append(helper.make_node("Identity", [value], [name]))

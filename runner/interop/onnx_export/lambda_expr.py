@@ -121,7 +121,9 @@ class _Writer:
         """x[:, i, a:b, ...]: the slices first, then each integer index (last axis first,
         so the axes still to index keep their positions)."""
         g, y = self.g, self.x
-        slices = [(axis, item) for axis, item in enumerate(node.items, 1) if isinstance(item, tuple)]
+        slices = [
+            (axis, item) for axis, item in enumerate(node.items, 1) if isinstance(item, tuple)
+        ]
         if slices:
             big = 2**63 - 1  # "to the end" for an open upper bound
             starts = [0 if lo is None else lo for _, (lo, _) in slices]

@@ -1,0 +1,214 @@
+"""layer-runner export-onnx: a run folder's trained weights, and every refusal with its message
+(exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import copy
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from runner.errors import ConfigError
+from runner.interop.onnx_export import cli
+from runner.interop.onnx_export.verify import deviation, run_onnx
+from runner.run import run
+from tests.test_onnx_export import _exported
+
+X = np.random.default_rng(0).normal(size=(12, 3)).round(3)
+T = np.stack([X.sum(axis=1), X[:, 0] - X[:, 2]], axis=1)
+FIT = {
+    "task": "fit",
+    "seed": 0,
+    "progress": False,
+    "fit": {"epochs": 5, "batch_size": 4, "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1}},
+    "model": {
+        "inputs": {"x": {"shape": [3], "data": X.tolist()}},
+        "layers": {
+            "h": {"type": "Dense", "output_dim": 4, "activation": "tanh"},
+            "drop": {"type": "Dropout", "p": 0.5},
+            "out": {"type": "Dense", "output_dim": 2},
+        },
+        "targets": {"out": T.tolist()},
+    },
+}
+
+
+def _predicted(tmp_path, name: str, **model) -> np.ndarray:
+    """Our predict run of FIT's model (test phase), as outputs.npz gives it."""
+    config = {"seed": 0, "model": {**copy.deepcopy(FIT["model"]), **model}}
+    del config["model"]["targets"]
+    assert run(config, tmp_path / name, tmp_path).exit_code == 0
+    with np.load(tmp_path / name / "outputs.npz", allow_pickle=False) as npz:
+        return npz["out"]
+
+
+def test_a_run_folder_exports_with_its_trained_weights(tmp_path, monkeypatch, capsys):
+    assert run(copy.deepcopy(FIT), tmp_path / "fit", tmp_path).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["fit", "--out", "model.onnx"]) == 0
+    printed = capsys.readouterr().out
+    assert "onnxruntime vs our runtime on 12 row(s): largest deviation" in printed
+    assert "wrote model.onnx (opset 18" in printed
+    data = (tmp_path / "model.onnx").read_bytes()
+    # the initializers are the trained arrays of weights.npz, bit for bit
+    with np.load(tmp_path / "fit" / "weights.npz", allow_pickle=False) as npz:
+        trained = {k: npz[k] for k in npz.files}
+    initializers = {
+        t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(data).graph.initializer
+    }
+    for key, array in trained.items():
+        np.testing.assert_array_equal(initializers[key], array)
+    # and the outputs are the run's predictions with those weights (a predict run loading them)
+    got = run_onnx(data, {"x": X.astype(np.float32)})["out"]
+    assert (
+        deviation(got, _predicted(tmp_path, "trained", weights={"path": "fit/weights.npz"})) <= 1e-5
+    )
+    untrained = _predicted(tmp_path, "untrained")
+    assert deviation(got, untrained) > 1e-2  # training moved them: the trained ones were used
+
+
+def test_nothing_to_export_and_missing_run_files_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--out", "m.onnx", "seed=1"]) == 2
+    assert "say which model: +model=NAME or one RUN_DIR" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["empty", "--out", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "RUN_DIR: empty/config.yaml not found: a run folder holds config.yaml and weights.npz"
+        in err
+    )
+    assert cli.main(["+model=no_such_model", "--out", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "refused: 1 problem (nothing written)" in err and "+model:" in err
+    assert "no_such_model" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_plugin_lambda_function_is_refused_by_name():
+    config = {
+        "seed": 0,
+        "model": {
+            "plugins": ["examples.lambda_functions"],
+            "inputs": {"x": {"shape": [2], "data": [[1, 2]]}},
+            "layers": {
+                "ok": {"type": "Lambda", "function": "tanh(x)"},
+                "act": {"type": "Lambda", "function": "swish(x) + hard_tanh(2 * x)"},
+            },
+        },
+    }
+    with pytest.raises(ConfigError) as caught:
+        _exported(config)
+    (problem,) = caught.value.problems
+    assert problem.path == "model.layers.act"
+    assert problem.message == (
+        "cannot export: function 'swish(x) + hard_tanh(2 * x)' calls 'hard_tanh', 'swish', "
+        "registered by a plugin as NumPy code, which has no ONNX form: write it with the "
+        "built-in functions (see the Lambda section of the README) to export"
+    )
+
+
+PLUGIN = textwrap.dedent(
+    """
+    from typing import Literal
+
+    from layers.base import Layer, SpecBase
+    from layers.registry import register
+    from runner.interop.onnx_export.registry import onnx_emitter
+
+
+    class TwiceSpec(SpecBase):
+        type: Literal["Twice"] = "Twice"
+
+
+    @register
+    class Twice(Layer):
+        Spec = TwiceSpec
+
+        def output_shape(self, shape):
+            return shape
+
+        def forward(self, x, mask, ctx):
+            return x * 2, None, None
+
+
+    class PlainSpec(SpecBase):
+        type: Literal["Plain"] = "Plain"
+
+
+    @register
+    class Plain(Layer):
+        Spec = PlainSpec
+
+        def output_shape(self, shape):
+            return shape
+
+        def forward(self, x, mask, ctx):
+            return x + 1, None, None
+
+
+    @onnx_emitter("Twice")
+    def _wrong(g, layer, x, mask, shape):  # deliberately not forward's math: x * 2.001
+        return g.op("Mul", x, g.const(2.001)), None
+    """
+)
+MODEL = textwrap.dedent(
+    """
+    plugins: [onnx_test_plugin]
+    inputs:
+      x: {shape: [2], data: [[1, 2], [3, 4]]}
+    layers:
+      twice: {type: Twice}
+    """
+)
+
+
+@pytest.mark.slow
+def test_plugins_refused_by_name_and_a_deviating_export_is_not_written(tmp_path, cli):
+    (tmp_path / "onnx_test_plugin.py").write_text(PLUGIN)
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "twice.yaml").write_text(MODEL)
+    (tmp_path / "conf" / "model" / "plain.yaml").write_text(
+        MODEL.replace(
+            "twice: {type: Twice}",
+            "plain: {type: Plain}\n  again: {type: Plain, inputs: [x]}\noutputs: [plain, again]",
+        )
+    )
+    allow = "allow_plugins=[onnx_test_plugin]"
+    runs = {m: cli("--config-dir", "conf", f"+model={m}", allow) for m in ("twice", "plain")}
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    twice, plain = (str(runs[m].folder.relative_to(tmp_path)) for m in ("twice", "plain"))
+
+    # a run folder records allow_plugins, but trust comes from this command line only
+    refused = cli("export-onnx", twice, "--out", "m.onnx")
+    assert refused.returncode == 2
+    assert "model.plugins[0]: plugin 'onnx_test_plugin' is not allowed" in refused.stderr
+
+    # a plugin layer without an emitter: every such layer named by its config path
+    refused = cli("export-onnx", plain, allow, "--out", "m.onnx")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        "export-onnx: refused: 2 problems (nothing written)",
+        *(
+            f"  model.layers.{name}: cannot export: Plain (plugin onnx_test_plugin) has no ONNX "
+            "form (a plugin adds one with runner.interop.onnx_export.registry.onnx_emitter)"
+            for name in ("plain", "again")
+        ),
+    ]
+    assert "Traceback" not in refused.stderr
+
+    # an emitter whose numbers are off: measured, refused, nothing left behind
+    refused = cli("export-onnx", twice, allow, "--out", "m.onnx")
+    assert refused.returncode == 2, refused.stderr
+    # by hand: |2.001x - 2x| / (|2x| + 8) is largest at x = 4: 0.004 / 16 = 0.00025
+    assert "largest deviation 0.00025 (output 'twice'; limit 1e-05)" in refused.stdout
+    assert refused.stderr.splitlines() == [
+        "export-onnx: refused: 1 problem (nothing written)",
+        "  --out: not written: onnxruntime's 'twice' deviates by 0.00025 from ours, above "
+        "1e-05; please report it with the model file",
+    ]
+    assert not (tmp_path / "m.onnx").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.onnx")] == []
