@@ -82,6 +82,9 @@ def _argv(command: str, tmp: Path, n: int) -> list[str]:
         args = [exe] + args[1:] if exe else [sys.executable, "-m", "runner", *args[1:]]
     else:
         args = [sys.executable, *args[1:]]
+    if "--out" in args:  # a file a command writes (export-onnx) goes to tmp, not the repository
+        i = args.index("--out") + 1
+        args[i] = str(tmp / f"out{n}" / Path(args[i]).name)
     if command.startswith("python -m runner ") or command == "python -m runner":
         args += [f"hydra.run.dir={tmp}/run{n}", f"hydra.sweep.dir={tmp}/sweep{n}"]
         if "tracking=mlflow" in args and not any(a.startswith("tracking_uri=") for a in args):

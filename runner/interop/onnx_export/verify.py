@@ -9,6 +9,7 @@ runtime). The largest over every output is compared with ``RTOL``; masks must be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,30 +52,44 @@ def deviation(got: np.ndarray, ours: np.ndarray) -> float:
     return float(np.max(rel, initial=0.0))
 
 
-def run_onnx(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every output of the model by name, computed by onnxruntime on the CPU."""
+def session(model_bytes: bytes):  # noqa: ANN201 (an onnxruntime.InferenceSession)
+    """An onnxruntime session on the CPU, one thread (small graphs: threads only cost)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # small graphs: threads only cost here
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feeds)))
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(model: bytes | Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of the model (bytes, or a session) by name, computed by onnxruntime."""
+    runner = session(model) if isinstance(model, bytes) else model
+    names = [o.name for o in runner.get_outputs()]
+    return dict(zip(names, runner.run(names, feeds)))
 
 
 def compare(plan: Plan, model_bytes: bytes) -> Agreement:
-    """The model in onnxruntime against our test-phase pass, on the run's own inputs."""
-    feeds = {name: np.asarray(a, plan.dtype) for name, a in input_arrays(plan).items()}
-    ours = predict(plan, False, set(plan.outputs))
-    got = run_onnx(model_bytes, feeds)
-    rows = next(iter(feeds.values())).shape[0] if feeds else 0
+    """The model in onnxruntime against our test-phase pass, on the run's own inputs, both
+    in the run's batches (``batch_size``), so memory stays what the plan allowed."""
+    arrays = input_arrays(plan)
+    ours = predict(plan, False, set(plan.outputs), outputs_to_disk=False)
+    rows = plan.rows
+    step = plan.spec.batch_size or max(rows, 1)
+    onnx_session = session(model_bytes)
+    parts: dict[str, list[np.ndarray]] = {}
+    for lo in range(0, rows, step):
+        feeds = {n: np.asarray(a[lo : lo + step], plan.dtype) for n, a in arrays.items()}
+        for name, value in run_onnx(onnx_session, feeds).items():
+            parts.setdefault(name, []).append(value)
+    got = {name: np.concatenate(values) for name, values in parts.items()}
     agreement = Agreement(rows)
     for ref in plan.outputs:
         name = str(ref)
         value = ours.values[name]
         agreement.deviations[name] = deviation(got[name], value)
-        agreement.max_abs[name] = float(np.max(np.abs(got[name] - value), initial=0.0))
+        if got[name].shape == value.shape:
+            agreement.max_abs[name] = float(np.max(np.abs(got[name] - value), initial=0.0))
         if name in ours.masks:
             same = np.array_equal(got[f"{name}/mask"], ours.masks[name])
             agreement.deviations[f"{name}/mask"] = 0.0 if same else float("inf")
