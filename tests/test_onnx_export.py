@@ -160,6 +160,29 @@ def test_lambda_expressions_translate_op_by_op(text, row, expected):
         np.testing.assert_allclose(got[0], expected, rtol=1e-6)
 
 
+DOT_AXES = [  # each legacy form, with the per-sample axes NumPy's tensordot contracts
+    (1, ([1], [0])),  # a count: the last axis of a against the first of b
+    ([2, 1], ([1], [0])),  # a pair of full-tensor axes
+    ([[1, 2], [2, 1]], ([0, 1], [1, 0])),  # explicit lists: a full contraction
+]
+
+
+@pytest.mark.parametrize("mode", ["dot", "cos"])
+@pytest.mark.parametrize("dot_axes, axes", DOT_AXES, ids=["count", "pair", "lists"])
+def test_dot_and_cos_take_every_dot_axes_form(mode, dot_axes, axes):
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(3, 2, 3)), rng.normal(size=(3, 3, 2))
+    merge = {"type": "Merge", "inputs": ["a", "b"], "mode": mode, "dot_axes": dot_axes}
+    inputs = {"a": {"data": a.tolist()}, "b": {"data": b.tolist()}}
+    plan, _, data = _exported({"seed": 0, "model": {"inputs": inputs, "layers": {"m": merge}}})
+    feeds = {"a": a.astype(np.float32), "b": b.astype(np.float32)}
+    got = run_onnx(data, feeds)["m"]
+    assert deviation(got, _ours(plan, feeds)[0]["m"]) <= RTOL
+    if mode == "dot":  # independently: NumPy's tensordot, sample by sample
+        expected = np.stack([np.tensordot(x, y, axes=axes) for x, y in zip(a, b)])
+        np.testing.assert_allclose(got, expected.reshape(got.shape), rtol=1e-5)
+
+
 # ---- masks -----------------------------------------------------------------------------------
 MASKED = {
     "mask": {"type": "Masking", "mask_value": 0},

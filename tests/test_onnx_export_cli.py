@@ -86,6 +86,9 @@ def test_nothing_to_export_and_missing_run_files_are_refused(tmp_path, monkeypat
     assert "refused: 1 problem (nothing written)" in err and "+model:" in err
     assert "no_such_model" in err
     assert not (tmp_path / "m.onnx").exists()
+    assert cli.main(["+model=dense_example", "--out", "empty"]) == 1  # the machine's: exit 1
+    assert "export-onnx: cannot write empty: [Errno 21] Is a directory" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # no temporary file left behind
 
 
 def test_a_plugin_lambda_function_is_refused_by_name():

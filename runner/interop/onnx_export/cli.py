@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         return _export(config, model_file, cwd, Path(args.out))
     except UserError as exc:
         return _fail(_problems_text(exc, yaml_file, cwd))
+    except Exception as exc:  # our bug, not the user's: say so, without a traceback
+        sys.stderr.write(
+            f"export-onnx: internal error: {type(exc).__name__}: {exc} (nothing was written; "
+            "please report it with the model file)\n"
+        )
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,7 +113,7 @@ def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any]
             )
     try:
         recorded = yaml.safe_load(config_file.read_text(encoding="utf-8"))  # no Python tags
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         raise ConfigError.one("RUN_DIR", f"cannot read {config_file}: {exc}") from None
     if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
         raise ConfigError.one("RUN_DIR", f"{config_file} holds no model: not a run folder")
@@ -162,7 +168,11 @@ def _export(config: dict[str, Any], model_file: Path | None, cwd: Path, out: Pat
             f"not written: onnxruntime's {worst!r} deviates by {value:.3g} from ours, above "
             f"{RTOL:g}; please report it with the model file",
         )
-    artifacts.write_bytes(out, data)
+    try:
+        artifacts.write_bytes(out, data)
+    except OSError as exc:  # the machine's (disk full, read-only, --out names a folder)
+        sys.stderr.write(f"export-onnx: cannot write {out}: {exc}\n")
+        return 1
     nodes, weights = len(model.graph.node), len(model.graph.initializer)
     print(f"wrote {out} (opset {model.opset_import[0].version}, {nodes} nodes, {weights} tensors)")
     return 0
