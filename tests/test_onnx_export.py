@@ -24,7 +24,10 @@ from runner.run import check_and_plan
 from tests.test_fuzz import _load, _next_shape, layer_for, stacks
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted((ROOT / "conf" / "model").glob("*.yaml"))
+SHIPPED = [  # the digits models load a real data set: seconds
+    pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if "digits" in p.stem else [])
+    for p in sorted((ROOT / "conf" / "model").glob("*.yaml"))
+]
 
 
 def _plan(config: dict, cwd: Path = ROOT, model_file: Path | None = None):
@@ -63,7 +66,7 @@ def test_every_built_in_layer_type_has_an_emitter():
     assert built_in <= set(onnx_registry.exportable_types())
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+@pytest.mark.parametrize("path", SHIPPED)
 def test_every_shipped_model_exports_and_agrees(path):
     plan, model, data = _exported({**_load(path), "seed": 0}, model_file=path)
     assert model.opset_import[0].version >= 17

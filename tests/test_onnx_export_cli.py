@@ -45,6 +45,7 @@ def _predicted(tmp_path, name: str, **model) -> np.ndarray:
         return npz["out"]
 
 
+@pytest.mark.slow
 def test_a_run_folder_exports_with_its_trained_weights(tmp_path, monkeypatch, capsys):
     assert run(copy.deepcopy(FIT), tmp_path / "fit", tmp_path).exit_code == 0
     monkeypatch.chdir(tmp_path)
