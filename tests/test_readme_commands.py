@@ -82,7 +82,7 @@ def _argv(command: str, tmp: Path, n: int) -> list[str]:
         args = [exe] + args[1:] if exe else [sys.executable, "-m", "runner", *args[1:]]
     else:
         args = [sys.executable, *args[1:]]
-    if "--out" in args:  # a file a command writes (export-onnx) goes to tmp, not the repository
+    if "export-onnx" in args:  # the .onnx file it writes goes to tmp, not the repository
         i = args.index("--out") + 1
         args[i] = str(tmp / f"out{n}" / Path(args[i]).name)
     if command.startswith("python -m runner ") or command == "python -m runner":
