@@ -112,3 +112,133 @@ def test_assign_restores_in_place():
     w = np.zeros(2)
     optim.assign({"w": w}, {"w": np.array([1.0, 2.0])})
     np.testing.assert_array_equal(w, [1.0, 2.0])
+
+
+# ---- in-place updates against a straightforward reference, bit for bit ----------------------
+def _reference_step(name, o, p, g, state, t):
+    """The legacy rules written as plain expressions (one temporary per operation), in the
+    parameter's dtype: the in-place optimizer must give exactly these bits."""
+    f = p.dtype.type
+    if name == "sgd":
+        lr = f(o["lr"] / (1.0 + o.get("decay", 0.0) * (t - 1)))
+        mom = f(o.get("momentum", 0.0))
+        if mom == 0:
+            return p - lr * g
+        state["v"] = mom * state.get("v", np.zeros_like(p)) - lr * g
+        if o.get("nesterov"):
+            return p + mom * state["v"] - lr * g
+        return p + state["v"]
+    if name in ("rmsprop", "adagrad"):
+        a = state.get("a", np.zeros_like(p))
+        rho = o.get("rho", 0.9)
+        a = f(rho) * a + f(1.0 - rho) * (g * g) if name == "rmsprop" else a + g * g
+        state["a"] = a
+        eps = o.get("epsilon", 1e-6)
+        return p - f(o["lr"]) * (g / np.sqrt(a + f(eps)))
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    state["m"] = f(b1) * state.get("m", np.zeros_like(p)) + f(1.0 - b1) * g
+    state["v"] = f(b2) * state.get("v", np.zeros_like(p)) + f(1.0 - b2) * (g * g)
+    lr_t = f(o["lr"] * math.sqrt(1.0 - b2**t) / (1.0 - b1**t))
+    return p - lr_t * (state["m"] / (np.sqrt(state["v"]) + f(eps)))
+
+
+CASES = [
+    ("sgd", {"lr": 0.05}),
+    ("sgd", {"lr": 0.05, "decay": 0.1}),
+    ("sgd", {"lr": 0.05, "momentum": 0.9}),
+    ("sgd", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "decay": 0.01}),
+    ("rmsprop", {"lr": 0.001}),
+    ("adagrad", {"lr": 0.01}),
+    ("adam", {"lr": 0.001}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "options"), CASES)
+def test_in_place_update_is_bit_identical_to_the_plain_formula(name, options, dtype):
+    rng = np.random.default_rng(7)
+    shapes = {"d/W": (5, 3), "d/b": (3,)}
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    expected = {k: p.copy() for k, p in params.items()}
+    states: dict[str, dict] = {k: {} for k in shapes}
+    opt = optim.Optimizer(name, **options)
+    for t in range(1, 7):
+        grads = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+        opt.step(params, grads)
+        for k in shapes:
+            expected[k] = _reference_step(name, options, expected[k], grads[k], states[k], t)
+            assert expected[k].dtype == dtype
+            np.testing.assert_array_equal(params[k], expected[k], err_msg=f"{k} step {t}")
+
+
+def test_clipping_is_bit_identical_to_the_plain_formula():
+    rng = np.random.default_rng(3)
+    params = {"a": rng.standard_normal(4).astype(np.float32), "b": np.zeros(2, np.float32)}
+    expected = {k: v.copy() for k, v in params.items()}
+    opt = optim.Optimizer("sgd", lr=0.1, clipnorm=1.0, clipvalue=0.3)
+    for _ in range(3):
+        grads = {
+            k: (5 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in params.items()
+        }
+        before = {k: g.copy() for k, g in grads.items()}
+        opt.step(params, grads)
+        norm = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads.values()))
+        for k, g in grads.items():
+            clipped = g * np.float32(1.0 / norm) if norm >= 1.0 else g
+            clipped = np.clip(clipped, np.float32(-0.3), np.float32(0.3))
+            expected[k] = expected[k] - np.float32(0.1) * clipped
+            np.testing.assert_array_equal(params[k], expected[k])
+            np.testing.assert_array_equal(g, before[k])  # the caller's gradients are untouched
+
+
+def test_keras_documented_values_in_float32():
+    """Finite values from the documented formulas, by hand: SGD with momentum 0.9, lr 0.1,
+    g = 0.5 twice: v = -0.05, then -0.095; Adam's first step moves by lr * sign(g)."""
+    p = {"w": np.array([1.0, -2.0], np.float32)}
+    opt = optim.Optimizer("sgd", lr=0.1, momentum=0.9)
+    opt.step(p, {"w": np.array([0.5, -0.5], np.float32)})
+    opt.step(p, {"w": np.array([0.5, -0.5], np.float32)})
+    np.testing.assert_allclose(p["w"], [1 - 0.05 - 0.095, -2 + 0.05 + 0.095], rtol=1e-6)
+    q = {"w": np.array([1.0, -2.0, 3.0], np.float32)}
+    optim.Optimizer("adam", lr=0.01).step(q, {"w": np.array([2.0, -1e-3, 40.0], np.float32)})
+    np.testing.assert_allclose(q["w"], [0.99, -1.99, 2.99], rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "options"), [*CASES, ("sgd", {"lr": 0.1, "clipnorm": 1.0})])
+def test_a_step_allocates_no_parameter_sized_array(name, options):
+    """After the first step has allocated the buffers, a step allocates nothing of the size
+    of a parameter (NumPy reports its array allocations to tracemalloc; a cast may use a
+    fixed 64 KiB buffer)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal(200_000).astype(np.float32)}
+    grads = {"w": rng.standard_normal(200_000).astype(np.float32)}
+    opt = optim.Optimizer(name, **options)
+    opt.step(params, grads)
+    tracemalloc.start()
+    try:
+        opt.step(params, grads)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < params["w"].nbytes // 4, peak
+
+
+def test_state_round_trip_continues_bit_identically():
+    rng = np.random.default_rng(5)
+    grads = [{"w": rng.standard_normal(6).astype(np.float32)} for _ in range(6)]
+    straight = {"w": np.ones(6, np.float32)}
+    a = optim.Optimizer("adam", lr=0.01)
+    for g in grads:
+        a.step(straight, g)
+    resumed = {"w": np.ones(6, np.float32)}
+    b = optim.Optimizer("adam", lr=0.01)
+    for g in grads[:3]:
+        b.step(resumed, g)
+    c = optim.Optimizer("adam", lr=0.01)
+    c.load_state(b.state_scalars(), {k: v.copy() for k, v in b.state_arrays().items()}, resumed)
+    assert set(b.state_arrays()) == {"m/w", "v/w"}
+    for g in grads[3:]:
+        c.step(resumed, g)
+    np.testing.assert_array_equal(resumed["w"], straight["w"])
