@@ -126,7 +126,10 @@ def test_training_learns_and_history_files_agree(tmp_path):
     assert result["metrics"]["val_accuracy"] > 0.8  # three well-separated blobs
     assert result["metrics"]["weight_penalty"] > 0  # the l2 on h/W is in the training loss
     lines = (folder / "history.csv").read_text().splitlines()
-    assert lines[0] == ("epoch,loss,weight_penalty,activity_penalty,accuracy,val_loss,val_accuracy")
+    assert lines[0] == (
+        "epoch,loss,weight_penalty,activity_penalty,accuracy,val_loss,val_accuracy,lr"
+    )
+    assert [float(line.split(",")[-1]) for line in lines[1:]] == [0.01] * 8  # no schedule
     assert len(lines) == 9
     assert float(lines[-1].split(",")[5]) == history[-1]["val_loss"]  # exact floats
     assert (folder / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -24,6 +24,7 @@ from pydantic import (
 
 from layers import registry
 from layers.base import ConfigModel, FileRef, InlineArray, Name
+from runner.config.fit_schema import CheckpointSpec, Monitor, Schedule
 
 Strict = ConfigModel  # unknown keys fail, frozen, booleans are not numbers
 
@@ -212,7 +213,6 @@ class ValidationData(Strict):
 
 
 FitMetric = Literal["loss", "accuracy"]
-Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy"]
 
 
 class FitSpec(Strict):
@@ -258,6 +258,17 @@ class FitSpec(Strict):
     restore_best: bool | None = Field(
         default=None,
         description="End with the weights of the best monitored epoch (false: the last epoch's).",
+    )
+    schedule: Schedule | None = Field(
+        default=None, description="Learning-rate schedule: step, exponential, cosine, plateau."
+    )
+    checkpoint: CheckpointSpec | None = Field(
+        default=None, description="Checkpoints every N epochs and of the best epoch (off)."
+    )
+    resume_from: str | None = Field(  # a run folder: confined as files are (names_file)
+        default=None,
+        description="A run folder whose latest checkpoint this fit continues (command line).",
+        json_schema_extra={"names_file": True},
     )
 
 

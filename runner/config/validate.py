@@ -66,6 +66,11 @@ def _problem(err: dict[str, Any], data: Any) -> Problem | None:
         if isinstance(parent, dict) and any(keras_names.renamed(k) == key for k in parent):
             return None  # the Keras name given instead is reported, with this key's name
         return Problem(path, f"required key {key!r} is missing{_describe_field(key, parent)}")
+    if (
+        kind in ("union_tag_invalid", "union_tag_not_found")
+        and err["ctx"].get("discriminator") == "'name'"
+    ):  # fit.schedule (layers are told apart by 'type')
+        return Problem(path, _named_choice_problem(err))
     if kind == "union_tag_invalid":
         tag = err["ctx"]["tag"]
         keras = keras_names.layer_type(tag)
@@ -90,6 +95,17 @@ def _problem(err: dict[str, Any], data: Any) -> Problem | None:
     return Problem(path, f"{message}; found {_short(found)}")
 
 
+def _named_choice_problem(err: dict[str, Any]) -> str:
+    """A union told apart by ``name`` (a schedule): the name is unknown or missing."""
+    from runner.config.fit_schema import SCHEDULES
+
+    known = ", ".join(SCHEDULES)
+    tag = err["ctx"].get("tag")
+    if tag is None:
+        return f"needs a 'name': one of {known}"
+    return f"unknown name {tag!r}{registry.did_you_mean(str(tag), SCHEDULES)}; known: {known}"
+
+
 def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
     """Turn a Pydantic loc into a config path, skipping union tags: Pydantic puts the tag of a
     discriminated union (a layer type, a data-source kind) in the loc, but the config has no
@@ -108,7 +124,8 @@ def _walk(loc: tuple, data: Any) -> tuple[str, Any, Any]:
             parent, node = node, node[part]
             parts.append(f"[{part}]")
         elif isinstance(node, dict) and (
-            part == node.get("type") or part in ("inline", "file", "random", "params")
+            part in (node.get("type"), node.get("name"))
+            or part in ("inline", "file", "random", "params")
         ):
             continue  # discriminator tag, not a key
         elif isinstance(part, str) and not isinstance(node, (dict, list)):

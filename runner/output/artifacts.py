@@ -281,6 +281,40 @@ def _sha256_of(f: Any) -> str:
     return h.hexdigest()
 
 
+def untrusted_files(folder: Path, files: Any, record: str = "its result.json") -> str | None:
+    """Why the files ``{relative path: sha256}`` that ``record`` lists for FOLDER cannot be
+    trusted, or None when each is a regular file inside FOLDER (no symlink anywhere on the
+    way) with that sha256. A resumed sweep checks run folders, a resumed fit its checkpoint,
+    this way."""
+    import stat
+
+    if not isinstance(files, dict) or not files:
+        return f"{record} records no file hashes (written by an older runner)"
+    real_folder = Path(os.path.realpath(folder))
+    for rel, sha in files.items():
+        parts = Path(str(rel)).parts
+        if not parts or Path(str(rel)).is_absolute() or ".." in parts or not isinstance(sha, str):
+            return f"{record} lists {rel!r}, which is not a file inside it"
+        path = folder
+        for part in parts:  # no symlink anywhere on the way
+            path = path / part
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                return f"{rel} is missing"
+            if stat.S_ISLNK(mode):
+                return f"{rel} is a symlink (never followed)"
+        if not stat.S_ISREG(mode) or real_folder not in Path(os.path.realpath(path)).parents:
+            return f"{rel} is not a regular file inside the folder"
+        try:
+            actual = file_digest(path)
+        except OSError as exc:
+            return f"{rel} cannot be read: {exc.strerror or exc}"
+        if actual != sha:
+            return f"{rel} does not match the sha256 recorded in {record}"
+    return None
+
+
 _NOT_RECORDED = ("result.json", "run.log", CLAIM)
 
 

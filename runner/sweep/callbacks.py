@@ -271,35 +271,9 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _untrusted(folder: Path, files: Any) -> str | None:
     """Why FOLDER's recorded files cannot be trusted, or None when every one checks out."""
-    import stat
-
     from runner.output import artifacts
 
-    if not isinstance(files, dict) or not files:
-        return "its result.json records no file hashes (written by an older runner)"
-    real_folder = Path(os.path.realpath(folder))
-    for rel, sha in files.items():
-        parts = Path(str(rel)).parts
-        if not parts or Path(str(rel)).is_absolute() or ".." in parts or not isinstance(sha, str):
-            return f"its result.json lists {rel!r}, which is not a file inside it"
-        path = folder
-        for part in parts:  # no symlink anywhere on the way
-            path = path / part
-            try:
-                mode = os.lstat(path).st_mode
-            except OSError:
-                return f"{rel} is missing"
-            if stat.S_ISLNK(mode):
-                return f"{rel} is a symlink (never followed)"
-        if not stat.S_ISREG(mode) or real_folder not in Path(os.path.realpath(path)).parents:
-            return f"{rel} is not a regular file inside the folder"
-        try:
-            actual = artifacts.file_digest(path)
-        except OSError as exc:
-            return f"{rel} cannot be read: {exc.strerror or exc}"
-        if actual != sha:
-            return f"{rel} does not match the sha256 recorded in its result.json"
-    return None
+    return artifacts.untrusted_files(folder, files)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

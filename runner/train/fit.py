@@ -4,8 +4,12 @@ One epoch = a seeded shuffle of the training rows, then one step per batch: forw
 train phase (Dropout on) keeping caches, the loss of every output against its target
 (masked timesteps left out), ``runner.graph.backprop.backward``, and one optimizer update
 (``runner.train.optim``, the only code that changes weights). After each epoch the validation rows
-go through in the test phase. The history (loss, penalties, accuracy, val_*) drives early
-stopping and restore-best, and ends in ``history.csv``, ``history.png`` and ``result.json``.
+go through in the test phase. The history (loss, penalties, accuracy, val_*, lr) drives early
+stopping, restore-best and a plateau schedule, and ends in ``history.csv``, ``history.png``
+and ``result.json``. A schedule (``runner.train.schedules``) sets the learning rate per epoch
+or per update; epoch callbacks run after every epoch (the checkpoint writer of
+``runner.train.checkpoints``, and any tracker), and ``fit.resume_from`` restores a checkpoint
+into a fresh loop before it starts.
 
 Randomness comes from Generators seeded by the run's seed only (weight init, dropout and
 shuffling each have their own stream, see ``runner.streams``), so the same config and seed give
@@ -18,7 +22,8 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +38,11 @@ from runner.graph.execute import forward
 from runner.graph.plan import Plan
 from runner.output import artifacts
 from runner.streams import shuffle_rng
-from runner.train import losses, optim
+from runner.train import checkpoints, losses, optim
 from runner.train.data import FitData
 from runner.train.history import write_history
 from runner.train.plan import plan_fit
+from runner.train.schedules import make_schedule
 from runner.train.settings import FitSettings
 
 log = logging.getLogger("runner")
@@ -125,91 +131,191 @@ class FitResult:
     objective: float  # the monitored value of the weights kept
     stopped_early: bool
     restored_best: bool
-    epoch_seconds: list[float]
+    epoch_seconds: list[float]  # of the epochs this fit ran (a resumed fit: the new ones)
 
 
-def fit_model(
-    plan: Plan, settings: FitSettings, data: FitData, progress: bool = False
-) -> FitResult:
-    """Train the built ``plan`` in place; returns the per-epoch history."""
-    trainer = Trainer(plan, settings)
-    order_rng = shuffle_rng(plan.spec.seed)
-    n, batch = data.rows, settings.batch_size
-    n_batches = math.ceil(n / batch)
-    feeder, val_feeder = data.train_feeder(batch), data.val_feeder(batch)
-    history: list[dict[str, float]] = []
-    better = (
-        (lambda a, b: a > b + settings.min_delta)
-        if settings.mode == "max"
-        else (lambda a, b: a < b - settings.min_delta)
-    )
-    best_value, best_epoch, best_weights, wait = math.nan, 0, None, 0
-    stopped_early = False
-    seconds: list[float] = []
-    for epoch in range(1, settings.epochs + 1):
-        start = time.perf_counter()
+@dataclass
+class FitState:
+    """What a fit carries from one epoch to the next, besides the weights, the optimizer,
+    the schedule and the random streams: all of it goes into a checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_value: float = math.nan  # early stopping / restore_best: the monitored best so far
+    best_epoch: int = 0
+    wait: int = 0  # epochs since the best one
+    stopped: bool = False  # early stopping ended the fit after ``epoch``
+    best_weights: dict[str, np.ndarray] | None = None  # restore_best: a copy of the best epoch's
+
+
+# Called after every epoch with the fit and the epoch's history row (lr included), once the
+# early-stopping and schedule bookkeeping of that epoch is done: checkpoints, trackers.
+EpochCallback = Callable[["FitLoop", dict[str, float]], None]
+
+
+class FitLoop:
+    """The epochs of one fit: shuffle, steps, validation, bookkeeping, epoch callbacks."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        settings: FitSettings,
+        data: FitData,
+        progress: bool = False,
+        callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
+    ) -> None:
+        self.plan, self.settings, self.data, self.progress = plan, settings, data, progress
+        self.trainer = Trainer(plan, settings)
+        self.shuffle_rng = shuffle_rng(plan.spec.seed)
+        self.schedule = make_schedule(
+            settings.schedule, self.trainer.optimizer.lr, settings.monitor
+        )
+        self.state = FitState()
+        self.callbacks = list(callbacks)
+        self.epoch_seconds: list[float] = []
+        batch = settings.batch_size
+        self.feeder, self.val_feeder = data.train_feeder(batch), data.val_feeder(batch)
+
+    @property
+    def dropout_rng(self) -> np.random.Generator:
+        return self.trainer.ctx.rng
+
+    def run(self) -> FitResult:
+        settings, state = self.settings, self.state
+        for epoch in range(state.epoch + 1, settings.epochs + 1):
+            start = time.perf_counter()
+            record = self._epoch(epoch)
+            self.epoch_seconds.append(time.perf_counter() - start)
+            log.info(
+                "epoch %d/%d - %s - %.2fs",
+                epoch,
+                settings.epochs,
+                _metrics_text(record),
+                self.epoch_seconds[-1],
+            )
+            if not math.isfinite(record["loss"]):
+                raise RunFailed(
+                    [
+                        Problem(
+                            settings.origin["epochs"],
+                            f"training diverged: the loss is "
+                            f"{record['loss']} at epoch {epoch}; lower "
+                            "fit.optimizer.lr or set fit.optimizer.clipnorm",
+                        )
+                    ]
+                )
+            self._early_stopping(epoch, record)
+            optimizer = self.trainer.optimizer
+            optimizer.lr = self.schedule.end_epoch(record, optimizer.lr)
+            for callback in self.callbacks:
+                callback(self, record)
+            if state.stopped:
+                break
+        return self._result()
+
+    def _epoch(self, epoch: int) -> dict[str, float]:
+        settings, data, trainer = self.settings, self.data, self.trainer
+        optimizer = trainer.optimizer
+        n, batch = data.rows, settings.batch_size
+        n_batches = math.ceil(n / batch)
+        optimizer.lr = self.schedule.begin_epoch(epoch - 1, optimizer.lr)
         totals: dict[str, float] = {}
+        first_lr = None
         bar = tqdm(
             total=n_batches,
             desc=f"epoch {epoch}/{settings.epochs}",
             unit="batch",
             file=sys.stderr,
-            disable=not progress,
+            disable=not self.progress,
         )
-        for rows, feeds, targets in data.epoch(feeder, order_rng):  # runner.data.feed's order
+        # runner.data.feed's order, drawn from the shuffle stream
+        for rows, feeds, targets in data.epoch(self.feeder, self.shuffle_rng):
+            if self.schedule.per_step:
+                optimizer.lr = self.schedule.before_step(optimizer.iterations, optimizer.lr)
+            if first_lr is None:
+                first_lr = optimizer.lr
             _add(totals, trainer.step(feeds, targets), rows)
             bar.update()
         bar.close()
         record = {"epoch": epoch, **_epoch_means(totals, n)}
-        if val_feeder is not None:
-            val = trainer.evaluate(data.epoch(val_feeder, None), data.val_rows)
+        if self.val_feeder is not None:
+            val = trainer.evaluate(data.epoch(self.val_feeder, None), data.val_rows)
             record.update({f"val_{k}": v for k, v in val.items()})
-        history.append(record)
-        seconds.append(time.perf_counter() - start)
-        log.info(
-            "epoch %d/%d - %s - %.2fs", epoch, settings.epochs, _metrics_text(record), seconds[-1]
-        )
-        if not math.isfinite(record["loss"]):
-            raise RunFailed(
-                [
-                    Problem(
-                        settings.origin["epochs"],
-                        f"training diverged: the loss is "
-                        f"{record['loss']} at epoch {epoch}; lower "
-                        "fit.optimizer.lr or set fit.optimizer.clipnorm",
-                    )
-                ]
-            )
+        record["lr"] = first_lr  # the rate of the epoch's first update (base rate, see optim)
+        self.state.history.append(record)
+        self.state.epoch = epoch
+        return record
+
+    def _early_stopping(self, epoch: int, record: dict[str, float]) -> None:
+        settings, state = self.settings, self.state
         current = record[settings.monitor]
-        if epoch == 1 or better(current, best_value):
-            best_value, best_epoch, wait = current, epoch, 0
+        if epoch == 1 or _better(settings, current, state.best_value):
+            state.best_value, state.best_epoch, state.wait = current, epoch, 0
             if settings.restore_best:
-                best_weights = {k: p.copy() for k, p in trainer.params.items()}
-        else:
-            wait += 1
-            if settings.patience is not None and wait >= max(settings.patience, 1):
-                stopped_early = epoch < settings.epochs
-                log.info(
-                    "early stopping: %s did not improve for %d epoch(s); best %.6g at epoch %d",
-                    settings.monitor,
-                    wait,
-                    best_value,
-                    best_epoch,
-                )
-                break
-    restored = bool(
-        settings.restore_best and best_weights is not None and best_epoch != len(history)
-    )
-    if restored:
-        optim.assign(trainer.params, best_weights)
-        log.info(
-            "restored the weights of epoch %d (best %s %.6g)",
-            best_epoch,
-            settings.monitor,
-            best_value,
+                state.best_weights = {k: p.copy() for k, p in self.trainer.params.items()}
+            return
+        state.wait += 1
+        if settings.patience is not None and state.wait >= max(settings.patience, 1):
+            log.info(
+                "early stopping: %s did not improve for %d epoch(s); best %.6g at epoch %d",
+                settings.monitor,
+                state.wait,
+                state.best_value,
+                state.best_epoch,
+            )
+            state.stopped = True
+
+    def _result(self) -> FitResult:
+        settings, state = self.settings, self.state
+        restored = bool(
+            settings.restore_best
+            and state.best_weights is not None
+            and state.best_epoch != len(state.history)
         )
-    objective = best_value if settings.restore_best else history[-1][settings.monitor]
-    return FitResult(history, best_epoch, best_value, objective, stopped_early, restored, seconds)
+        if restored:
+            optim.assign(self.trainer.params, state.best_weights)
+            log.info(
+                "restored the weights of epoch %d (best %s %.6g)",
+                state.best_epoch,
+                settings.monitor,
+                state.best_value,
+            )
+        objective = (
+            state.best_value if settings.restore_best else state.history[-1][settings.monitor]
+        )
+        stopped_early = state.stopped and state.epoch < settings.epochs
+        return FitResult(
+            state.history,
+            state.best_epoch,
+            state.best_value,
+            objective,
+            stopped_early,
+            restored,
+            self.epoch_seconds,
+        )
+
+
+def _better(settings: FitSettings, a: float, b: float) -> bool:
+    if settings.mode == "max":
+        return a > b + settings.min_delta
+    return a < b - settings.min_delta
+
+
+def fit_model(
+    plan: Plan,
+    settings: FitSettings,
+    data: FitData,
+    progress: bool = False,
+    callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
+    resume: checkpoints.Checkpoint | None = None,
+) -> FitResult:
+    """Train the built ``plan`` in place, continuing from ``resume`` (a checked checkpoint,
+    ``FitPlan.resume``) when given; returns the per-epoch history."""
+    loop = FitLoop(plan, settings, data, progress, callbacks)
+    if resume is not None:
+        checkpoints.restore(loop, resume)
+        log.info("resuming the fit of %s after epoch %d", resume.shown, resume.epoch)
+    return loop.run()
 
 
 def _metrics_text(record: dict[str, float]) -> str:
@@ -251,7 +357,10 @@ def fit_task(
         settings.monitor,
     )
     t = time.perf_counter()
-    fitted = fit_model(plan, settings, data, progress=progress)
+    callbacks = fit_callbacks(spec, settings, data, output_dir)
+    if fit_plan.resume is not None:
+        result["parent"] = fit_plan.resume.parent()
+    fitted = fit_model(plan, settings, data, progress, callbacks, fit_plan.resume)
     timings["fit"] = time.perf_counter() - t
     timings["epoch_mean"] = float(np.mean(fitted.epoch_seconds))
     outcome.values = {}
@@ -286,6 +395,18 @@ def fit_task(
         len(fitted.history),
         "; weights of the best epoch restored" if fitted.restored_best else "",
     )
+
+
+def fit_callbacks(
+    spec: Any, settings: FitSettings, data: FitData, output_dir: Path
+) -> list[EpochCallback]:
+    """The epoch callbacks of a run's fit, in order: checkpoints (when asked for). A tracker
+    appends its own here; each is called as ``callback(loop, record)`` after every epoch."""
+    callbacks: list[EpochCallback] = []
+    if settings.checkpoint_every or settings.checkpoint_best:
+        config, digests = checkpoints.config_values(spec), checkpoints.data_digests(data)
+        callbacks.append(checkpoints.Checkpointer(output_dir, settings, config, digests))
+    return callbacks
 
 
 def _loss_text(loss_map: dict[str, str]) -> str:

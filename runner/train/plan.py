@@ -25,6 +25,7 @@ class FitPlan:
     settings: FitSettings
     data: FitData
     seconds: float = 0.0  # time spent loading and checking the data
+    resume: Any = None  # the checked checkpoint of fit.resume_from (runner.train.checkpoints)
 
 
 def check_trainable(plan: Plan) -> None:
@@ -57,7 +58,14 @@ def plan_fit(spec: Any, plan: Plan) -> FitPlan:
     data = prepare_data(plan, settings)
     # the memory of training steps of fit's batch_size, plus the read windows of mapped files
     check_memory(plan, settings.batch_size, data.stream_bytes(settings.batch_size))
-    return FitPlan(settings, data, time.perf_counter() - start)
+    resume = None
+    if settings.resume_from is not None:
+        from runner.train import checkpoints
+
+        resume = checkpoints.load(
+            settings, spec, data, plan.cwd, max_bytes=spec.max_memory_mb * 2**20
+        )
+    return FitPlan(settings, data, time.perf_counter() - start, resume)
 
 
 def carries_training_data(spec: Any) -> bool:

@@ -45,6 +45,11 @@ class FitSettings:
     restore_best: bool
     origin: dict[str, str] = field(default_factory=dict)
     shuffle_block: int | None = None  # rows per shuffled block (runner.data.feed)
+    schedule: Any = None  # a validated fit.schedule spec (runner.config.fit_schema), or None
+    checkpoint_every: int = 0  # epochs between checkpoints (0: none)
+    checkpoint_best: bool = False
+    checkpoint_monitor: str = "loss"
+    resume_from: str | None = None  # a run folder, as written on the command line
 
     @property
     def mode(self) -> str:
@@ -128,9 +133,22 @@ def resolve(spec: Any, outputs: list[str]) -> FitSettings:
                     "is a regression loss",
                 )
             )
+    schedule, checkpoint = _schedule_and_checkpoint(
+        top, own, monitor, metrics, has_validation, origin, problems
+    )
+    if own is not None and own.resume_from is not None:
+        problems.append(
+            Problem(
+                "model.fit.resume_from",
+                "resume_from is a run setting, not part of a model: give it on the command "
+                "line (fit.resume_from=RUN_DIR)",
+            )
+        )
+    resume_from = top.resume_from if top is not None else None
+    origin["resume_from"] = "fit.resume_from"
     if problems:
         raise ConfigError(problems)
-    return FitSettings(
+    settings = FitSettings(
         values["epochs"],
         values["batch_size"],
         values["shuffle"],
@@ -146,7 +164,48 @@ def resolve(spec: Any, outputs: list[str]) -> FitSettings:
         values["restore_best"],
         origin,
         values["shuffle_block"],
+        schedule,
+        *checkpoint,
+        resume_from,
     )
+    return settings
+
+
+def _schedule_and_checkpoint(
+    top, own, monitor: str, metrics: list[str], has_validation: bool, origin, problems
+) -> tuple[Any, tuple[int, bool, str]]:
+    """fit.schedule (a unit: the top-level one replaces the model's) and fit.checkpoint
+    (field by field: top-level over the model's over off)."""
+    schedule, where = None, "fit.schedule"
+    for block, path in ((top, "fit"), (own, "model.fit")):
+        if block is not None and block.schedule is not None:
+            schedule, where = block.schedule, f"{path}.schedule"
+            break
+    origin["schedule"] = where
+    watched: list[tuple[str, str]] = []
+    if schedule is not None and schedule.name == "plateau" and schedule.monitor is not None:
+        watched.append((schedule.monitor, f"{where}.monitor"))
+    chosen: dict[str, Any] = {"every": 0, "best": False, "monitor": None}
+    for key in chosen:
+        for block, path in ((top, "fit"), (own, "model.fit")):
+            value = getattr(block.checkpoint, key) if block and block.checkpoint else None
+            if value is not None:
+                chosen[key], origin[f"checkpoint.{key}"] = value, f"{path}.checkpoint.{key}"
+                break
+    if chosen["monitor"] is not None:
+        watched.append((chosen["monitor"], origin["checkpoint.monitor"]))
+    for name, path in watched:
+        if name.startswith("val_") and not has_validation:
+            problems.append(
+                Problem(
+                    path,
+                    f"{name!r} needs validation data: set fit.validation_split (e.g. 0.2) "
+                    f"or fit.validation_data, or watch {name[4:]!r}",
+                )
+            )
+        if name.endswith("accuracy") and "accuracy" not in metrics:
+            problems.append(Problem(path, f"{name!r} needs metrics: [loss, accuracy]"))
+    return schedule, (chosen["every"], chosen["best"], chosen["monitor"] or monitor)
 
 
 def _resolve_optimizer(top, own) -> tuple[str, dict[str, Any], dict[str, str]]:
