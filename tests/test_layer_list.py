@@ -136,6 +136,16 @@ def test_help_fit_defaults_equal_the_real_defaults():
     for name, defaults in optim.DEFAULTS.items():
         assert yaml.safe_load(shown[f"fit.optimizer ({name})"]) == defaults, name
     assert shown[", ".join(f"fit.optimizer.{k}" for k in optim.COMMON)] == "null (off)"
+    assert shown["fit.schedule"].startswith("null")
+    from runner.config.validate import validate
+
+    minimal = {
+        "inputs": {"x": {"shape": [1], "data": [[1]]}},
+        "layers": {"d": {"type": "Dense", "output_dim": 1}},
+    }
+    checkpoint = settings.resolve(validate({"model": minimal}), ["d"])
+    assert (checkpoint.checkpoint_every, checkpoint.checkpoint_best) == (0, False)
+    assert shown["fit.checkpoint"] == "{every: 0, best: false, monitor: fit.monitor} (off)"
     documented = {k.split(" ")[0].removeprefix("fit.").split(".")[0] for k in shown}
     fit_keys = set(yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["fit"])
     assert fit_keys - {"validation_data"} <= documented
