@@ -23,6 +23,12 @@ def test_step_decay_per_epoch():
     assert [s.begin_epoch(e, 123.0) for e in range(6)] == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
 
 
+@pytest.fixture(autouse=True)
+def _no_history_plot(monkeypatch):
+    """history.png takes about a second per fit (matplotlib); these tests read history.csv."""
+    monkeypatch.setattr("runner.train.history.plot_history", lambda history, path: None)
+
+
 def test_exponential_decay_per_epoch():
     s = schedules.ExponentialDecay(0.2, decay_rate=0.25, decay_epochs=2)
     # 0.2 * 0.25 ** (e / 2): 0.2, 0.1, 0.05, 0.025
