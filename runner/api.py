@@ -91,7 +91,9 @@ class Model:
         fit_plan = (
             self.plan.fit if self.plan.fit is not None else plan_fit(self.plan.spec, self.plan)
         )
-        return fit_model(self.plan, fit_plan.settings, fit_plan.data, progress)
+        return fit_model(
+            self.plan, fit_plan.settings, fit_plan.data, progress, resume=fit_plan.resume
+        )
 
     def predict(
         self,

@@ -313,3 +313,17 @@ def test_validate_checks_the_checkpoint_too(tmp_path, parent):
     config["task"] = "validate"
     config["model"]["layers"]["h"]["activation"] = "relu"
     refused(tmp_path, config, 'model.layers.h.activation is "relu" here')
+
+
+def test_the_python_api_resumes_too(tmp_path):
+    from runner.api import Model
+
+    config = classifier(**CASES["adam-cosine-warmup"])
+    ok(tmp_path, with_epochs(config, 5), "straight")
+    ok(tmp_path, with_epochs(config, 2), "first")
+    model = Model.from_config(with_epochs(config, 5, "first"), tmp_path)
+    result = model.fit()
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4, 5]
+    straight = weights(tmp_path / "straight")
+    for key, value in model.weights.items():
+        assert np.array_equal(value, straight[key]), key
