@@ -1052,6 +1052,35 @@ CASES: list[Case] = [
         ["required key 'function' is missing"],
         needs="Lambda",
     ),
+    # ---- fit schedules and checkpoints -----------------------------------------------------
+    C(
+        "schedule-unknown-name",
+        "fit",
+        {**dense(), "fit": {"schedule": {"name": "cosin", "decay_steps": 3}}},
+        "fit.schedule",
+        ["unknown name 'cosin'", "did you mean 'cosine'", "known: step, exponential"],
+    ),
+    C(
+        "schedule-warmup-without-target",
+        "fit",
+        {**dense(), "fit": {"schedule": {"name": "cosine", "decay_steps": 9, "warmup_steps": 3}}},
+        "fit.schedule",
+        ["warmup_steps: 3 needs warmup_target"],
+    ),
+    C(
+        "schedule-plateau-factor",
+        "fit",
+        {**dense(), "fit": {"schedule": {"name": "plateau", "factor": 1.5}}},
+        "fit.schedule.factor",
+        ["expected less than 1", "found 1.5"],
+    ),
+    C(
+        "checkpoint-negative-every",
+        "fit",
+        {**dense(), "fit": {"checkpoint": {"every": -1}}},
+        "fit.checkpoint.every",
+        ["greater than or equal to 0", "found -1"],
+    ),
 ]
 
 

@@ -24,7 +24,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +36,7 @@ from runner.output import artifacts
 from runner.train.data import FitData
 from runner.train.settings import FitSettings
 
-if TYPE_CHECKING:
-    from runner.train.fit import FitLoop
+# ``loop`` below is a runner.train.fit.FitLoop (not imported: fit imports this module).
 
 FOLDER = "checkpoints"
 INDEX = "checkpoints.json"
@@ -166,7 +165,7 @@ class Checkpointer:
             return value > self.best
         return value < self.best
 
-    def __call__(self, loop: FitLoop, record: dict[str, float]) -> None:
+    def __call__(self, loop: Any, record: dict[str, float]) -> None:
         s, epoch = self.settings, int(record["epoch"])
         periodic = bool(s.checkpoint_every) and epoch % s.checkpoint_every == 0
         best = s.checkpoint_best and self._improved(record[s.checkpoint_monitor])
@@ -188,7 +187,7 @@ class Checkpointer:
                 old.unlink(missing_ok=True)
 
 
-def _arrays(loop: FitLoop) -> dict[str, np.ndarray]:
+def _arrays(loop: Any) -> dict[str, np.ndarray]:
     arrays = {f"weights/{k}": p for k, p in loop.trainer.params.items()}
     arrays.update({f"optimizer/{k}": a for k, a in loop.trainer.optimizer.state_arrays().items()})
     if loop.state.best_weights is not None:
@@ -196,7 +195,7 @@ def _arrays(loop: FitLoop) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _state(loop: FitLoop, checkpoint_best: float | None) -> dict[str, Any]:
+def _state(loop: Any, checkpoint_best: float | None) -> dict[str, Any]:
     state = loop.state
     return {
         "history": state.history,
@@ -380,7 +379,7 @@ def _short(value: Any) -> str:
 
 
 # ---- restoring ---------------------------------------------------------------------------
-def restore(loop: FitLoop, checkpoint: Checkpoint) -> None:
+def restore(loop: Any, checkpoint: Checkpoint) -> None:
     """Put a checkpoint's state into a freshly built fit loop."""
     from runner.train import optim
 
