@@ -44,12 +44,15 @@ def settings(name: str, given: dict[str, Any]) -> dict[str, Any]:
 class Optimizer:
     """One optimizer's state and its in-place update.
 
-    Every buffer an update needs is allocated once per parameter, on its first step: the
-    optimizer's own state (``slot_names``: sgd's velocity ``v``, the accumulator ``a`` of
-    rmsprop and adagrad, Adam's moments ``m`` and ``v``) and scratch buffers, so a step
-    allocates no array. ``lr`` is the base learning rate, changed between
-    steps by a schedule (``runner.train.schedules``); sgd's ``decay`` and Adam's bias
-    correction apply on top of it, as in legacy Keras.
+    A step allocates no array. The optimizer's own state (``slot_names``: sgd's velocity
+    ``v``, the accumulator ``a`` of rmsprop and adagrad, Adam's moments ``m`` and ``v``) is
+    allocated once per parameter on its first step. Scratch space (a rule's intermediate
+    results, clipped gradients, clipnorm's float64 squares) is shared by all parameters: one
+    buffer per role, as large as the largest parameter, viewed in each parameter's shape. The
+    parameters are updated one after the other, so the same few buffers stay in cache, as a
+    temporary that NumPy frees and the allocator hands out again would. ``lr`` is the base
+    learning rate, changed between steps by a schedule (``runner.train.schedules``); sgd's
+    ``decay`` and Adam's bias correction apply on top of it, as in legacy Keras.
     """
 
     def __init__(self, name: str, **options: Any) -> None:
@@ -59,32 +62,62 @@ class Optimizer:
         self.iterations = 0
         self.slot_names, self._scratch_count = _buffers(name, self.options)
         self._state: dict[str, tuple[np.ndarray, ...]] = {}  # slot arrays, by parameter
-        self._scratch: dict[str, tuple[np.ndarray, ...]] = {}
-        self._clip: dict[str, np.ndarray] = {}  # clipped gradients, when clipping is on
-        self._squares: dict[str, np.ndarray] = {}  # float64 g^2 for clipnorm's global norm
+        self._pools: dict[tuple[str, str], np.ndarray] = {}  # shared flat scratch, by role
+        self._views: dict[tuple[str, str], np.ndarray] = {}  # (role, parameter) -> view
         self._update = getattr(self, f"_{name}")
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        grads = self._clipped({k: g for k, g in grads.items() if k in params})
+        grads = {k: g for k, g in grads.items() if k in params}
+        if not self._pools:
+            self._size_pools(params, grads)
+        clipnorm, clipvalue = self.options.get("clipnorm"), self.options.get("clipvalue")
+        scale = None
+        if clipnorm:  # the global norm needs every gradient before any update
+            norm = math.sqrt(sum(self._square_sum(k, g) for k, g in grads.items()))
+            if norm >= clipnorm:
+                scale = clipnorm / norm
         self.iterations += 1
+        scratch_roles = self._scratch_roles
         for key, g in grads.items():
             p = params[key]
-            self._update(p, g, self._slots(key, p), self._scratch_for(key, p))
+            if scale is not None or clipvalue:
+                g = self._clipped(key, g, scale, clipvalue)
+            slots = self._state.get(key)
+            if slots is None:
+                slots = self._state[key] = tuple(np.zeros_like(p) for _ in self.slot_names)
+            self._update(p, g, slots, tuple(self._view(r, key, p) for r in scratch_roles))
 
-    # ---- state ------------------------------------------------------------------------
-    def _slots(self, key: str, p: np.ndarray) -> tuple[np.ndarray, ...]:
-        slots = self._state.get(key)
-        if slots is None:
-            slots = self._state[key] = tuple(np.zeros_like(p) for _ in self.slot_names)
-        return slots
+    # ---- scratch space ----------------------------------------------------------------
+    @property
+    def _scratch_roles(self) -> tuple[str, ...]:
+        return tuple(f"scratch{i}" for i in range(self._scratch_count))
 
-    def _scratch_for(self, key: str, p: np.ndarray) -> tuple[np.ndarray, ...]:
-        scratch = self._scratch.get(key)
-        if scratch is None:
-            count = self._scratch_count
-            scratch = self._scratch[key] = tuple(np.empty_like(p) for _ in range(count))
-        return scratch
+    def _size_pools(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Allocate each shared buffer once, for the largest parameter of the first step."""
+        for key in grads:
+            p = params[key]
+            for role in (*self._scratch_roles, "clip"):
+                self._pool(role, p.dtype, p.size)
+            self._pool("square", np.dtype(np.float64), p.size)
 
+    def _pool(self, role: str, dtype: np.dtype, size: int) -> np.ndarray:
+        key = (role, np.dtype(dtype).str)
+        pool = self._pools.get(key)
+        if pool is None or pool.size < size:
+            pool = self._pools[key] = np.empty(size, dtype)
+            self._views = {k: v for k, v in self._views.items() if k[0] != role}
+        return pool
+
+    def _view(self, role: str, key: str, like: np.ndarray, dtype: Any = None) -> np.ndarray:
+        """The shared ``role`` buffer in the shape of ``like`` (cached per parameter)."""
+        view = self._views.get((role, key))
+        dtype = like.dtype if dtype is None else np.dtype(dtype)
+        if view is None or view.shape != like.shape or view.dtype != dtype:
+            pool = self._pool(role, dtype, like.size)
+            view = self._views[(role, key)] = pool[: like.size].reshape(like.shape)
+        return view
+
+    # ---- checkpoints ------------------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The optimizer's arrays keyed ``slot/layer/param`` (for a checkpoint)."""
         return {
@@ -110,39 +143,25 @@ class Optimizer:
                 self._state[key] = tuple(np.array(arrays[n], dtype=p.dtype) for n in names)
 
     # ---- gradient clipping ------------------------------------------------------------
-    def _clipped(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        clipnorm = self.options.get("clipnorm")
-        clipvalue = self.options.get("clipvalue")
-        if not (clipnorm or clipvalue):
-            return grads
-        scale = None
-        if clipnorm:
-            norm = math.sqrt(sum(self._square_sum(k, g) for k, g in grads.items()))
-            if norm >= clipnorm:
-                scale = clipnorm / norm
-        out: dict[str, np.ndarray] = {}
-        for key, g in grads.items():
-            t = g.dtype.type
-            buffer = self._clip.get(key)
-            if buffer is None or buffer.shape != g.shape or buffer.dtype != g.dtype:
-                buffer = self._clip[key] = np.empty_like(g)
-            source = g
-            if scale is not None:
-                np.multiply(g, t(scale), out=buffer)
-                source = buffer
-            if clipvalue:
-                np.clip(source, -t(clipvalue), t(clipvalue), out=buffer)
-                source = buffer
-            out[key] = source
-        return out
+    def _clipped(self, key: str, g: np.ndarray, scale: float | None, clipvalue: Any) -> np.ndarray:
+        """g * clipnorm / norm (when the norm exceeds clipnorm), then clipped to
+        +-clipvalue, in the shared clip buffer: the caller's gradient is left as it is."""
+        t = g.dtype.type
+        out = self._view("clip", key, g)
+        source = g
+        if scale is not None:
+            np.multiply(g, t(scale), out=out)
+            source = out
+        if clipvalue:
+            np.clip(source, -t(clipvalue), t(clipvalue), out=out)
+            source = out
+        return source
 
     def _square_sum(self, key: str, g: np.ndarray) -> float:
-        """sum(g^2) computed in float64 (into a buffer kept for the next step)."""
-        buffer = self._squares.get(key)
-        if buffer is None or buffer.shape != g.shape:
-            buffer = self._squares[key] = np.empty(g.shape, np.float64)
-        np.square(g, out=buffer, dtype=np.float64)
-        return float(buffer.sum())
+        """sum(g^2) computed in float64, as it always was (in the shared float64 buffer)."""
+        squares = self._view("square", key, g, np.float64)
+        np.square(g, out=squares, dtype=np.float64)
+        return float(squares.sum())
 
     # ---- update rules (each changes p in place, allocating nothing) --------------------
     def _sgd(self, p, g, slots, scratch) -> None:
