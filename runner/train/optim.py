@@ -64,6 +64,7 @@ class Optimizer:
         self._state: dict[str, tuple[np.ndarray, ...]] = {}  # slot arrays, by parameter
         self._pools: dict[tuple[str, str], np.ndarray] = {}  # shared flat scratch, by role
         self._views: dict[tuple[str, str], np.ndarray] = {}  # (role, parameter) -> view
+        self._ready: dict[str, tuple[tuple, tuple]] = {}  # parameter -> (slots, scratch)
         self._update = getattr(self, f"_{name}")
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
@@ -77,15 +78,23 @@ class Optimizer:
             if norm >= clipnorm:
                 scale = clipnorm / norm
         self.iterations += 1
-        scratch_roles = self._scratch_roles
+        clipping = scale is not None or bool(clipvalue)
+        ready, update = self._ready, self._update
         for key, g in grads.items():
             p = params[key]
-            if scale is not None or clipvalue:
+            if clipping:
                 g = self._clipped(key, g, scale, clipvalue)
-            slots = self._state.get(key)
-            if slots is None:
-                slots = self._state[key] = tuple(np.zeros_like(p) for _ in self.slot_names)
-            self._update(p, g, slots, tuple(self._view(r, key, p) for r in scratch_roles))
+            buffers = ready.get(key)
+            if buffers is None:
+                buffers = ready[key] = self._buffers_for(key, p)
+            update(p, g, *buffers)
+
+    def _buffers_for(self, key: str, p: np.ndarray) -> tuple[tuple, tuple]:
+        """(the parameter's slots, created at zero when new; its views of the scratch)."""
+        slots = self._state.get(key)
+        if slots is None:
+            slots = self._state[key] = tuple(np.zeros_like(p) for _ in self.slot_names)
+        return slots, tuple(self._view(role, key, p) for role in self._scratch_roles)
 
     # ---- scratch space ----------------------------------------------------------------
     @property
@@ -106,6 +115,7 @@ class Optimizer:
         if pool is None or pool.size < size:
             pool = self._pools[key] = np.empty(size, dtype)
             self._views = {k: v for k, v in self._views.items() if k[0] != role}
+            self._ready.clear()
         return pool
 
     def _view(self, role: str, key: str, like: np.ndarray, dtype: Any = None) -> np.ndarray:
@@ -137,6 +147,7 @@ class Optimizer:
         self.iterations = int(scalars["iterations"])
         self.lr = float(scalars["lr"])
         self._state = {}
+        self._ready.clear()
         for key, p in params.items():
             names = [f"{slot}/{key}" for slot in self.slot_names]
             if all(n in arrays for n in names):
