@@ -14,21 +14,12 @@ Checked against our ``layers/activations.py`` (the legacy formulas):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-SAME = (
-    "linear",
-    "tanh",
-    "sigmoid",
-    "softplus",
-    "relu",
-    "softmax",
-    "softsign",
-    "elu",
-    "selu",
-    "gelu",
-    "swish",
-)
+from layers.activations import ActivationName
+
+# Ours, taken by name in every version; hard_sigmoid's formula changed in Keras 3 (below).
+SAME = tuple(name for name in get_args(ActivationName) if name != "hard_sigmoid")
 RENAMED = {"silu": "swish", "time_distributed_softmax": "softmax"}
 KERAS3_LAMBDAS = {
     "hard_sigmoid": "clip(x + 3, 0, 6) / 6",
