@@ -35,7 +35,7 @@ class AffineCache(NamedTuple):
     """What backward reads from a training forward pass."""
 
     x: np.ndarray  # the input
-    z: np.ndarray  # x @ W + b, before the activation
+    saved: np.ndarray | None  # what the activation's derivative needs besides y (activations)
     y: np.ndarray  # the output
 
 
@@ -76,11 +76,10 @@ class AffineLayer(Layer):
         # One 2D GEMM whatever the rank, (batch * steps, input_dim) @ W: a 3D matmul would
         # run one small GEMM per sample.
         x2 = x.reshape(-1, x.shape[-1])  # (batch * steps, input_dim)
-        if ctx.keep_cache:  # fit: backward reads z and y, so both are kept
+        if ctx.keep_cache:  # fit: backward reads y and what the activation saved
             z = (x2 @ w).reshape(*x.shape[:-1], w.shape[1])
-            z += b
-            y = activations.get(self.spec.activation).forward(z)
-            return y, mask, AffineCache(x, z, y)
+            y, saved = activations.forward_saving(self.spec.activation, z, b)
+            return y, mask, AffineCache(x, saved, y)
         # predict: bias and activation in place in z, the fresh array this layer owns, by
         # row blocks on two threads when large (layers.parallel)
         z2 = np.empty((x2.shape[0], w.shape[1]), dtype=np.result_type(x2, w))
@@ -100,12 +99,12 @@ class AffineLayer(Layer):
                 out += part[lo:hi] @ w_part
         activations.apply_(self.spec.activation, out, self.params["b"])
 
-    def _scratch(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two arrays of z's shape for backward's element-wise work, kept from one training
+    def _scratch(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two arrays of y's shape for backward's element-wise work, kept from one training
         step to the next (nothing returned by backward points into them)."""
         kept = self._backward_buffers
-        if kept is None or kept[0].shape != z.shape or kept[0].dtype != z.dtype:
-            kept = self._backward_buffers = (np.empty_like(z), np.empty_like(z))
+        if kept is None or kept[0].shape != y.shape or kept[0].dtype != y.dtype:
+            kept = self._backward_buffers = (np.empty_like(y), np.empty_like(y))
         return kept
 
     def _rows(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -132,10 +131,10 @@ class AffineLayer(Layer):
 
     def backward(self, dy, cache: AffineCache, ctx: Context):
         """Chain rule only: the weight regularizers' gradient is the trainer's to add."""
-        x, z, y = cache.x, cache.z, cache.y
+        x, y = cache.x, cache.y
         if self.spec.activity_regularizer is not None:
             dy = dy + regularizers.activity_penalty_grad(self.spec.activity_regularizer, y)
-        dz = activations.backward_into(self.spec.activation, z, y, dy, *self._scratch(z))
+        dz = activations.backward_from(self.spec.activation, cache.saved, y, dy, *self._scratch(y))
         w = self.params["W"]
         x2 = x.reshape(-1, x.shape[-1])  # (batch * steps, input_dim)
         dz2 = dz.reshape(-1, dz.shape[-1])  # (batch * steps, output_dim)

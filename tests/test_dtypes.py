@@ -166,19 +166,36 @@ def test_in_place_activations_match_the_reference_forward(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_derivatives_into_buffers_match_the_reference_backward(dtype):
-    """The training path writes relu', sigmoid' and tanh' into reused buffers: the same
-    numbers, bit for bit, as ``get(name).backward``, extreme inputs included."""
+def test_the_training_forward_and_derivatives_match_the_reference(dtype):
+    """The training path: ``forward_saving`` gives the output of ``get(name).forward``, bit for
+    bit, and ``backward_from`` the gradient of ``get(name).backward`` (bit for bit but for
+    sigmoid, whose t * y * y form is checked against float64 sigma * (1 - sigma) instead),
+    extreme inputs included."""
     from layers import activations
 
     rng = np.random.default_rng(4)
     z = rng.normal(0, 4, (70, 60)).astype(dtype)
-    z[0, :6] = [1e4, -1e4, 0.0, -0.0, 88.0, -104.0]
+    z[0, :9] = [1e4, -1e4, 0.0, -0.0, 88.0, -104.0, -88.5, 30.0, -30.0]
     dy = rng.normal(0, 1, z.shape).astype(dtype)
     for name, act in activations.ACTIVATIONS.items():
-        y = act.forward(z)
-        expected = act.backward(z, y, dy)
+        y_ref = act.forward(z)
+        y, saved = activations.forward_saving(name, z.copy())
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, y_ref, err_msg=name)
         out, tmp = np.full_like(z, np.nan), np.full_like(z, np.nan)
-        got = activations.backward_into(name, z, y, dy, out, tmp)
+        got = activations.backward_from(name, saved, y, dy, out, tmp)
         assert got.dtype == dtype
-        np.testing.assert_array_equal(got, expected, err_msg=name)
+        if name != "sigmoid":
+            np.testing.assert_array_equal(got, act.backward(z, y_ref, dy), err_msg=name)
+    # sigmoid'(z) = e^-|z| / (1 + e^-|z|)^2, in float64 from the same (rounded) z
+    y, saved = activations.forward_saving("sigmoid", z.copy())
+    got = activations.backward_from("sigmoid", saved, y, dy, np.empty_like(z), np.empty_like(z))
+    z64 = z.astype(np.float64)
+    e = np.exp(-np.abs(z64))
+    exact = dy.astype(np.float64) * e / (1 + e) ** 2
+    tiny = np.finfo(dtype).tiny  # below it (z < -87 in float32) the values are subnormal
+    normal = np.abs(exact) >= tiny
+    np.testing.assert_allclose(got[normal], exact[normal], rtol=8 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(got[~normal], exact[~normal], rtol=0, atol=4 * tiny)
+    assert not np.isnan(got).any()
+    assert got[0, 7] != 0  # at z = 30, y rounds to 1: y * (1 - y) would give 0
