@@ -6,6 +6,10 @@ bias and activation in place on the GEMM's fresh output, masked steps gathered b
 GEMMs on the halves of its W, W4). It is a fixed, simple reference: it does not preallocate
 across calls, split work over threads or block for the cache; that is what the runtime may do.
 
+``gemm_floor`` replays only the GEMM calls one run of a hand-written function made (same
+operands, same order): the time no implementation on this BLAS can go below without doing
+fewer multiply-adds, which is what "within what the BLAS allows" means in benchmarks/run.py.
+
 ``PLAIN`` is the idiomatic one-liner form of the same math (``np.maximum(x @ W + b, 0)``,
 ``(h * keep).sum(1) / count``): an independent formulation that every other column is
 checked against before anything is timed.
@@ -13,7 +17,38 @@ checked against before anything is timed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+
+_recorded: list[tuple[np.ndarray, np.ndarray]] | None = None  # set while gemm_floor records
+
+
+def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b``, every GEMM of the hand-written code goes through here (see ``gemm_floor``)."""
+    if _recorded is not None:
+        _recorded.append((a, b))
+    return a @ b
+
+
+def gemm_floor(fn: Callable[..., Any], *args: Any) -> Callable[[], None]:
+    """A function that makes only the GEMM calls one ``fn(*args)`` made, with its operands."""
+    global _recorded
+    _recorded = []
+    try:
+        fn(*args)
+        calls = _recorded
+    finally:
+        _recorded = None
+    if not calls:
+        raise AssertionError(f"{getattr(fn, '__name__', fn)} made no GEMM through hand_numpy.gemm")
+
+    def replay() -> None:
+        for a, b in calls:
+            a @ b  # a fresh output, as the hand-written code has
+
+    return replay
 
 
 def param_key(weights: dict[str, np.ndarray], layer: str, name: str) -> str:
@@ -34,7 +69,7 @@ def param(weights: dict[str, np.ndarray], layer: str, name: str) -> np.ndarray:
 
 def dense_(x2: np.ndarray, w: np.ndarray, b: np.ndarray, act: str = "linear") -> np.ndarray:
     """One 2D GEMM, then bias and activation in place on its output."""
-    z = x2 @ w
+    z = gemm(x2, w)
     z += b
     if act == "relu":
         np.maximum(z, 0, out=z)
@@ -89,8 +124,8 @@ def hand_w4(w, a, b):
     n = a.shape[0]
     out_w = param(w, "out", "W")
     half = out_w.shape[0] // 2
-    z = h[:n] @ out_w[:half]  # concat([ha, hb], 1) @ W == ha @ W[:half] + hb @ W[half:]
-    z += h[n:] @ out_w[half:]
+    z = gemm(h[:n], out_w[:half])  # concat([ha, hb], 1) @ W == ha @ W[:half] + hb @ W[half:]
+    z += gemm(h[n:], out_w[half:])
     z += param(w, "out", "b")
     return z
 

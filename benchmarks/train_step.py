@@ -28,6 +28,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # hand_numpy, however the script is started
+
+from hand_numpy import gemm, gemm_floor  # noqa: E402
 
 from runner.api import Model, load_model_file  # noqa: E402
 from runner.train.fit import Trainer  # noqa: E402
@@ -84,7 +87,7 @@ class HandStep:
         W, b = self.params[:4], self.params[4:]
         hs = [x]
         for i in range(4):  # forward: one GEMM per layer, bias and activation in place
-            z = hs[-1] @ W[i]
+            z = gemm(hs[-1], W[i])
             z += b[i]
             if i < 3:
                 np.maximum(z, 0, out=z)
@@ -104,10 +107,10 @@ class HandStep:
         d *= y
         gw, gb = [None] * 4, [None] * 4
         for i in range(3, -1, -1):
-            gw[i] = hs[i].T @ d
+            gw[i] = gemm(hs[i].T, d)
             gb[i] = d.sum(axis=0)
             if i > 0:
-                d = d @ W[i].T
+                d = gemm(d, W[i].T)
                 d *= hs[i] > 0  # relu'
         self.grads = gw + gb
         self.t += 1
@@ -169,13 +172,15 @@ def torch_step(weights: dict[str, np.ndarray], optimizer: str, threads: int):
 def benchmark_functions(
     tiny: bool = False, optimizer: str = "adam", columns: tuple[str, ...] = (), threads: int = 2
 ) -> dict[str, Callable[[], object]]:
-    """{"ours": step, "hand": step, ["torch": step]} on the same batch (benchmarks/run.py, W6)."""
+    """{"ours": step, "hand": step, "floor": the hand step's GEMMs alone, ["torch": step]} on
+    the same batch (benchmarks/run.py, W6)."""
     trainer, weights, x = build(optimizer, tiny)
     hand = HandStep(weights, optimizer)
     feeds, targets = {"x": x}, {"ae": x}
     fns: dict[str, Callable[[], object]] = {
         "ours": lambda: trainer.step(feeds, targets),
         "hand": lambda: hand(x),
+        "floor": gemm_floor(HandStep(weights, optimizer), x),
     }
     if "torch" in columns:
         step, _, torch = torch_step(weights, optimizer, threads)
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{optimizer}: ours {1e3 * med['ours']:.2f} ms (min {1e3 * low['ours']:.2f}), "
             f"hand {1e3 * med['hand']:.2f} ms (min {1e3 * low['hand']:.2f}), ratio "
-            f"{med['ours'] / med['hand']:.3f} (mins {low['ours'] / low['hand']:.3f}); "
+            f"{med['ours'] / med['hand']:.3f} (mins {low['ours'] / low['hand']:.3f}), GEMM floor "
+            f"{med['floor'] / med['hand']:.3f}; "
             f"max weight difference after one step {diff:.1e}"
         )
     return 0
