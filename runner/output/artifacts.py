@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from runner.config import redact
+from runner.data.mapped import release_rows
 
 CLAIM = ".runner-claim"
 _claimed: set[str] = set()  # folders this process claimed and has not released
@@ -348,11 +349,30 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+DIGEST_WINDOW_BYTES = 32 * 2**20  # rows hashed at a time
+
+
 def array_digest(a: np.ndarray) -> str:
-    """sha256 of the array's bytes (C order), its dtype and shape: a stable fingerprint."""
+    """sha256 of the array's bytes (C order), its dtype and shape: a stable fingerprint.
+
+    Rows go through the hash one 32 MiB window at a time, and a memory-mapped array's rows
+    are dropped from resident memory once hashed (``release_rows``): the digest of a streamed
+    output larger than RAM keeps the process's memory flat.
+    """
     h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(np.ascontiguousarray(a).data)
+    if a.ndim == 0 or a.shape[0] == 0:
+        h.update(np.ascontiguousarray(a).data)
+        return h.hexdigest()[:16]
+    step = rows_per_window(a, DIGEST_WINDOW_BYTES)
+    for lo in range(0, a.shape[0], step):
+        h.update(np.ascontiguousarray(a[lo : lo + step]).data)
+        release_rows(a, lo, lo + step)
     return h.hexdigest()[:16]
+
+
+def rows_per_window(a: np.ndarray, window_bytes: int) -> int:
+    """How many rows of ``a`` fit in ``window_bytes`` (at least 1)."""
+    return max(window_bytes // max(a.nbytes // max(a.shape[0], 1), 1), 1)
 
 
 def versions() -> dict[str, str]:

@@ -25,7 +25,6 @@ failed or ran another config).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from runner.data.mapped import release_rows
+from runner.output import artifacts
 from runner.output.artifacts import write_text
 from runner.sweep.jobs import Job, collect
 
@@ -211,7 +211,7 @@ def _merge_output(
     arrays = []
     for job in jobs:
         a = _job_array(job, name, job.result["outputs"][name])
-        if _digest(a) != job.result["outputs"][name].get("sha256"):
+        if artifacts.array_digest(a) != job.result["outputs"][name].get("sha256"):
             raise MergeError(
                 f"job {job.name}: output {name!r} does not match the sha256 in its "
                 "result.json (the file changed after the run)"
@@ -231,26 +231,13 @@ def _merge_output(
             release_rows(out, at + lo, at + hi)
         at += a.shape[0]
     out.flush()
-    digest = _digest(out)
+    digest = artifacts.array_digest(out)
     del out
     return {"file": path.name, "shape": list(shape), "dtype": entry["dtype"], "sha256": digest}
 
 
 def _window(a: np.ndarray) -> int:
-    return max(WINDOW_BYTES // max(a.nbytes // max(a.shape[0], 1), 1), 1)
-
-
-def _digest(a: np.ndarray) -> str:
-    """runner.output.artifacts.array_digest, read one window of rows at a time."""
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    if a.ndim == 0 or a.shape[0] == 0:
-        h.update(np.ascontiguousarray(a).data)
-        return h.hexdigest()[:16]
-    step = _window(a)
-    for lo in range(0, a.shape[0], step):
-        h.update(np.ascontiguousarray(a[lo : lo + step]).data)
-        release_rows(a, lo, lo + step)
-    return h.hexdigest()[:16]
+    return artifacts.rows_per_window(a, WINDOW_BYTES)
 
 
 def main(argv: list[str] | None = None) -> int:
