@@ -169,7 +169,7 @@ def _trainer(layer_specs: dict, inputs: dict, outputs: list[str], targets: dict)
     plan = build(make_plan(spec))
     trainer = Trainer(plan, resolve(spec, plan.outputs))
     applied: dict[str, np.ndarray] = {}
-    trainer.optimizer.step = lambda params, grads: applied.update(grads)  # capture, no update
+    trainer.optimizer.step = lambda params, grads, **_: applied.update(grads)  # capture only
     return plan, trainer, applied
 
 

@@ -153,9 +153,11 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("spare", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("name", "options"), CASES)
-def test_in_place_update_is_bit_identical_to_the_plain_formula(name, options, dtype):
+def test_in_place_update_is_bit_identical_to_the_plain_formula(name, options, dtype, spare):
+    """Also when the gradients are handed over (``grads_are_spare``, the trainer's case)."""
     rng = np.random.default_rng(7)
     shapes = {"d/W": (5, 3), "d/b": (3,)}
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
@@ -164,9 +166,10 @@ def test_in_place_update_is_bit_identical_to_the_plain_formula(name, options, dt
     opt = optim.Optimizer(name, **options)
     for t in range(1, 7):
         grads = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
-        opt.step(params, grads)
+        given = {k: g.copy() for k, g in grads.items()}
+        opt.step(params, grads, grads_are_spare=spare)
         for k in shapes:
-            expected[k] = _reference_step(name, options, expected[k], grads[k], states[k], t)
+            expected[k] = _reference_step(name, options, expected[k], given[k], states[k], t)
             assert expected[k].dtype == dtype
             np.testing.assert_array_equal(params[k], expected[k], err_msg=f"{k} step {t}")
 
@@ -189,6 +192,26 @@ def test_clipping_is_bit_identical_to_the_plain_formula():
             expected[k] = expected[k] - np.float32(0.1) * clipped
             np.testing.assert_array_equal(params[k], expected[k])
             np.testing.assert_array_equal(g, before[k])  # the caller's gradients are untouched
+
+
+def test_spare_gradients_shared_or_borrowed_are_not_written_into():
+    """A gradient array given under two keys, or a view of another array, is read as given
+    for every key even when the caller hands the gradients over; only arrays that own their
+    memory and appear once may serve as scratch."""
+    shared = np.array([1.0, 2.0], np.float32)
+    backing = np.array([[3.0, 4.0]], np.float32)
+    params = {k: np.zeros(2, np.float32) for k in ("a", "b", "c")}
+    params["d"] = np.zeros((1, 2), np.float32)
+    optim.Optimizer("sgd", lr=0.5).step(
+        params,
+        {"d": backing, "a": shared, "b": shared, "c": backing[0]},
+        grads_are_spare=True,
+    )
+    np.testing.assert_array_equal(params["a"], [-0.5, -1.0])
+    np.testing.assert_array_equal(params["b"], [-0.5, -1.0])  # not scaled twice
+    np.testing.assert_array_equal(params["d"], [[-1.5, -2.0]])
+    np.testing.assert_array_equal(params["c"], [-1.5, -2.0])  # read after d: d left it alone
+    np.testing.assert_array_equal(backing, [[3.0, 4.0]])
 
 
 def test_keras_documented_values_in_float32():

@@ -113,7 +113,7 @@ def row_errors(
 ) -> np.ndarray:
     """The loss of every row on its own (mse: the mean squared error over the row's values;
     masked timesteps left out, a row with none kept scores 0), in the output's dtype."""
-    score, _ = losses.SCORES[loss](y, np.asarray(target, dtype=y.dtype), False)
+    score, _ = losses.SCORES[loss](y, np.asarray(target, dtype=y.dtype), False, 1.0)
     if score.ndim == 1:
         return score
     axes = tuple(range(1, score.ndim))

@@ -73,7 +73,7 @@ class Trainer:
         grads_by_param, _ = backprop.backward(self.plan, caches, grads, ctx)
         # backward is the chain rule; the weight penalties' gradient is added once here
         grads_by_param = backprop.with_weight_penalty_grads(self.plan, grads_by_param)
-        self.optimizer.step(self.params, grads_by_param)
+        self.optimizer.step(self.params, grads_by_param, grads_are_spare=True)
         activity = sum(penalties.values())
         stats["weight_penalty"] = weight_penalty
         stats["activity_penalty"] = activity

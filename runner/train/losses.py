@@ -14,6 +14,7 @@ Arithmetic stays in the output's dtype; only the scalar value is summed in float
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -27,43 +28,44 @@ CLASSIFICATION = (
 )
 EPSILON = 1e-7
 
-# y, target -> (score per sample/timestep: y.shape[:-1], d score / d y: y.shape)
-ScoreFn = Callable[[np.ndarray, np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
+# y, target, grad, scale -> (score per sample/timestep: y.shape[:-1], scale * d score / d y:
+# y.shape); the caller's scale (1 / samples) goes into the gradient's own constant, not a pass
+ScoreFn = Callable[[np.ndarray, np.ndarray, bool, float], tuple[np.ndarray, np.ndarray | None]]
 
 
 def _c(y: np.ndarray, value: float) -> np.generic:
     return y.dtype.type(value)
 
 
-def _mse(y, t, grad):
+def _mse(y, t, grad, scale):
     diff = y - t
     score = np.square(diff).mean(axis=-1)
     if grad:
-        diff *= _c(y, 2.0 / y.shape[-1])
+        diff *= _c(y, 2.0 / y.shape[-1] * scale)
     return score, (diff if grad else None)
 
 
-def _mae(y, t, grad):
+def _mae(y, t, grad, scale):
     diff = y - t
     score = np.abs(diff).mean(axis=-1)
-    return score, (np.sign(diff) * _c(y, 1.0 / y.shape[-1]) if grad else None)
+    return score, (np.sign(diff) * _c(y, scale / y.shape[-1]) if grad else None)
 
 
 def _inside(p: np.ndarray) -> np.ndarray:
     return (p >= _c(p, EPSILON)) & (p <= _c(p, 1 - EPSILON))
 
 
-def _binary_crossentropy(y, t, grad):
+def _binary_crossentropy(y, t, grad, scale):
     p = np.clip(y, _c(y, EPSILON), _c(y, 1 - EPSILON))
     one = _c(y, 1)
     score = -(t * np.log(p) + (one - t) * np.log(one - p)).mean(axis=-1)
     if not grad:
         return score, None
-    dp = ((one - t) / (one - p) - t / p) * _c(y, 1.0 / y.shape[-1])
+    dp = ((one - t) / (one - p) - t / p) * _c(y, scale / y.shape[-1])
     return score, dp * _inside(y)
 
 
-def _categorical_crossentropy(y, t, grad):
+def _categorical_crossentropy(y, t, grad, scale):
     total = y.sum(axis=-1, keepdims=True)
     q = y / total  # rows rescaled to sum to 1 (a softmax output is unchanged)
     p = np.clip(q, _c(y, EPSILON), _c(y, 1 - EPSILON))
@@ -72,7 +74,10 @@ def _categorical_crossentropy(y, t, grad):
         return score, None
     dq = -(t / p) * _inside(q)
     # through q = y / sum(y): dy_j = (dq_j - sum_k dq_k q_k) / sum(y)
-    return score, (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
+    dy = (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
+    if scale != 1.0:
+        dy *= _c(y, scale)
+    return score, dy
 
 
 def one_hot(labels: np.ndarray, classes: int, dtype) -> np.ndarray:
@@ -89,9 +94,9 @@ def sparse_labels(t: np.ndarray, y_shape: tuple[int, ...]) -> np.ndarray:
     return t
 
 
-def _sparse_categorical_crossentropy(y, t, grad):
+def _sparse_categorical_crossentropy(y, t, grad, scale):
     return _categorical_crossentropy(
-        y, one_hot(sparse_labels(t, y.shape), y.shape[-1], y.dtype), grad
+        y, one_hot(sparse_labels(t, y.shape), y.shape[-1], y.dtype), grad, scale
     )
 
 
@@ -112,12 +117,11 @@ def loss(
     ``mask`` (shape ``y.shape[:-1]``, True = keep) leaves masked samples/timesteps out of
     both the value and the gradient.
     """
-    score, dscore = SCORES[name](y, target, grad)
-    if mask is None:
-        value = float(score.sum(dtype=np.float64) / score.size)
-        if dscore is not None:
-            dscore *= _c(y, 1.0 / score.size)
-        return value, dscore
+    if mask is None:  # the mean over samples: its 1 / n goes into the score's gradient
+        n = math.prod(y.shape[:-1])
+        score, dscore = SCORES[name](y, target, grad, 1.0 / n if n else 1.0)
+        return float(score.sum(dtype=np.float64) / score.size), dscore
+    score, dscore = SCORES[name](y, target, grad, 1.0)
     weights = mask.astype(y.dtype)
     kept = float(weights.sum(dtype=np.float64))
     if kept == 0:  # every step masked: nothing to learn from this batch

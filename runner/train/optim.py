@@ -18,6 +18,7 @@ gradients) when that norm exceeds it, and ``clipvalue`` clips each element to +-
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -67,7 +68,16 @@ class Optimizer:
         self._ready: dict[str, tuple[tuple, tuple]] = {}  # parameter -> (slots, scratch)
         self._update = getattr(self, f"_{name}")
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+    def step(
+        self,
+        params: dict[str, np.ndarray],
+        grads: dict[str, np.ndarray],
+        grads_are_spare: bool = False,
+    ) -> None:
+        """Update ``params`` in place. ``grads_are_spare``: the caller is done with the
+        gradient arrays, so a rule may write into one (sgd scales it in place, keeping its
+        step in the cache lines just written) when it owns its memory and no other key
+        shares it."""
         grads = {k: g for k, g in grads.items() if k in params}
         if not self._pools:
             self._size_pools(params, grads)
@@ -80,14 +90,19 @@ class Optimizer:
         self.iterations += 1
         clipping = scale is not None or bool(clipvalue)
         ready, update = self._ready, self._update
+        # an array under two keys, or under a view of it, is read more than once: not spare
+        given = Counter(id(g) for g in grads.values())
+        given.update(id(g.base) for g in grads.values() if g.base is not None)
         for key, g in grads.items():
             p = params[key]
+            spare = grads_are_spare and g.flags.owndata and g.flags.writeable and given[id(g)] == 1
             if clipping:
                 g = self._clipped(key, g, scale, clipvalue)
+                spare = False  # the shared clip buffer
             buffers = ready.get(key)
             if buffers is None:
                 buffers = ready[key] = self._buffers_for(key, p)
-            update(p, g, *buffers)
+            update(p, g, *buffers, spare)
 
     def _buffers_for(self, key: str, p: np.ndarray) -> tuple[tuple, tuple]:
         """(the parameter's slots, created at zero when new; its views of the scratch)."""
@@ -175,11 +190,11 @@ class Optimizer:
         return float(squares.sum())
 
     # ---- update rules (each changes p in place, allocating nothing) --------------------
-    def _sgd(self, p, g, slots, scratch) -> None:
+    def _sgd(self, p, g, slots, scratch, spare) -> None:
         o, t = self.options, p.dtype.type
         lr = t(self.lr / (1.0 + o["decay"] * (self.iterations - 1)))
         momentum = t(o["momentum"])
-        step = scratch[0]
+        step = g if spare else scratch[0]
         np.multiply(g, lr, out=step)
         if momentum == 0:
             p -= step  # v = -lr * g, and nesterov adds momentum * v = 0
@@ -195,7 +210,7 @@ class Optimizer:
         else:
             p += v
 
-    def _rmsprop(self, p, g, slots, scratch) -> None:
+    def _rmsprop(self, p, g, slots, scratch, spare) -> None:
         t = p.dtype.type
         rho = self.options["rho"]
         (a,), (tmp,) = slots, scratch
@@ -205,7 +220,7 @@ class Optimizer:
         a += tmp
         self._scaled_step(p, g, a, tmp)
 
-    def _adagrad(self, p, g, slots, scratch) -> None:
+    def _adagrad(self, p, g, slots, scratch, spare) -> None:
         (a,), (tmp,) = slots, scratch
         np.square(g, out=tmp)
         a += tmp
@@ -220,7 +235,7 @@ class Optimizer:
         tmp *= t(self.lr)
         p -= tmp
 
-    def _adam(self, p, g, slots, scratch) -> None:
+    def _adam(self, p, g, slots, scratch, spare) -> None:
         o, t = self.options, p.dtype.type
         b1, b2, n = o["beta_1"], o["beta_2"], self.iterations
         lr_t = t(self.lr * math.sqrt(1.0 - b2**n) / (1.0 - b1**n))
