@@ -114,6 +114,7 @@ def _run(
             cwd,
             extra_result={"overrides": overrides},
             model_file=model_file(hydra_cfg),
+            epoch_callbacks=[tracked.epochs] if tracked is not None else (),
         )
     except KeyboardInterrupt:  # result.json says "interrupted": the MLflow run is KILLED
         if tracked is not None:

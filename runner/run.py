@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,12 @@ def run(
     cwd: Path | str | None = None,
     extra_result: dict[str, Any] | None = None,
     model_file: Path | None = None,
+    epoch_callbacks: Sequence[Callable[[Any, dict[str, float]], None]] = (),
 ) -> Outcome:
     """Run ``config`` into ``output_dir``. Data files are read relative to ``cwd`` and only
-    from ``cwd``, the folder of ``model_file`` (the YAML the config came from) and data_dirs."""
+    from ``cwd``, the folder of ``model_file`` (the YAML the config came from) and data_dirs.
+    ``epoch_callbacks``: called after each epoch of a fit (``runner.train.fit.EpochCallback``;
+    a tracker's, say)."""
     output_dir = Path(output_dir)
     cwd = Path.cwd() if cwd is None else Path(cwd)
     artifacts.claim(output_dir)  # no-op when this process claimed it (the Hydra callback)
@@ -125,7 +129,7 @@ def run(
         else:
             from runner.train.fit import fit_task  # training lives in its own module
 
-            fit_task(spec, plan, output_dir, result, timings, outcome)
+            fit_task(spec, plan, output_dir, result, timings, outcome, epoch_callbacks)
         result["status"] = "ok" if outcome.exit_code == 0 else "failed"
     except UserError as exc:
         outcome.exit_code = exc.exit_code

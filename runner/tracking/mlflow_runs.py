@@ -1,11 +1,12 @@
 """Runs and sweeps logged to MLflow (``tracking=mlflow``), read back from the run folders.
 
-A run is created when the job starts (status RUNNING, so it shows up while it trains) and filled
-from its finished folder: the validated config (config.yaml, flattened) as params, every
-history.csv row as metrics with step = epoch, result.json's other metrics at the last step, the
+A run is created when the job starts (status RUNNING, so it shows up while it trains). A fit
+logs each epoch's history row as the epoch ends (``runner.tracking.epoch_metrics``: an epoch
+callback the CLI hands to the fit, so the trainer imports no MLflow). The rest comes from the
+finished folder: the validated config (config.yaml, flattened) as params, any history.csv row
+not logged live (a resumed sweep's reused job), result.json's other metrics at the last step, the
 folder itself as artifacts, and its status (ok -> FINISHED, interrupted -> KILLED, else FAILED).
-Reading the folder, not the trainer, keeps tracking out of the training loop and the same for
-every task and launcher.
+Reading the folder keeps the end of a run the same for every task and launcher.
 
 A sweep is one parent run, created by the sweep callback before any job starts; its id is
 written to ``SWEEP_DIR/mlflow_parent.json``, where every job finds it, in this process (basic
@@ -19,6 +20,7 @@ model files), so a config from a stranger cannot send runs anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +34,7 @@ import yaml
 
 from runner.config.paths import resolve_path, shown_path
 from runner.errors import ConfigError
+from runner.tracking.epoch_metrics import EpochMetrics
 
 log = logging.getLogger("runner")
 
@@ -105,10 +108,12 @@ def experiment_name(model: str | None) -> str:
 
 
 class TrackedRun:
-    """One MLflow run, created when the job starts and filled from its folder at the end."""
+    """One MLflow run, created when the job starts, given a fit's epochs as they end
+    (``epochs``, an epoch callback) and filled from its folder at the end."""
 
     def __init__(self, client: Any, run_id: str, uri: str) -> None:
         self.client, self.run_id, self.uri = client, run_id, uri
+        self.epochs = EpochMetrics(client, run_id)
 
     @classmethod
     def start(
@@ -138,35 +143,40 @@ class TrackedRun:
         return tracked
 
     def finish(self, output_dir: Path, fallback_config: dict[str, Any]) -> None:
-        """Params, metrics, tags, artifacts and status, all read from the run folder."""
+        """Epochs not logged yet, then params, metrics, tags and artifacts, read from the run
+        folder; then the status. A run whose logging failed is still ended (never RUNNING)."""
+        result = _read_json(output_dir / "result.json")
+        status = STATUS.get(str(result.get("status", "incomplete")), "FAILED")
+        try:
+            self._log_folder(output_dir, result, fallback_config)
+        except Exception:
+            with contextlib.suppress(Exception):  # the store is gone: the error raised says so
+                self.client.set_terminated(self.run_id, status)
+            raise
+        self.client.set_terminated(self.run_id, status)
+
+    def _log_folder(
+        self, output_dir: Path, result: dict[str, Any], fallback_config: dict[str, Any]
+    ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         from runner.config import redact
         from runner.train.history import read_history
 
-        result = _read_json(output_dir / "result.json")
+        self.epochs.flush(read_history(output_dir))  # kept pending by the store; a reused job's
         config = _read_yaml(output_dir / "config.yaml")
         if config is None:  # the config was refused before it was validated
             config = redact.data(fallback_config)
         params = [Param(k, v) for k, v in flat_params(config).items()]
         now = int(time.time() * 1000)
-        history = read_history(output_dir)
+        last = max(self.epochs.logged, default=0)
         metrics = [
-            Metric(key, value, now, int(row["epoch"]))
-            for row in history
-            for key, value in row.items()
-            if key != "epoch"
-        ]
-        in_history = {k for row in history for k in row}
-        last = int(history[-1]["epoch"]) if history else 0
-        metrics += [
             Metric(key, float(value), now, last)
             for key, value in (result.get("metrics") or {}).items()
-            if key not in in_history and _is_number(value)
+            if key not in self.epochs.keys and _is_number(value)
         ]
-        status = str(result.get("status", "incomplete"))
         tags = [
-            RunTag("runner.status", status),
+            RunTag("runner.status", str(result.get("status", "incomplete"))),
             RunTag("runner.task", str(result.get("task", ""))),
             RunTag("runner.config_hash", str(result.get("config_hash", ""))),
             RunTag("runner.overrides", " ".join(result.get("overrides") or [])),
@@ -175,7 +185,6 @@ class TrackedRun:
             tags.append(RunTag("runner.model_file", str(result["model_file"].get("path"))))
         self.client.log_batch(self.run_id, metrics=metrics, params=params, tags=tags)
         self.client.log_artifacts(self.run_id, str(output_dir))
-        self.client.set_terminated(self.run_id, STATUS.get(status, "FAILED"))
 
     def kill(self) -> None:
         self.client.set_terminated(self.run_id, "KILLED")

@@ -22,7 +22,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,6 +334,7 @@ def fit_task(
     result: dict[str, Any],
     timings: dict[str, float],
     outcome: Any,
+    epoch_callbacks: Sequence[EpochCallback] = (),
 ) -> None:
     """What ``run()`` does for task=fit: train, then write history, weights and scores.
 
@@ -357,7 +358,7 @@ def fit_task(
         settings.monitor,
     )
     t = time.perf_counter()
-    callbacks = fit_callbacks(spec, settings, data, output_dir)
+    callbacks = fit_callbacks(spec, settings, data, output_dir, epoch_callbacks)
     if fit_plan.resume is not None:
         result["parent"] = fit_plan.resume.parent()
     fitted = fit_model(plan, settings, data, progress, callbacks, fit_plan.resume)
@@ -398,15 +399,21 @@ def fit_task(
 
 
 def fit_callbacks(
-    spec: Any, settings: FitSettings, data: FitData, output_dir: Path
+    spec: Any,
+    settings: FitSettings,
+    data: FitData,
+    output_dir: Path,
+    extra: Sequence[EpochCallback] = (),
 ) -> list[EpochCallback]:
-    """The epoch callbacks of a run's fit, in order: checkpoints (when asked for). A tracker
-    appends its own here; each is called as ``callback(loop, record)`` after every epoch."""
+    """The epoch callbacks of a run's fit, in order: checkpoints (when asked for), then the
+    run's own (``run(epoch_callbacks=...)``: the MLflow tracker's live metrics, given by the
+    CLI, so this module never imports a tracker). Each is called as ``callback(loop, record)``
+    after every epoch."""
     callbacks: list[EpochCallback] = []
     if settings.checkpoint_every or settings.checkpoint_best:
         config, digests = checkpoints.config_values(spec), checkpoints.data_digests(data)
         callbacks.append(checkpoints.Checkpointer(output_dir, settings, config, digests))
-    return callbacks
+    return callbacks + list(extra)
 
 
 def _loss_text(loss_map: dict[str, str]) -> str:
