@@ -60,11 +60,13 @@ class SweepSummary(Callback):
 
         model = config.hydra.runtime.choices.get("model")
         name = "sweep " + run_name(model, [str(o) for o in config.hydra.overrides.task])
+        sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            start_sweep(config, Path.cwd(), Path(str(config.hydra.sweep.dir)), name, model)
+            start_sweep(config, Path.cwd(), sweep_dir, name, model)
         except ConfigError as exc:
             import sys
 
+            unclaim_unused_sweep(sweep_dir)  # no job ran: the same command may be run again
             sys.stderr.write("invalid config: 1 problem\n" + f"  {exc.problems[0]}\n")
             raise SystemExit(2) from None  # Hydra would only warn about an exception
 
@@ -156,8 +158,49 @@ class ClaimFolder(Callback):
             )
         # The sweep folder keeps its marker: a sweep folder has no result.json to say it is done.
         # Resuming in place takes over the claim of a sweep that is no longer running.
+        created = _first_missing(sweep_dir)
         artifacts.claim(sweep_dir, take_over_dead=in_place)
         artifacts.keep_claim(sweep_dir)
+        _sweeps_claimed[os.path.realpath(sweep_dir)] = created
+
+
+# Sweep folders this process claimed -> the outermost folder the claim created (None: the
+# sweep folder existed), so a sweep refused before any job ran can leave nothing behind.
+_sweeps_claimed: dict[str, Path | None] = {}
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of FOLDER and its parents that does not exist yet (None: FOLDER exists)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def unclaim_unused_sweep(sweep_dir: Path) -> None:
+    """Undo this process's claim of SWEEP_DIR when nothing but the marker is in it (a sweep
+    refused before its first job): the marker goes, and so do the folders the claim created.
+    A folder that holds anything else (a sweep resumed in place) keeps its claim."""
+    from runner.output import artifacts
+
+    key = os.path.realpath(sweep_dir)
+    if key not in _sweeps_claimed:
+        return
+    created = _sweeps_claimed.pop(key)
+    try:
+        if {p.name for p in sweep_dir.iterdir()} != {artifacts.CLAIM}:
+            return
+        (sweep_dir / artifacts.CLAIM).unlink()
+        if created is None:
+            return
+        for path in (sweep_dir, *sweep_dir.parents):
+            path.rmdir()  # only empty folders; stops at the first that is not (OSError)
+            if path == created:
+                break
+    except OSError:
+        pass  # a folder someone else is writing into: left as it is
 
 
 def _refuse(exc: BaseException) -> None:

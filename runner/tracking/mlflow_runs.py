@@ -79,7 +79,7 @@ def open_client(uri: str) -> Any:
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # reach the store now, not after the run
-    except MlflowException as exc:
+    except (MlflowException, OSError) as exc:  # OSError: a local store it cannot create
         raise ConfigError.one(
             "tracking_uri", f"MLflow cannot use {uri!r}: {_first_line(exc)}"
         ) from exc
