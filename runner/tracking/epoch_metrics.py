@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 log = logging.getLogger("runner")
@@ -31,15 +32,9 @@ class EpochMetrics:
         self._warned = False
 
     def __call__(self, loop: Any, record: dict[str, float]) -> None:
-        epoch = int(record["epoch"])
+        # this epoch's row, and a resumed fit's restored rows before its first new epoch
         queued = self.logged | {int(r["epoch"]) for r in self.pending}
-        # Rows up to this epoch only: a row appended for an epoch that then failed (a diverged
-        # loss) never reaches the callbacks, so it is never logged.
-        self.pending += [
-            row
-            for row in loop.state.history
-            if int(row["epoch"]) <= epoch and int(row["epoch"]) not in queued
-        ]
+        self.pending += [r for r in loop.state.history if int(r["epoch"]) not in queued]
         try:
             self.flush()
         except Exception as exc:  # the store's trouble, not the fit's: retried at the end
@@ -47,13 +42,13 @@ class EpochMetrics:
                 log.warning(
                     "tracking: could not log epoch %d to MLflow (%s: %s); the fit goes on and "
                     "the end of the run logs it again",
-                    epoch,
+                    int(record["epoch"]),
                     type(exc).__name__,
                     str(exc).splitlines()[0] if str(exc) else "",
                 )
                 self._warned = True
 
-    def flush(self, more: list[dict[str, float]] = ()) -> None:
+    def flush(self, more: Sequence[dict[str, float]] = ()) -> None:
         """Log the pending rows and those of MORE (history.csv's) not logged yet, in one batch."""
         from mlflow.entities import Metric
 
