@@ -186,9 +186,6 @@ class TrackedRun:
         self.client.log_batch(self.run_id, metrics=metrics, params=params, tags=tags)
         self.client.log_artifacts(self.run_id, str(output_dir))
 
-    def kill(self) -> None:
-        self.client.set_terminated(self.run_id, "KILLED")
-
 
 # ---------------------------------------------------------------- sweeps: the parent run
 

@@ -117,11 +117,14 @@ def loss(
     ``mask`` (shape ``y.shape[:-1]``, True = keep) leaves masked samples/timesteps out of
     both the value and the gradient.
     """
-    if mask is None:  # the mean over samples: its 1 / n goes into the score's gradient
-        n = math.prod(y.shape[:-1])
-        score, dscore = SCORES[name](y, target, grad, 1.0 / n if n else 1.0)
-        return float(score.sum(dtype=np.float64) / score.size), dscore
-    score, dscore = SCORES[name](y, target, grad, 1.0)
+    # A diverging fit overflows here first: its loss turns inf/nan, which the fit loop
+    # reports as one clear error, so NumPy's own warning would only be noise before it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if mask is None:  # the mean over samples: its 1 / n goes into the score's gradient
+            n = math.prod(y.shape[:-1])
+            score, dscore = SCORES[name](y, target, grad, 1.0 / n if n else 1.0)
+            return float(score.sum(dtype=np.float64) / score.size), dscore
+        score, dscore = SCORES[name](y, target, grad, 1.0)
     weights = mask.astype(y.dtype)
     kept = float(weights.sum(dtype=np.float64))
     if kept == 0:  # every step masked: nothing to learn from this batch
