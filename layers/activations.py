@@ -28,8 +28,13 @@ ActivationName = Literal[
     "swish",
 ]
 
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
+# Constants our formulas use; the ONNX exporter writes the same ones (one source of truth).
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+# erf by Abramowitz & Stegun 7.1.26: erf(|x|) = 1 - t P(t) exp(-x^2) with t = 1 / (1 + p|x|)
+# and P(t) = a1 + a2 t + a3 t^2 + a4 t^3 + a5 t^4; ERF_A holds (a1, ..., a5).
+ERF_P = 0.3275911
+ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 def _c(x: np.ndarray, value: float) -> np.generic:
@@ -86,22 +91,21 @@ def _elu(x):
 
 
 def _selu(x):
-    return _c(x, _SELU_SCALE) * np.where(
-        x > 0, x, _c(x, _SELU_ALPHA) * np.expm1(np.minimum(x, _c(x, 0)))
+    return _c(x, SELU_SCALE) * np.where(
+        x > 0, x, _c(x, SELU_ALPHA) * np.expm1(np.minimum(x, _c(x, 0)))
     )
+
+
+def _erf_t_poly(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """t = 1 / (1 + p|x|) and t P(t) (Horner's rule: t (a1 + t (a2 + t (a3 + t (a4 + t a5)))))."""
+    a1, a2, a3, a4, a5 = (_c(x, a) for a in ERF_A)
+    t = _c(x, 1) / (_c(x, 1) + _c(x, ERF_P) * np.abs(x))
+    return t, t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
 
 
 def erf(x: np.ndarray) -> np.ndarray:
     """erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32 resolution)."""
-    t = _c(x, 1) / (_c(x, 1) + _c(x, 0.3275911) * np.abs(x))
-    poly = t * (
-        _c(x, 0.254829592)
-        + t
-        * (
-            _c(x, -0.284496736)
-            + t * (_c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))
-        )
-    )
+    _, poly = _erf_t_poly(x)
     a = np.minimum(np.abs(x), _c(x, 10))  # erf(10) is 1 in float64: x * x must not overflow
     return np.sign(x) * (_c(x, 1) - poly * np.exp(-a * a))
 
@@ -114,21 +118,13 @@ def _gelu(x):
 def _erf_grad(x: np.ndarray) -> np.ndarray:
     """The derivative of ``erf`` above (of the approximation itself, so that gelu's gradient
     is exactly the slope of gelu's forward): exp(-x^2) * (2|x| P(t) + p t^2 P'(t))."""
-    t = _c(x, 1) / (_c(x, 1) + _c(x, 0.3275911) * np.abs(x))
-    poly = t * (
-        _c(x, 0.254829592)
-        + t
-        * (
-            _c(x, -0.284496736)
-            + t * (_c(x, 1.421413741) + t * (_c(x, -1.453152027) + t * _c(x, 1.061405429)))
-        )
-    )
-    dpoly = _c(x, 0.254829592) + t * (
-        _c(x, 2 * -0.284496736)
-        + t * (_c(x, 3 * 1.421413741) + t * (_c(x, 4 * -1.453152027) + t * _c(x, 5 * 1.061405429)))
+    t, poly = _erf_t_poly(x)
+    a1, a2, a3, a4, a5 = ERF_A
+    dpoly = _c(x, a1) + t * (  # P'(t)
+        _c(x, 2 * a2) + t * (_c(x, 3 * a3) + t * (_c(x, 4 * a4) + t * _c(x, 5 * a5)))
     )
     a = np.minimum(np.abs(x), _c(x, 10))  # as in erf: x * x must not overflow
-    return np.exp(-a * a) * (_c(x, 2) * a * poly + _c(x, 0.3275911) * t * t * dpoly)
+    return np.exp(-a * a) * (_c(x, 2) * a * poly + _c(x, ERF_P) * t * t * dpoly)
 
 
 def _gelu_grad(x, y, dy):
@@ -187,8 +183,8 @@ ACTIVATIONS: dict[str, Activation] = {
             dy
             * np.where(
                 x > 0,
-                _c(x, _SELU_SCALE),
-                _c(x, _SELU_SCALE * _SELU_ALPHA) * np.exp(np.minimum(x, _c(x, 0))),
+                _c(x, SELU_SCALE),
+                _c(x, SELU_SCALE * SELU_ALPHA) * np.exp(np.minimum(x, _c(x, 0))),
             )
         ),
     ),

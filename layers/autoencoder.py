@@ -79,8 +79,11 @@ class AutoEncoder(Layer):
             for key, layer in stack.items()
         ]
 
-    def _running(self) -> list[tuple[str, Layer, str]]:
-        """The children the forward pass runs, in order."""
+    def running_children(self) -> list[tuple[str, Layer, str]]:
+        """The children the forward pass runs, in order: the encoder, then the decoder when
+        ``output_reconstruction`` is true. ``(prefix, layer, config path)`` as ``children``.
+        The one rule for what this layer computes: forward, backward, penalties, the summary
+        and the ONNX exporter all read it."""
         kids = self.children()
         return kids if self.spec.output_reconstruction else kids[: len(self.stacks["encoder"])]
 
@@ -101,17 +104,17 @@ class AutoEncoder(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         steps = self._plan(input_shape, False)
-        return steps[len(self._running())][0]
+        return steps[len(self.running_children())][0]
 
     def output_mask(self, input_shape: Shape, has_mask: bool) -> bool:
-        return self._plan(input_shape, has_mask)[len(self._running())][1]
+        return self._plan(input_shape, has_mask)[len(self.running_children())][1]
 
     def inner_elements(self, input_shape: Shape) -> int:
         """Per sample: every running child's output but the last (the AutoEncoder's own
         output), plus what each child holds inside itself."""
-        steps, running = self._plan(input_shape, False), len(self._running())
+        steps, running = self._plan(input_shape, False), len(self.running_children())
         total = sum(math.prod(shape) for shape, _ in steps[1:running])
-        for (_, child, where), (shape, _) in zip(self._running(), steps):
+        for (_, child, where), (shape, _) in zip(self.running_children(), steps):
             total += in_child(where, child, child.inner_elements, shape)
         return total
 
@@ -136,7 +139,7 @@ class AutoEncoder(Layer):
 
     def summary_rows(self, input_shape: Shape) -> list[SummaryRow]:
         """(key, type, reads, output shape, params) of every inner layer, for the summary."""
-        steps, running = self._plan(input_shape, False), len(self._running())
+        steps, running = self._plan(input_shape, False), len(self.running_children())
         rows, reads = [], "input"
         for i, (prefix, child, _) in enumerate(self.children()):
             note = "" if i < running else " (not run)"
@@ -147,18 +150,18 @@ class AutoEncoder(Layer):
         return rows
 
     def weight_penalty(self) -> float:
-        return sum(child.weight_penalty() for _, child, _ in self._running())
+        return sum(child.weight_penalty() for _, child, _ in self.running_children())
 
     def weight_penalty_grads(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for prefix, child, _ in self._running():
+        for prefix, child, _ in self.running_children():
             out.update(prefixed(prefix, child.weight_penalty_grads()))
         return out
 
     def forward(self, x, mask, ctx: Context):
         caches = []
         penalties: dict[str, float] = {}
-        for _, child, _ in self._running():
+        for _, child, _ in self.running_children():
             x, mask, cache = child.forward(x, mask, ctx)
             add_penalties(penalties, child.activity_penalties(x, cache))
             caches.append(cache)
@@ -170,7 +173,7 @@ class AutoEncoder(Layer):
     def backward(self, dy, cache: AutoEncoderCache, ctx: Context):
         grads: dict[str, np.ndarray] = {}
         inner = replace(ctx, need_input_grad=True)  # only the first child's dx may be skipped
-        running = list(enumerate(zip(self._running(), cache.children)))
+        running = list(enumerate(zip(self.running_children(), cache.children)))
         for i, ((prefix, child, _), c) in reversed(running):
             dy, g = child.backward(dy, c, inner if i > 0 else ctx)
             add_grads(grads, prefixed(prefix, g))

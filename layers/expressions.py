@@ -170,7 +170,8 @@ class Index(Node):
     items: tuple[int | tuple[int | None, int | None], ...]  # per-sample axes: index or (lo, hi)
 
 
-def _children(node: Node) -> tuple[Node, ...]:
+def children(node: Node) -> tuple[Node, ...]:
+    """The operands of ``node`` in order (none for ``x``, a constant or an index of ``x``)."""
     if isinstance(node, BinOp):
         return (node.left, node.right)
     if isinstance(node, Call):
@@ -180,10 +181,11 @@ def _children(node: Node) -> tuple[Node, ...]:
     return (node.base,) if isinstance(node, Pow) else ()
 
 
-def _walk(node: Node) -> Iterator[Node]:
+def walk(node: Node) -> Iterator[Node]:
+    """``node`` and every node below it, parents before their operands."""
     yield node
-    for child in _children(node):
-        yield from _walk(child)
+    for child in children(node):
+        yield from walk(child)
 
 
 # ---- parsing ------------------------------------------------------------------------------
@@ -444,8 +446,9 @@ def parse(text: str, extra_functions: Mapping[str, ExprFunction] | None = None) 
 
 
 # ---- shapes and evaluation ----------------------------------------------------------------
-def _reduce_axis(node: Reduce, rank: int) -> int:
-    """Normalise ``node.axis`` for a batched value of ``rank`` dims (batch axis included)."""
+def reduce_axis(node: Reduce, rank: int) -> int:
+    """Normalise ``node.axis`` for a batched value of ``rank`` dims (batch axis included):
+    the axis a reduction runs over, from 0, never the batch axis (else ExpressionError)."""
     k = node.axis + rank if node.axis < 0 else node.axis
     if not 0 <= k < rank:
         raise ExpressionError(
@@ -487,9 +490,9 @@ def _node_shape(
         return (*out, *s[len(node.items) :])
     if isinstance(node, Reduce):
         inner = _shape(node.arg, s, seen)
-        k = _reduce_axis(node, len(inner) + 1)
+        k = reduce_axis(node, len(inner) + 1)
         return inner[: k - 1] + inner[k:]
-    shapes = [_shape(child, s, seen) for child in _children(node)]
+    shapes = [_shape(child, s, seen) for child in children(node)]
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
@@ -538,7 +541,7 @@ def _compute(node: Node, x: np.ndarray, values: dict[int, np.ndarray]) -> np.nda
         return np.asarray(node.value, dtype)
     if isinstance(node, Index):
         return x[_index(node)]
-    args = _align(*(_forward(child, x, values) for child in _children(node)))
+    args = _align(*(_forward(child, x, values) for child in children(node)))
     if isinstance(node, Neg):
         return -args[0]
     if isinstance(node, Pow):
@@ -546,7 +549,7 @@ def _compute(node: Node, x: np.ndarray, values: dict[int, np.ndarray]) -> np.nda
     if isinstance(node, Clip):
         return np.clip(args[0], np.asarray(node.lo, dtype), np.asarray(node.hi, dtype))
     if isinstance(node, Reduce):
-        return _REDUCE[node.name](args[0], axis=_reduce_axis(node, args[0].ndim))
+        return _REDUCE[node.name](args[0], axis=reduce_axis(node, args[0].ndim))
     if isinstance(node, BinOp):
         y = _OPS[node.op](*args)
         return y.astype(dtype) if node.op in _COMPARE else y
@@ -573,7 +576,7 @@ def _vjp(node: Node, g: np.ndarray, args: list[np.ndarray], y: np.ndarray) -> li
     if isinstance(node, Clip):
         return [g * ((a[0] >= node.lo) & (a[0] <= node.hi))]
     if isinstance(node, Reduce):
-        k = _reduce_axis(node, a[0].ndim)
+        k = reduce_axis(node, a[0].ndim)
         g = np.expand_dims(g, k)
         if node.name in ("sum", "mean"):
             return [np.broadcast_to(g / (a[0].shape[k] if node.name == "mean" else 1), a[0].shape)]
@@ -614,7 +617,7 @@ def _backward(node: Node, g: np.ndarray, values: dict[int, np.ndarray], grad: np
     elif isinstance(node, Index):
         grad[_index(node)] += g
     else:
-        kids = _children(node)
+        kids = children(node)
         args = [values[id(kid)] for kid in kids]
         for kid, arg, gk in zip(kids, args, _vjp(node, g, args, values[id(node)])):
             if gk is not None and kid.uses_x:
@@ -644,7 +647,7 @@ class Expression:
         return sorted(
             {
                 n.name
-                for n in _walk(self.root)
+                for n in walk(self.root)
                 if isinstance(n, Call) and n.plugin is not None and n.plugin.grad is None
             }
         )
@@ -652,6 +655,14 @@ class Expression:
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample output shape for per-sample ``input_shape`` (batch axis excluded)."""
         return _shape(self.root, tuple(int(n) for n in input_shape))
+
+    def node_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[Node, tuple[int, ...]]]:
+        """Every node of the tree with its per-sample shape for per-sample ``input_shape``,
+        operands before the node that reads them (the root last). The memory estimate and
+        the ONNX exporter both read the shapes from here."""
+        seen: list[tuple[Node, tuple[int, ...]]] = []
+        _shape(self.root, tuple(int(n) for n in input_shape), seen)
+        return seen
 
     def intermediate_elements(self, input_shape: tuple[int, ...]) -> int:
         """Per-sample count of the values evaluating (and differentiating) the expression
@@ -662,8 +673,7 @@ class Expression:
         nothing. One operation may also need temporaries (sigmoid, softplus, a plugin, the
         gradient of a node and the cast of the result): counted as twice the largest value,
         a bound rather than an exact count."""
-        seen: list[tuple[Node, tuple[int, ...]]] = []
-        _shape(self.root, tuple(int(n) for n in input_shape), seen)
+        seen = self.node_shapes(input_shape)
 
         def computed(node: Node) -> bool:
             return node.uses_x and not isinstance(node, (Var, Index))

@@ -180,7 +180,11 @@ def combine_masks(mode: str, xs: list[np.ndarray], masks: list[Any], concat_axis
     return np.concatenate(parts, axis=axis).all(axis=-1)
 
 
-def _subscripts(r0: int, ax0: list[int], r1: int, ax1: list[int]) -> tuple[str, str, str]:
+def einsum_subscripts(r0: int, ax0: list[int], r1: int, ax1: list[int]) -> tuple[str, str, str]:
+    """The einsum subscripts of dot/cos: ``(x0's, x1's, the output's)`` for per-sample ranks
+    ``r0``, ``r1`` contracting axes ``ax0`` with ``ax1`` (per-sample, from 0). The batch axis
+    is ``a`` in all three; a contracted pair shares a letter; the output keeps x0's free axes,
+    then x1's. Example: ``einsum_subscripts(2, [1], 1, [0])`` is ``('abc', 'ac', 'ab')``."""
     letters = iter(string.ascii_letters[1:])
     sub0 = [next(letters) for _ in range(r0)]
     sub1 = [next(letters) for _ in range(r1)]
@@ -239,7 +243,7 @@ def forward(
     x0, x1 = xs
     ax0, ax1 = dot_axes_pairs(dot_axes, x0.shape[1:], x1.shape[1:])
     out_shape = output_shape(mode, [x0.shape[1:], x1.shape[1:]], concat_axis, dot_axes)
-    subs = _subscripts(x0.ndim - 1, ax0, x1.ndim - 1, ax1)
+    subs = einsum_subscripts(x0.ndim - 1, ax0, x1.ndim - 1, ax1)
     y = np.einsum(f"{subs[0]},{subs[1]}->{subs[2]}", x0, x1, optimize=True)
     if mode == "cos":  # dot / (|x0| |x1|), norms over the contracted axes, floored
         n0 = _free_norm(x0, subs[0], ax0)  # (batch, *free0)
@@ -252,9 +256,16 @@ def forward(
     return y, cache
 
 
-def _free_norm(x: np.ndarray, sub: str, axes: list[int]) -> np.ndarray:
+def norm_subscripts(sub: str, axes: list[int]) -> str:
+    """The einsum of an input's squared norm over its contracted ``axes`` (cos):
+    ``"{sub},{sub}->{free}"``, ``sub`` its subscripts from ``einsum_subscripts`` and ``free``
+    the batch axis and the axes left uncontracted."""
     free = "a" + "".join(c for i, c in enumerate(sub[1:]) if i not in axes)
-    sq = np.einsum(f"{sub},{sub}->{free}", x, x, optimize=True)
+    return f"{sub},{sub}->{free}"
+
+
+def _free_norm(x: np.ndarray, sub: str, axes: list[int]) -> np.ndarray:
+    sq = np.einsum(norm_subscripts(sub, axes), x, x, optimize=True)
     return np.sqrt(np.maximum(sq, x.dtype.type(NORM_EPS)))
 
 

@@ -39,7 +39,7 @@ class DeferredSteps(Deferred):
     mask: np.ndarray | None  # (batch, steps), True = kept; None: every step counts
     fns: list[RowsFn] = field(default_factory=list)  # each maps rows (r, d_in) to (r, d_out)
     widths: list[int] = field(default_factory=list)  # d_out of each function
-    _kept: tuple | None = field(default=None, repr=False)  # see _gathered
+    _kept: tuple | None = field(default=None, repr=False)  # see kept_rows
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -83,16 +83,17 @@ class DeferredSteps(Deferred):
         if self.mask is None:
             rows, counts = self.x[lo:hi].reshape(-1, self.x.shape[2]), None  # (samples*steps, d)
         else:
-            kept, counts_all, ends = self._gathered()
+            kept, counts_all, ends = self.kept_rows()
             counts = counts_all[lo:hi]
             rows = kept[ends[lo] - counts_all[lo] : ends[hi - 1]]
         for fn, buffer in zip(self.fns, buffers):
             rows = fn(rows, buffer[: rows.shape[0]])
         return rows, counts
 
-    def _gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def kept_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The kept steps of every sample, gathered once in sample order, their counts per
-        sample and the cumulative counts (where each sample's rows end)."""
+        sample and the cumulative counts (where each sample's rows end). Needs a mask. A
+        consumer calls it once before threads share this chain, so none gathers twice."""
         if self._kept is None:
             counts = self.mask.sum(axis=1)
             self._kept = (self.x[self.mask], counts, np.cumsum(counts))  # (kept, d), (n,), (n,)

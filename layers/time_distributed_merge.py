@@ -99,7 +99,7 @@ class TimeDistributedMerge(Layer):
                     np.divide(out, np.maximum(counts, 1).astype(dtype)[:, None], out=out)
 
         if x.mask is not None:
-            x._gathered()  # once, before the threads share it
+            x.kept_rows()  # once, before the threads share it
         parallel.run([partial(reduce, lo, hi) for lo, hi in x.block_ranges()])
         return y
 

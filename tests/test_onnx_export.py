@@ -140,7 +140,7 @@ LAMBDA_CASES = [  # expression, input row, expected (hand-computed, or None: onl
 def test_lambda_cases_cover_every_function():
     used = set()
     for text, _, _ in LAMBDA_CASES:
-        for node in expressions._walk(expressions.parse(text).root):
+        for node in expressions.walk(expressions.parse(text).root):
             if isinstance(node, (expressions.Call, expressions.Reduce)):
                 used.add(node.name)
             elif isinstance(node, expressions.Clip):

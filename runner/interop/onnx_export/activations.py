@@ -11,12 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from layers.activations import _SELU_ALPHA, _SELU_SCALE
+from layers.activations import ERF_A, ERF_P, SELU_ALPHA, SELU_SCALE
 from runner.interop.onnx_export.graph import OnnxGraph
-
-# erf by Abramowitz & Stegun 7.1.26, as layers.activations.erf
-_ERF_P = 0.3275911
-_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 def sigmoid(g: OnnxGraph, x: str) -> str:
@@ -41,17 +37,18 @@ def _elu(g: OnnxGraph, x: str) -> str:
 
 
 def _selu(g: OnnxGraph, x: str) -> str:
-    negative = g.op("Mul", g.const(_SELU_ALPHA), _expm1_below_zero(g, x))
+    negative = g.op("Mul", g.const(SELU_ALPHA), _expm1_below_zero(g, x))
     inner = g.op("Where", g.op("Greater", x, g.const(0)), x, negative)
-    return g.op("Mul", g.const(_SELU_SCALE), inner)
+    return g.op("Mul", g.const(SELU_SCALE), inner)
 
 
 def erf(g: OnnxGraph, x: str) -> str:
-    """sign(x) * (1 - t * P(t) * exp(-a * a)), t = 1 / (1 + p|x|), a = min(|x|, 10)."""
+    """sign(x) * (1 - t * P(t) * exp(-a * a)), t = 1 / (1 + p|x|), a = min(|x|, 10): the
+    constants and the order of operations of ``layers.activations.erf``."""
     absx = g.op("Abs", x)
-    t = g.op("Div", g.const(1), g.op("Add", g.const(1), g.op("Mul", g.const(_ERF_P), absx)))
-    poly = g.const(_ERF_A[-1])
-    for coefficient in reversed(_ERF_A[:-1]):  # Horner: a1 + t*(a2 + t*(a3 + ...))
+    t = g.op("Div", g.const(1), g.op("Add", g.const(1), g.op("Mul", g.const(ERF_P), absx)))
+    poly = g.const(ERF_A[-1])
+    for coefficient in reversed(ERF_A[:-1]):  # Horner: a1 + t*(a2 + t*(a3 + ...))
         poly = g.op("Add", g.const(coefficient), g.op("Mul", t, poly))
     poly = g.op("Mul", t, poly)
     a = g.op("Min", absx, g.const(10))

@@ -27,9 +27,8 @@ def _siamese(g: OnnxGraph, layer, xs, masks, shapes):
 @onnx_emitter("AutoEncoder")
 def _autoencoder(g: OnnxGraph, layer, x, mask, shape):
     """The running children in order: encoder, then decoder with output_reconstruction."""
-    running = layer._running()  # the layer's own rule: the children its forward pass runs
     owner_prefix, owner_path = g.prefix, g.path
-    for child in running:
+    for child in layer.running_children():  # the layer's own rule, as its forward
         out_shape = child[1].output_shape(shape)
         x, mask = g.emit_child(owner_prefix, owner_path, child, x, mask, shape)
         shape = out_shape

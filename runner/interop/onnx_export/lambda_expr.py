@@ -46,7 +46,7 @@ _REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": 
 def _lambda(g: OnnxGraph, layer, x, mask, shape):
     expression = layer.expression
     plugins = sorted(
-        {n.name for n in ex._walk(expression.root) if isinstance(n, ex.Call) and n.plugin}
+        {n.name for n in ex.walk(expression.root) if isinstance(n, ex.Call) and n.plugin}
     )
     if plugins:
         raise NotExportable(
@@ -54,9 +54,8 @@ def _lambda(g: OnnxGraph, layer, x, mask, shape):
             "by a plugin as NumPy code, which has no ONNX form: write it with the built-in "
             "functions (see the Lambda section of the README) to export"
         )
-    seen: list = []
-    ex._shape(expression.root, tuple(shape), seen)
-    shapes = {id(node): s for node, s in seen}  # per-sample shape of every node
+    # per-sample shape of every node
+    shapes = {id(node): s for node, s in expression.node_shapes(tuple(shape))}
     y, rank = _Writer(g, x, shapes).write(expression.root)
     if rank == 0:  # a constant expression still gives one value per sample
         y = g.op("Expand", y, g.op("Shape", x, start=0, end=1))
@@ -79,12 +78,13 @@ class _Writer:
             return g.const(node.value), 0
         if isinstance(node, ex.Index):
             return self.index(node), self.rank(node)
-        kids = ex._children(node)
+        kids = ex.children(node)
         args = self.aligned([self.write(kid) for kid in kids])
         return self.combine(node, args), self.rank(node)
 
     def aligned(self, values: list[tuple[str, int]]) -> list[str]:
-        """Our _align: unit axes inserted after the batch axis; 0-d values stay 0-d."""
+        """Aligned as our runtime aligns operands: unit axes inserted after the batch axis;
+        0-d values stay 0-d."""
         top = max(rank for _, rank in values)
         out = []
         for name, rank in values:
@@ -102,7 +102,7 @@ class _Writer:
         if isinstance(node, ex.Clip):
             return g.op("Clip", args[0], g.const(node.lo), g.const(node.hi))
         if isinstance(node, ex.Reduce):
-            axis = ex._reduce_axis(node, self.rank(node.arg))
+            axis = ex.reduce_axis(node, self.rank(node.arg))
             return g.op(_REDUCE[node.name], args[0], g.ints(axis), keepdims=0)
         if isinstance(node, ex.BinOp):
             if node.op in _BINARY:

@@ -10,7 +10,13 @@ count, at least 1, so a fully masked row gives 0).
 from __future__ import annotations
 
 from layers import merge_ops
-from layers.merge_ops import NORM_EPS, concat_axis_index, dot_axes_pairs
+from layers.merge_ops import (
+    NORM_EPS,
+    concat_axis_index,
+    dot_axes_pairs,
+    einsum_subscripts,
+    norm_subscripts,
+)
 from runner.interop.onnx_export.graph import OnnxGraph
 from runner.interop.onnx_export.registry import onnx_emitter
 
@@ -33,7 +39,7 @@ def _dot(g: OnnxGraph, mode: str, xs: list[str], shapes: list, dot_axes) -> str:
     (squared norm floored at NORM_EPS, so a zero vector gives 0)."""
     (x0, x1), (s0, s1) = xs, shapes
     ax0, ax1 = dot_axes_pairs(dot_axes, s0, s1)
-    sub0, sub1, out = merge_ops._subscripts(len(s0), ax0, len(s1), ax1)
+    sub0, sub1, out = einsum_subscripts(len(s0), ax0, len(s1), ax1)
     y = g.op("Einsum", x0, x1, equation=f"{sub0},{sub1}->{out}")
     if mode == "cos":
         n0 = _norm(g, x0, sub0, ax0)  # (batch, *free0)
@@ -49,8 +55,7 @@ def _dot(g: OnnxGraph, mode: str, xs: list[str], shapes: list, dot_axes) -> str:
 
 
 def _norm(g: OnnxGraph, x: str, sub: str, axes: list[int]) -> str:
-    free = "a" + "".join(c for i, c in enumerate(sub[1:]) if i not in axes)
-    sq = g.op("Einsum", x, x, equation=f"{sub},{sub}->{free}")
+    sq = g.op("Einsum", x, x, equation=norm_subscripts(sub, axes))
     return g.op("Sqrt", g.op("Max", sq, g.const(NORM_EPS)))
 
 
