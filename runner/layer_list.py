@@ -91,23 +91,19 @@ def load_plugins(allowed: list[str]) -> list[str]:
         if ep.module in seen or ep.module in allowed:
             continue
         seen.add(ep.module)
-        problem = plugins._import(ep.module, f"installed plugin {ep.name}", ep.load)
+        problem = plugins.import_plugin(ep.module, f"installed plugin {ep.name}", ep.load)
         if problem is not None:
             warnings.append(f"{problem.path}: {problem.message}")
     for i, name in enumerate(allowed):
-        if not plugins._MODULE_NAME.match(name):
+        if not plugins.is_module_name(name):
             warnings.append(f"allow_plugins[{i}]: {name!r} is not a dotted module name")
             continue
-        problem = plugins._import(name, f"allow_plugins[{i}]", lambda n=name: _import(n))
+        problem = plugins.import_plugin(
+            name, f"allow_plugins[{i}]", lambda n=name: plugins.import_allowed(n)
+        )
         if problem is not None:
             warnings.append(f"{problem.path}: {problem.message}")
     return warnings
-
-
-def _import(name: str) -> None:
-    from runner.config import plugins
-
-    plugins._import_allowed(name)
 
 
 def origin(layer_cls: type) -> str:

@@ -145,7 +145,7 @@ def check_text(
             "file: keep large data in .npy files and name them ({path: data/x.npy})",
         )
     root = _compose(text, shown)
-    _check_size(root, shown)
+    check_yaml_size(root, shown)
     in_model_group = config_path.split("/", 1)[0] == MODEL_GROUP and "/" in config_path
     if not in_model_group:
         if not trusted:
@@ -177,8 +177,11 @@ def _compose(text: str, shown: str) -> yaml.Node | None:
         raise ModelFileError(shown, 1, 1, f"malformed YAML: {exc}") from None
 
 
-def _check_size(root: yaml.Node | None, shown: str) -> None:
-    """Nodes counted with aliases expanded (each distinct node sized once: linear time)."""
+def check_yaml_size(root: yaml.Node | None, shown: str) -> None:
+    """The nesting and expanded-size bounds of every config file, on a composed YAML tree
+    (``yaml.compose``, nothing constructed yet): ModelFileError at the node at fault. Nodes
+    are counted with aliases expanded (each distinct node sized once: linear time). Other
+    YAML the runner reads (Keras architecture files) is bounded by this same check."""
     if root is None:
         return
     sizes: dict[int, int] = {}

@@ -19,6 +19,7 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -26,6 +27,11 @@ from runner.errors import ConfigError, Problem
 
 ENTRY_POINT_GROUP = "runner.layers"
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def is_module_name(name: object) -> bool:
+    """A dotted module name (``my_layers.masking``): nothing else is ever imported."""
+    return isinstance(name, str) and _MODULE_NAME.match(name) is not None
 
 
 def installed_plugins() -> dict[str, EntryPoint]:
@@ -54,7 +60,7 @@ def load_plugins(config: dict[str, Any]) -> list[str]:
     problems = []
     for i, name in enumerate(names):
         path = f"model.plugins[{i}]"
-        if not isinstance(name, str) or not _MODULE_NAME.match(name):
+        if not is_module_name(name):
             problems.append(
                 Problem(
                     path, f"expected a dotted module name such as my_layers.masking, found {name!r}"
@@ -62,9 +68,9 @@ def load_plugins(config: dict[str, Any]) -> list[str]:
             )
             continue
         if name in allowed:
-            problem = _import(name, path, lambda n=name: _import_allowed(n))
+            problem = import_plugin(name, path, lambda n=name: import_allowed(n))
         elif name in installed:
-            problem = _import(name, path, installed[name].load)
+            problem = import_plugin(name, path, installed[name].load)
         else:
             problem = Problem(
                 path,
@@ -81,7 +87,7 @@ def load_plugins(config: dict[str, Any]) -> list[str]:
     return list(names)
 
 
-def _import_allowed(name: str) -> None:
+def import_allowed(name: str) -> None:
     """A module the command line allows, also from the current directory (searched last, so
     it never shadows an installed package), whichever way the runner was started."""
     cwd = os.getcwd()
@@ -95,7 +101,9 @@ def _import_allowed(name: str) -> None:
             sys.path.remove(cwd)
 
 
-def _import(name: str, path: str, load) -> Problem | None:
+def import_plugin(name: str, path: str, load: Callable[[], object]) -> Problem | None:
+    """Run ``load`` (an import of plugin ``name``): None, or the Problem at ``path`` that
+    says why it failed (not found, its own error, sys.exit), its half-import undone."""
     try:
         load()
     except ModuleNotFoundError as exc:

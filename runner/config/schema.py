@@ -348,7 +348,10 @@ class EvaluateSpec(Strict):
         return self
 
 
-def _model_spec_class(layer_union: Any) -> type[BaseModel]:
+def model_spec_class(layer_union: Any) -> type[BaseModel]:
+    """The schema of ``model:`` (inputs, layers, outputs, ...) over ``layer_union``: the run
+    schema's model with every registered layer, or the JSON schema export's with the
+    built-in layers alone (runner.config.schema_export)."""
     registry.resolve_composites(layer_union)  # layers inside AutoEncoder/Siamese: same union
     return create_model(
         "ModelSpec",
@@ -399,7 +402,7 @@ def run_spec_class(layer_types: Collection[str] | None = None) -> type[BaseModel
     key = (registry.version(), None if layer_types is None else frozenset(layer_types))
     if key not in _cache:
         layer_union = registry.spec_union() if layer_types is None else registry.union_for(key[1])
-        model_spec = _model_spec_class(layer_union)
+        model_spec = model_spec_class(layer_union)
         _cache[key] = create_model(
             "RunSpec",
             __base__=ConfigModel,

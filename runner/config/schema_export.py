@@ -26,7 +26,7 @@ from pydantic import Field
 
 import layers  # noqa: F401  (registers the built-in layers)
 from layers import registry
-from runner.config.schema import _model_spec_class
+from runner.config.schema import model_spec_class
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../../schema/model.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -51,7 +51,7 @@ def builtin_layer_union() -> Any:
 
 def model_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the ``model`` node of a run config."""
-    schema = _model_spec_class(builtin_layer_union()).model_json_schema(mode="validation")
+    schema = model_spec_class(builtin_layer_union()).model_json_schema(mode="validation")
     schema.pop("title", None)
     schema = allow_interpolations(if_then_unions(schema))
     schema.setdefault("$defs", {})["Interpolation"] = INTERPOLATION

@@ -15,8 +15,7 @@ from typing import Any
 
 import yaml
 
-from runner.config.guard import ModelFileError
-from runner.config.guard import _check_size as check_yaml_size  # one bound for all YAML
+from runner.config.guard import ModelFileError, check_yaml_size  # one bound for all YAML
 from runner.errors import ConfigError
 from runner.interop.keras_import.budget import MAX_TEXT_BYTES
 
