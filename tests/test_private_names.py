@@ -67,9 +67,7 @@ def _privates_elsewhere(package: str) -> set[str]:
     inside: set[str] = set()
     for top in OURS:
         for file in (ROOT / top).rglob("*.py"):
-            (inside if _inside(_module(file), package) else outside).update(
-                _defined_privates(file)
-            )
+            (inside if _inside(_module(file), package) else outside).update(_defined_privates(file))
     return outside - inside
 
 
@@ -136,7 +134,7 @@ def test_interop_reads_other_packages_through_public_names_only():
     assert problems == [], "\n".join(problems)
 
 
-PLANTED = '''
+PLANTED = """
 import zipfile
 import layers.expressions as ex
 import layers
@@ -164,7 +162,7 @@ class Emitter:
         keras_import._reader
         zipfile._EndRecData(None)
         return self._cache, check_yaml_size, _own_helper
-'''
+"""
 
 
 def test_the_scan_finds_planted_privates_and_nothing_else():
