@@ -31,20 +31,48 @@ from runner.graph.plan import Plan, make_plan
 from runner.run import run
 from runner.train.plan import plan_fit, plan_task
 
-__all__ = ["Model", "compose", "load_model_file", "run", "validate"]
+__all__ = ["Model", "compose", "compose_model", "load_model_file", "run", "validate"]
 
 
-def compose(model: str, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The config ``python -m runner +model=MODEL [overrides]`` would run, as a plain dict."""
+def compose(
+    model: str, overrides: list[str] | None = None, config_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """The config ``python -m runner [--config-dir DIR] +model=MODEL [overrides]`` would run,
+    as a plain dict. ``config_dir`` (a folder holding ``model/NAME.yaml`` files) is searched
+    after the shipped ``conf/``; what is read from it must be model files (runner.config.guard).
+    """
+    return compose_model(model, overrides, config_dir)[0]
+
+
+def compose_model(
+    model: str, overrides: list[str] | None = None, config_dir: str | Path | None = None
+) -> tuple[dict[str, Any], list[Path]]:
+    """``compose``, and every file of the search path that holds ``model/MODEL.yaml``, in
+    search order: the first is the one composed; more than one is the clash the command line
+    refuses (``runner.cli.model_name_clash``)."""
     from hydra import compose as hydra_compose
+    from omegaconf import open_dict
 
+    from runner.cli import model_files
     from runner.config import guard
-    from runner.config.conf_dir import initialize
+    from runner.config.conf_dir import initialize, searchpath_override
 
+    extra = []
+    if config_dir is not None:
+        if not Path(config_dir).is_dir():
+            raise NotADirectoryError(f"config_dir {str(config_dir)!r} is not a folder")
+        extra.append(searchpath_override(Path(config_dir)))
     guard.install(guard.command_line_list(overrides or [], "allow_resolvers"))
     with initialize():
-        cfg = hydra_compose("config", overrides=[f"+model={model}", *(overrides or [])])
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        cfg = hydra_compose(
+            "config",
+            overrides=[f"+model={model}", *(overrides or []), *extra],
+            return_hydra_config=True,  # its record of the sources: where model/MODEL.yaml is
+        )
+    files = model_files(cfg.hydra)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the run's config only, as Hydra hands it to a run
+    return OmegaConf.to_container(cfg, resolve=True), files  # type: ignore[return-value]
 
 
 def load_model_file(path: str | Path, **settings: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def run_job(cfg: DictConfig) -> tuple[int, float | None]:
         gc.freeze()  # start-up's objects are never garbage: no later collection walks them
         gc.enable()
 
-    clash = _clash(model_files(hydra_cfg), cwd) if "model" in cfg else None
+    clash = model_name_clash(model_files(hydra_cfg), cwd) if "model" in cfg else None
     if clash:
         return _refuse(output_dir, "+model", clash)
     if "model" not in cfg:
@@ -190,8 +190,9 @@ def model_files(hydra_cfg: Any) -> list[Path]:
     return found
 
 
-def _clash(files: list[Path], cwd: Path) -> str | None:
-    """Two different files answer to one model name: say which, never run the wrong one."""
+def model_name_clash(files: list[Path], cwd: Path) -> str | None:
+    """Two different files answer to one model name (``model_files``): say which, never run
+    the wrong one. None when there is one. export-onnx applies the same rule."""
     if len(files) < 2:
         return None
     shown = [shown_path(f, cwd) for f in files]

@@ -15,7 +15,7 @@ from runner.errors import ConfigError
 from runner.interop.onnx_export import cli
 from runner.interop.onnx_export.verify import deviation, run_onnx
 from runner.run import run
-from tests.test_onnx_export import _exported
+from tests.test_onnx_export import ROOT, _exported
 
 X = np.random.default_rng(0).normal(size=(12, 3)).round(3)
 T = np.stack([X.sum(axis=1), X[:, 0] - X[:, 2]], axis=1)
@@ -216,3 +216,141 @@ def test_plugins_refused_by_name_and_a_deviating_export_is_not_written(tmp_path,
     ]
     assert not (tmp_path / "m.onnx").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.onnx")] == []
+
+
+# ---- --config-dir: +model=NAME from a user's own repository of model files ----------------
+NET = textwrap.dedent(
+    """
+    inputs:
+      x: {{shape: [2], data: {{path: {data}}}}}
+    layers:
+      h:
+        type: Dense
+        output_dim: 3
+        activation: relu
+        weights: {{W: [[1, 0, -1], [0.5, 1, 0]], b: [0, 0.5, 1]}}
+      out:
+        type: Dense
+        output_dim: 1
+        weights: {{W: [[1], [2], [3]], b: [-1]}}
+    """
+)
+NET_X = np.array([[1, 2], [3, -1]], np.float32)
+# by hand: relu([2, 2, -1] + b1) = [2, 2.5, 0] -> 2 + 5 - 1 = 6; relu([2.5, -1, -3] + b1) =
+# [2.5, 0, 0] -> 2.5 - 1 = 1.5
+NET_Y = np.array([[6.0], [1.5]])
+
+
+def _config_repo(root, folder: str = "my conf's") -> tuple:
+    """A config repository outside the working folder, its model reading a file beside it
+    (allowed: the model file's own folder, as for python -m runner)."""
+    repo, work = root / folder, root / "work"
+    (repo / "model").mkdir(parents=True)
+    work.mkdir()
+    np.save(repo / "model" / "x.npy", NET_X)
+    (repo / "model" / "net.yaml").write_text(NET.format(data=repo / "model" / "x.npy"))
+    return repo, work
+
+
+def test_a_model_from_a_config_dir_exports_and_agrees(tmp_path, monkeypatch, capsys):
+    from runner.api import compose_model
+
+    repo, work = _config_repo(tmp_path)  # a folder name with a space and a quote
+    monkeypatch.chdir(work)
+    assert cli.main(["+model=net", "--config-dir", f"../{repo.name}", "--out", "m.onnx"]) == 0
+    assert "wrote m.onnx (opset 18" in capsys.readouterr().out
+    got = run_onnx((work / "m.onnx").read_bytes(), {"x": NET_X})["out"]
+    # our predict of the same model file, composed from the same folder
+    config, files = compose_model("net", [], repo)
+    assert files == [(repo / "model" / "net.yaml").resolve()]
+    assert run({**config, "seed": 0}, work / "run", work, model_file=files[0]).exit_code == 0
+    with np.load(work / "run" / "outputs.npz", allow_pickle=False) as npz:
+        ours = npz["out"]
+    assert deviation(got, ours) <= 1e-5
+    np.testing.assert_allclose(got, NET_Y, rtol=1e-6)
+    np.testing.assert_allclose(ours, NET_Y, rtol=1e-6)
+
+
+def test_config_dir_mistakes_are_one_message_each(tmp_path, monkeypatch, capsys):
+    repo, work = _config_repo(tmp_path, "repo")
+    (repo / "model" / "dense_example.yaml").write_text(NET.format(data="x.npy"))
+    monkeypatch.chdir(work)
+    refusals = {
+        ("+model=net", "--config-dir", "../nope"): [
+            "export-onnx: --config-dir ../nope: no such folder (it should hold model/NAME.yaml)"
+        ],
+        ("+model=net", "--config-dir", "../repo/model/net.yaml"): [
+            "export-onnx: --config-dir ../repo/model/net.yaml: not a folder (it should hold "
+            "model/NAME.yaml)"
+        ],
+        ("+model=nett", "--config-dir", "../repo"): [
+            "export-onnx: refused: 1 problem (nothing written)",
+            "  +model: no model file nett.yaml in the shipped conf/model and ../repo/model "
+            "(--config-dir)",
+        ],
+        ("+model=net", "-cd", "../repo/model"): [
+            "export-onnx: refused: 1 problem (nothing written)",
+            "  +model: no model file net.yaml in the shipped conf/model and "
+            "../repo/model/model (--config-dir); --config-dir names the folder that holds "
+            "model/, not model/ itself",
+        ],
+        ("../repo", "--config-dir", "../repo"): [
+            "export-onnx: --config-dir says where +model=NAME is found; a run folder is "
+            "exported from its own config.yaml (leave --config-dir out)"
+        ],
+    }
+    for args, message in refusals.items():
+        assert cli.main([*args, "--out", "m.onnx"]) == 2, args
+        assert capsys.readouterr().err.splitlines() == message
+    # a name in the shipped conf/ and in the repository: refused as python -m runner does
+    assert cli.main(["+model=dense_example", "--config-dir", "../repo", "--out", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "export-onnx: refused: 1 problem (nothing written)",
+        f"  +model: the model name is found in 2 places: {ROOT}/conf/model/dense_example.yaml, "
+        f"{repo}/model/dense_example.yaml; Hydra would run the first, silently. Rename your copy "
+        "(its folder comes later in the search path than the shipped conf/)",
+    ]
+    assert [p.name for p in work.iterdir()] == []  # nothing written, ever
+
+
+def test_config_dir_files_meet_the_runners_trust_rules(tmp_path, monkeypatch, capsys):
+    repo, work = _config_repo(tmp_path, "repo")
+    (tmp_path / "elsewhere").mkdir()
+    np.save(tmp_path / "elsewhere" / "x.npy", NET_X)
+    model = repo / "model"
+    (model / "far.yaml").write_text(NET.format(data=tmp_path / "elsewhere" / "x.npy"))
+    (model / "sets_seed.yaml").write_text("seed: 3\n" + NET.format(data="x.npy"))
+    (repo / "extra").mkdir()
+    (repo / "extra" / "evil.yaml").write_text("# @package _global_\nallow_plugins: [evil]\n")
+    monkeypatch.chdir(work)
+    refusals = {
+        ("+model=far",): (
+            f"  {model / 'far.yaml'}:3:19: model.inputs.x.data "
+            f"({tmp_path / 'elsewhere' / 'x.npy'}): the file lies outside the directories a run "
+            "may read (where the command ran, the model file's folder and data_dirs; symlinks "
+            "are followed): move it there, or allow its folder on the command line with "
+            "data_dirs=[DIR]"
+        ),
+        ("+model=sets_seed",): (
+            f"  +model: {model / 'sets_seed.yaml'}:1:1: 'seed' is a run setting: a model file "
+            "sets keys under model only; give it on the command line (seed=...)"
+        ),
+        ("+model=net", "+extra=evil"): (
+            f"  +model: {repo / 'extra' / 'evil.yaml'}:1:1: extra/evil.yaml is not a model "
+            "file: only model/NAME.yaml files are read from --config-dir and hydra.searchpath; "
+            "run settings and Hydra settings come from the command line"
+        ),
+    }
+    for args, problem in refusals.items():
+        assert cli.main([*args, "--config-dir", "../repo", "--out", "m.onnx"]) == 2, args
+        assert capsys.readouterr().err.splitlines() == [
+            "export-onnx: refused: 1 problem (nothing written)",
+            problem,
+        ]
+    assert [p.name for p in work.iterdir()] == []
+    # the folder allowed on this command line, as for a run: exported, the same numbers
+    allowed = ["+model=far", "data_dirs=[../elsewhere]", "--config-dir", "../repo"]
+    assert cli.main([*allowed, "--out", "m.onnx"]) == 0
+    got = run_onnx((work / "m.onnx").read_bytes(), {"x": NET_X})["out"]
+    np.testing.assert_allclose(got, NET_Y, rtol=1e-6)

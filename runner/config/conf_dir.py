@@ -4,6 +4,7 @@ read it without importing each other)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -28,3 +29,13 @@ def initialize():  # noqa: ANN201 (a Hydra context manager)
     if where.startswith("pkg://"):
         return initialize_config_module("runner.conf", version_base="1.3")
     return initialize_config_dir(where, version_base="1.3")
+
+
+def searchpath_override(folder: Path) -> str:
+    """The override that adds ``folder`` (a user's repository of model files) to Hydra's search
+    path after the shipped tree, as ``--config-dir`` does for the compose API. Hydra records
+    its provider as ``hydra.searchpath``, so the guard reads only model files from it."""
+    url = f"file://{folder.resolve()}"
+    # Hydra's quoted string: a quote, and backslashes before a quote or at the end, escaped
+    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), url)
+    return f"hydra.searchpath=['{quoted}']"

@@ -1,8 +1,11 @@
-"""``layer-runner export-onnx (+model=NAME | RUN_DIR) [key=value ...] --out model.onnx``
+"""``layer-runner export-onnx (+model=NAME | RUN_DIR) [key=value ...] [--config-dir DIR]
+--out model.onnx``
 
 The model is checked and planned exactly as ``task=validate`` does (guard, allowed plugins,
 schema, file confinement, plan) and built with its own weights, or with a run folder's
-trained ``weights.npz``. The ONNX graph is checked with ``onnx.checker``, run in onnxruntime
+trained ``weights.npz``. ``+model=NAME`` is found as ``python -m runner`` finds it: in the
+shipped ``conf/``, then in ``--config-dir DIR`` (model files only; a name in both is refused).
+The ONNX graph is checked with ``onnx.checker``, run in onnxruntime
 on the model's inputs and compared with our test-phase outputs; only an export within
 ``RTOL`` is written, atomically. Exit 0 written, 2 refused (nothing written).
 """
@@ -31,16 +34,25 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [a for a in args.items if "=" in a and not a.startswith("+model=")]
     if len(models) + len(folders) != 1:
         return _fail("say which model: +model=NAME or one RUN_DIR (a run folder)")
+    if args.config_dir is not None and folders:
+        return _fail(
+            "--config-dir says where +model=NAME is found; a run folder is exported from its "
+            "own config.yaml (leave --config-dir out)"
+        )
+    if args.config_dir is not None and not Path(args.config_dir).is_dir():
+        what = "not a folder" if Path(args.config_dir).exists() else "no such folder"
+        return _fail(f"--config-dir {args.config_dir}: {what} (it should hold model/NAME.yaml)")
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         return _fail(f"{exc.name} is not installed: pip install 'keras-layer-runner[onnx]'")
     cwd = Path.cwd()
-    yaml_file = _shipped_model_file(models[0]) if models else None  # for file:line:col
+    yaml_file = None  # the model file composed, for file:line:col
     try:
         if models:
-            config, model_file = _from_model(models[0], overrides), yaml_file
+            config, yaml_file = _from_model(models[0], overrides, args.config_dir, cwd)
+            model_file = yaml_file
         else:
             config, model_file = _from_run_folder(Path(folders[0]), overrides)
         return _export(config, model_file, cwd, Path(args.out))
@@ -63,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("items", nargs="+", metavar="+model=NAME|RUN_DIR|key=value")
     parser.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
+    parser.add_argument(
+        "--config-dir",
+        "-cd",
+        metavar="DIR",
+        help="also look for +model=NAME in DIR/model/NAME.yaml, as python -m runner "
+        "--config-dir does (model files only; a name also shipped is refused)",
+    )
     return parser
 
 
@@ -71,32 +90,37 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _from_model(name: str, overrides: list[str]) -> dict[str, Any]:
-    """What ``python -m runner +model=NAME OVERRIDES`` would run (the guard included)."""
-    from runner.api import compose
+def _from_model(
+    name: str, overrides: list[str], user_dir: str | None, cwd: Path
+) -> tuple[dict[str, Any], Path | None]:
+    """What ``python -m runner [--config-dir DIR] +model=NAME OVERRIDES`` would run (the guard
+    included), and the model file it reads."""
+    from hydra.errors import MissingConfigException
+
+    from runner.api import compose_model
+    from runner.cli import model_name_clash
     from runner.config import guard
     from runner.config import overrides as override_messages
+    from runner.config.paths import shown_path
 
     try:
-        config = compose(name, overrides)
+        config, files = compose_model(name, overrides, user_dir)
     except Exception as exc:  # composition: unknown model, bad override, a refused file
         refused = _cause(exc, guard.ModelFileError)
         text = str(refused) if refused else override_messages.describe(exc)
+        missing = _cause(exc, MissingConfigException)
+        if not text and missing and missing.missing_cfg_file == f"model/{name}":
+            searched = "the shipped conf/model"
+            if user_dir is not None:
+                searched += f" and {shown_path(Path(user_dir, 'model'), cwd)} (--config-dir)"
+            text = f"no model file {name}.yaml in {searched}"
+            if user_dir is not None and Path(user_dir, f"{name}.yaml").is_file():
+                text += "; --config-dir names the folder that holds model/, not model/ itself"
         raise ConfigError.one("+model", text or str(exc).strip().splitlines()[0]) from None
-    return config
-
-
-def _shipped_model_file(name: str) -> Path | None:
-    from importlib import resources
-
-    from runner.config.conf_dir import config_dir
-
-    where = config_dir()
-    if where.startswith("pkg://"):
-        found = Path(str(resources.files("runner.conf").joinpath("model", f"{name}.yaml")))
-    else:
-        found = Path(where, "model", f"{name}.yaml")
-    return found if found.is_file() else None
+    clash = model_name_clash(files, cwd)
+    if clash:
+        raise ConfigError.one("+model", clash)
+    return config, (files[0] if files else None)
 
 
 def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any], Path]:
