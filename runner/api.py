@@ -55,12 +55,14 @@ def compose_model(
 
     from runner.cli import model_files
     from runner.config import guard
-    from runner.config.conf_dir import initialize, searchpath_override
+    from runner.config.conf_dir import initialize, searchpath_override, sets_searchpath
 
     extra = []
     if config_dir is not None:
         if not Path(config_dir).is_dir():
             raise NotADirectoryError(f"config_dir {str(config_dir)!r} is not a folder")
+        if sets_searchpath(overrides or []):
+            raise ValueError("give config_dir or a hydra.searchpath override, not both")
         extra.append(searchpath_override(Path(config_dir)))
     guard.install(guard.command_line_list(overrides or [], "allow_resolvers"))
     with initialize():

@@ -294,6 +294,9 @@ def test_config_dir_mistakes_are_one_message_each(tmp_path, monkeypatch, capsys)
             "../repo/model/model (--config-dir); --config-dir names the folder that holds "
             "model/, not model/ itself",
         ],
+        ("+model=net", "hydra.searchpath=[file://../repo]", "--config-dir", "../repo"): [
+            "export-onnx: --config-dir and hydra.searchpath= both add config folders: give one"
+        ],
         ("../repo", "--config-dir", "../repo"): [
             "export-onnx: --config-dir says where +model=NAME is found; a run folder is "
             "exported from its own config.yaml (leave --config-dir out)"
@@ -354,3 +357,17 @@ def test_config_dir_files_meet_the_runners_trust_rules(tmp_path, monkeypatch, ca
     assert cli.main([*allowed, "--out", "m.onnx"]) == 0
     got = run_onnx((work / "m.onnx").read_bytes(), {"x": NET_X})["out"]
     np.testing.assert_allclose(got, NET_Y, rtol=1e-6)
+
+
+def test_compose_model_takes_one_way_to_add_a_config_folder(tmp_path):
+    from runner.api import compose, compose_model
+
+    repo, _ = _config_repo(tmp_path, "repo")
+    with pytest.raises(NotADirectoryError, match="'.*nope' is not a folder"):
+        compose("net", [], tmp_path / "nope")
+    with pytest.raises(ValueError, match="config_dir or a hydra.searchpath override, not both"):
+        compose_model("net", [f"hydra.searchpath=[file://{tmp_path}]"], repo)
+    # without a folder, the shipped model alone holds its name
+    config, files = compose_model("dense_example")
+    assert files == [(ROOT / "conf" / "model" / "dense_example.yaml").resolve()]
+    assert config["model"]["layers"]["dense"]["output_dim"] == 3

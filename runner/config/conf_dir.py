@@ -39,3 +39,9 @@ def searchpath_override(folder: Path) -> str:
     # Hydra's quoted string: a quote, and backslashes before a quote or at the end, escaped
     quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), url)
     return f"hydra.searchpath=['{quoted}']"
+
+
+def sets_searchpath(overrides: list[str]) -> bool:
+    """An override of ``hydra.searchpath`` among ``overrides``: Hydra reads only the first, so
+    it and ``searchpath_override`` cannot both be given."""
+    return any(o.lstrip("+~").split("=", 1)[0].strip() == "hydra.searchpath" for o in overrides)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from runner.config.conf_dir import sets_searchpath
 from runner.errors import ConfigError, UserError
 
 # What a run folder's config.yaml may carry into an export besides its model: how the model
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             "--config-dir says where +model=NAME is found; a run folder is exported from its "
             "own config.yaml (leave --config-dir out)"
         )
+    if args.config_dir is not None and sets_searchpath(overrides):
+        return _fail("--config-dir and hydra.searchpath= both add config folders: give one")
     if args.config_dir is not None and not Path(args.config_dir).is_dir():
         what = "not a folder" if Path(args.config_dir).exists() else "no such folder"
         return _fail(f"--config-dir {args.config_dir}: {what} (it should hold model/NAME.yaml)")
