@@ -16,10 +16,9 @@ from runner.interop.onnx_export.graph import OnnxGraph
 
 
 def sigmoid(g: OnnxGraph, x: str) -> str:
-    """max(e, x >= 0) / (1 + e) with e = exp(-|x|): never overflows, no cancellation."""
-    e = g.op("Exp", g.op("Neg", g.op("Abs", x)))
-    positive = g.cast(g.op("GreaterOrEqual", x, g.const(0)))
-    return g.op("Div", g.op("Max", e, positive), g.op("Add", g.const(1), e))
+    """1 / (1 + exp(-x)), as ``layers.activations.sigmoid``: where exp(-x) overflows to inf
+    the result is the right limit 0; no cancellation anywhere."""
+    return g.op("Div", g.const(1), g.op("Add", g.const(1), g.op("Exp", g.op("Neg", x))))
 
 
 def softplus(g: OnnxGraph, x: str) -> str:
