@@ -13,6 +13,8 @@ from typing import Literal
 
 import numpy as np
 
+from layers import kernels
+
 ActivationName = Literal[
     "linear",
     "tanh",
@@ -244,6 +246,8 @@ def forward_saving(
     overwritten (relu and linear return it as y)."""
     if name == "sigmoid":
         return _sigmoid_saving(z, bias)
+    if name == "relu" and bias is not None and kernels.bias_relu_(z, bias):
+        return z, None  # one pass (layers.kernels)
     if bias is not None:
         z += bias
     if name == "linear":
@@ -267,7 +271,8 @@ def backward_from(
     if name == "linear":
         return dy
     if name == "relu":
-        np.multiply(dy, y > 0, out=out)
+        if not kernels.relu_grad_into(dy, y, out):
+            np.multiply(dy, y > 0, out=out)
     elif name == "sigmoid":
         _sigmoid_from_t(saved, y, dy, out, tmp)
     elif name == "tanh":
@@ -306,6 +311,8 @@ def apply_(name: str, z: np.ndarray, bias: np.ndarray | None = None) -> np.ndarr
     z2 = z.reshape(-1, z.shape[-1]) if z.ndim != 2 else z  # a view: z is contiguous
     if name == "linear" and bias is None:
         return z
+    if name == "relu" and bias is not None and kernels.bias_relu_(z2, bias):
+        return z  # one pass (layers.kernels)
     in_place = _IN_PLACE.get(name)
     forward = ACTIVATIONS[name].forward
 

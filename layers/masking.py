@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from layers import kernels
 from layers.base import Context, Layer, PlanError, Shape, SpecBase
 from layers.registry import register
 
@@ -33,7 +34,10 @@ class Masking(Layer):
 
     def _keep(self, x: np.ndarray) -> np.ndarray:
         # Exact comparison in x's dtype; NaN never equals, so NaN steps are kept (legacy).
-        return np.any(x != x.dtype.type(self.spec.mask_value), axis=-1)
+        keep = kernels.any_not_equal(x, self.spec.mask_value)  # one early-exit pass
+        if keep is None:
+            keep = np.any(x != x.dtype.type(self.spec.mask_value), axis=-1)
+        return keep
 
     def forward(self, x, mask, ctx: Context):
         keep = self._keep(x)

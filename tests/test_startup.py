@@ -40,6 +40,8 @@ NOT_IN_A_PLAIN_RUN = (
     "keras",
     "tensorflow",
     "torch",
+    "numba",  # layers.kernels compiles on the first large layer only
+    "llvmlite",
 )
 
 # Runs the CLI as `python -m runner` does and prints the modules loaded by its end.
