@@ -309,6 +309,20 @@ def with_row_blocks(fn: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
+def without_kernels(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with layers.kernels switched off (as LAYERS_KERNELS=0): NumPy's passes only."""
+    from layers import kernels
+
+    def run() -> Any:
+        before, kernels.ENABLED = kernels.ENABLED, False
+        try:
+            return fn()
+        finally:
+            kernels.ENABLED = before
+
+    return run
+
+
 def measure_workload(
     w: Workload,
     tiny: bool,
@@ -318,6 +332,7 @@ def measure_workload(
     threads: int,
     ab_split: bool = False,
     settle: float = 0.0,
+    ab_kernels: bool = False,
 ) -> dict[str, Any]:
     model = load_workload(w, tiny)
     n = max(4, math.ceil(w.rows / TINY_DIVISOR)) if tiny else w.rows
@@ -332,6 +347,8 @@ def measure_workload(
     }
     if ab_split:
         fns["ours1"] = with_row_blocks(fns["ours"])
+    if ab_kernels:
+        fns["ours0"] = without_kernels(fns["ours"])
     fns["floor"] = gemm_floor(hand, weights, *args_in)
     for name in columns:
         fns[name] = BUILDERS[name](w.key, weights, feeds, threads)
@@ -391,9 +408,15 @@ def measure_train_step(
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], tiny: bool) -> str:
-    names = {"torch": "torch", "ort": "onnxruntime", "ours1": "ours with row blocks on threads"}
-    if any("ours1" in row["times"] for row in rows):
-        columns = ["ours1", *columns]
+    names = {
+        "torch": "torch",
+        "ort": "onnxruntime",
+        "ours1": "ours with row blocks on threads",
+        "ours0": "ours without fused kernels",
+    }
+    for extra in ("ours1", "ours0"):
+        if any(extra in row["times"] for row in rows):
+            columns = [extra, *columns]
     head = [
         "workload",
         "ours ms (median / min)",
@@ -470,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
         help="add a column: ours with layers.parallel on (row blocks on two one-thread BLAS calls)",
     )
     ap.add_argument(
+        "--ab-kernels",
+        action="store_true",
+        help="add a column: ours with layers.kernels off (NumPy's passes, as without numba)",
+    )
+    ap.add_argument(
         "--skip", nargs="*", default=[], choices=FRAMEWORKS, help="columns to leave out"
     )
     ap.add_argument(
@@ -532,7 +560,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows.append(
                 measure_workload(
-                    w, tiny, columns, reps, args.warmup, args.threads, args.ab_split, settle
+                    w,
+                    tiny,
+                    columns,
+                    reps,
+                    args.warmup,
+                    args.threads,
+                    args.ab_split,
+                    settle,
+                    args.ab_kernels,
                 )
             )
         except AssertionError as exc:
