@@ -295,30 +295,15 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}"
 
 
-def with_row_blocks(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` with layers.parallel switched on (off by default: LAYERS_ROW_BLOCKS=1)."""
-    from layers import parallel
+def with_switch(fn: Callable[[], Any], module: Any, enabled: bool) -> Callable[[], Any]:
+    """``fn`` with ``module.ENABLED`` set to ``enabled`` for the call (an A/B column)."""
 
     def run() -> Any:
-        before, parallel.ENABLED = parallel.ENABLED, True
+        before, module.ENABLED = module.ENABLED, enabled
         try:
             return fn()
         finally:
-            parallel.ENABLED = before
-
-    return run
-
-
-def without_kernels(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` with layers.kernels switched off (as LAYERS_KERNELS=0): NumPy's passes only."""
-    from layers import kernels
-
-    def run() -> Any:
-        before, kernels.ENABLED = kernels.ENABLED, False
-        try:
-            return fn()
-        finally:
-            kernels.ENABLED = before
+            module.ENABLED = before
 
     return run
 
@@ -345,10 +330,14 @@ def measure_workload(
         "ours": lambda: model.predict(feeds)[out_name],
         "hand": lambda: hand(weights, *args_in),
     }
-    if ab_split:
-        fns["ours1"] = with_row_blocks(fns["ours"])
-    if ab_kernels:
-        fns["ours0"] = without_kernels(fns["ours"])
+    if ab_split:  # layers.parallel on (off by default: LAYERS_ROW_BLOCKS=1)
+        from layers import parallel
+
+        fns["ours1"] = with_switch(fns["ours"], parallel, True)
+    if ab_kernels:  # layers.kernels off (as LAYERS_KERNELS=0): NumPy's passes only
+        from layers import kernels
+
+        fns["ours0"] = with_switch(fns["ours"], kernels, False)
     fns["floor"] = gemm_floor(hand, weights, *args_in)
     for name in columns:
         fns[name] = BUILDERS[name](w.key, weights, feeds, threads)

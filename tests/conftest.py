@@ -62,7 +62,8 @@ def cli(tmp_path):
     def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> CliResult:
         cwd = cwd or tmp_path
         full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-        full_env.pop("HYDRA_FULL_ERROR", None)
+        for name in ("HYDRA_FULL_ERROR", "MLFLOW_ALLOW_FILE_STORE"):  # the runner sets these
+            full_env.pop(name, None)
         proc = subprocess.run(
             [sys.executable, "-m", "runner", *args],
             cwd=cwd,

@@ -8,9 +8,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -217,20 +214,6 @@ def test_a_sweep_folder_holding_jobs_keeps_its_claim(tmp_path):
     assert (sweep / ".runner-claim").is_file()
 
 
-def _runner(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name in ("HYDRA_FULL_ERROR", "MLFLOW_ALLOW_FILE_STORE"):  # the runner sets it itself
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 DIVERGES = """\
 inputs:
   x: {shape: [1], data: [[1.0]]}
@@ -246,15 +229,14 @@ fit: {epochs: 15, batch_size: 1, loss: mse, optimizer: {name: sgd, lr: 25.25}}
 
 
 @pytest.mark.slow
-def test_a_fit_that_diverges_at_epoch_11_is_failed_with_epochs_1_to_10(tmp_path):
+def test_a_fit_that_diverges_at_epoch_11_is_failed_with_epochs_1_to_10(tmp_path, cli):
     """s = w*1 + b starts at 1; mse's gradient is 2s for w and for b, so one sgd update makes
     s - 4 * 25.25 * s = -100 s. Epoch k's loss is s^2 before its update, 1e4^(k-1): 1e36 at
     epoch 10, then 1e40 overflows float32 and the fit fails (training diverged) at epoch 11."""
     conf = tmp_path / "userconf" / "model"
     conf.mkdir(parents=True)
     (conf / "diverges.yaml").write_text(DIVERGES)
-    proc = _runner(
-        tmp_path,
+    proc = cli(
         f"hydra.searchpath=[file://{conf.parent}]",
         "+model=diverges",
         "task=fit",
@@ -276,12 +258,11 @@ def test_a_fit_that_diverges_at_epoch_11_is_failed_with_epochs_1_to_10(tmp_path)
 
 
 @pytest.mark.slow
-def test_a_sweep_refused_by_its_store_leaves_no_sweep_folder_and_runs_again(tmp_path):
+def test_a_sweep_refused_by_its_store_leaves_no_sweep_folder_and_runs_again(tmp_path, cli):
     (tmp_path / "afile").write_text("not a folder\n")
     refused = ("foo://nowhere", "'foo://nowhere'"), ("afile/store", "'file://")
     for uri, shown in (refused[0], *refused):  # the same command again: the same error
-        proc = _runner(
-            tmp_path,
+        proc = cli(
             "-m",
             "+model=dense_example",
             "seed=0,1",
