@@ -20,7 +20,6 @@ from runner.run import run
 from runner.sweep import callbacks
 from runner.tracking import mlflow_runs
 
-REPO = Path(__file__).resolve().parent.parent
 COLUMNS = ("loss", "weight_penalty", "activity_penalty", "accuracy", "val_loss", "val_accuracy")
 
 
