@@ -24,6 +24,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from runner.config.conf_dir import config_dir  # noqa: E402
+from runner.errors import find_in_chain  # noqa: E402
 
 _exit_codes: list[int] = []
 
@@ -92,7 +93,7 @@ def main() -> None:
             sys.exit(1)
         from runner.config import overrides
 
-        refused = _find(exc, guard.ModelFileError)
+        refused = find_in_chain(exc, guard.ModelFileError)
         message = refused or overrides.describe(exc) or _describe(exc)
         sys.stderr.write(f"invalid config: {message}\n")
         sys.exit(2)
@@ -101,17 +102,6 @@ def main() -> None:
     from runner.sweep.callbacks import sweep_exit_code  # a sweep's code comes from its job folders
 
     sys.exit(max([*_exit_codes, sweep_exit_code()]))
-
-
-def _find(exc: BaseException | None, kind: type) -> BaseException | None:
-    """The first exception of ``kind`` in the cause/context chain of ``exc``."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kind):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _describe(exc: BaseException) -> str:

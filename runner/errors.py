@@ -56,3 +56,15 @@ class RunFailed(UserError):
     """The model ran, but the run did not succeed (for example an ``expect`` check failed)."""
 
     exit_code = 1
+
+
+def find_in_chain(exc: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of ``kind`` in the cause/context chain of ``exc`` (Hydra wraps the
+    errors our config code raises), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -20,3 +20,17 @@ def numeric_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-
         array[index] = keep
         grad[index] = (plus - minus) / (2 * eps)
     return grad
+
+
+# A tiny model that fits in a blink (sweeps, tracking): 40 random rows, 3 epochs.
+TINY_FIT_MODEL = """\
+inputs:
+  x: {shape: [4], data: {random: {distribution: normal, rows: 40, seed: 1}}}
+layers:
+  hidden: {type: Dense, output_dim: 8, activation: relu}
+  drop: {type: Dropout, p: 0.0}
+  out: {type: Dense, output_dim: 1}
+targets:
+  out: {random: {distribution: normal, rows: 40, seed: 2}}
+fit: {epochs: 3, batch_size: 20, validation_split: 0.25}
+"""

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from runner.sweep import report
+from tests.helpers import TINY_FIT_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -160,17 +161,7 @@ def test_a_margin_beyond_the_seed_spread_is_said_so(tmp_path):
 
 # ---------------------------------------------------------------- a real multirun
 
-MODEL = """\
-inputs:
-  x: {shape: [4], data: {random: {distribution: normal, rows: 40, seed: 1}}}
-layers:
-  hidden: {type: Dense, output_dim: 8, activation: relu}
-  drop: {type: Dropout, p: 0.0}
-  out: {type: Dense, output_dim: 1}
-targets:
-  out: {random: {distribution: normal, rows: 40, seed: 2}}
-fit: {epochs: 3, batch_size: 20, validation_split: 0.25}
-"""
+MODEL = TINY_FIT_MODEL
 
 
 def _multirun(cwd: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:

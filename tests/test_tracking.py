@@ -16,20 +16,11 @@ from mlflow.tracking import MlflowClient
 
 from runner.errors import ConfigError
 from runner.tracking import mlflow_runs
+from tests.helpers import TINY_FIT_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 
-MODEL = """\
-inputs:
-  x: {shape: [4], data: {random: {distribution: normal, rows: 40, seed: 1}}}
-layers:
-  hidden: {type: Dense, output_dim: 8, activation: relu}
-  drop: {type: Dropout, p: 0.0}
-  out: {type: Dense, output_dim: 1}
-targets:
-  out: {random: {distribution: normal, rows: 40, seed: 2}}
-fit: {epochs: 3, batch_size: 20, validation_split: 0.25}
-"""
+MODEL = TINY_FIT_MODEL
 
 
 @pytest.fixture(autouse=True)

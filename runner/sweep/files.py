@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from runner.sweep import replicates
+from runner.sweep import plotting, replicates
 from runner.sweep.jobs import DECLARE_HINT, Job, Summary, is_float, metric_names, override_value
 
 
@@ -170,30 +170,12 @@ def write_plot(summary: Summary, path: Path) -> str:
         )
     if summary.best is not None and summary.best in ok:
         b = summary.best
-        ax.plot(
-            [x_of(b)],
-            [b.metrics[metric]],
-            marker="*",
-            markersize=16,
-            color="crimson",
-            linestyle="none",
-            label=f"best: job {b.name}",
-        )
-    if categories:
-        ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
-    ax.set_xlabel(x_key or "job")
-    ax.set_ylabel(metric)
+        plotting.mark_best(ax, x_of(b), b.metrics[metric], f"best: job {b.name}")
     not_ok = len(summary.jobs) - len(ok)
     title = f"{metric} ({summary.mode} is best)"
     if not_ok:
         title += f"; {not_ok} job{'s' if not_ok != 1 else ''} not shown (not ok)"
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+    plotting.finish(fig, ax, path, categories, x_key or "job", metric, title)
     return ""
 
 

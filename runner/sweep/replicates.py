@@ -17,6 +17,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.sweep import plotting
 from runner.sweep.jobs import Job, Summary, is_float, override_value
 
 REPLICATE_KEY = "seed"
@@ -234,24 +235,14 @@ def write_plot(summary: Summary, path: Path) -> str:
         for g in members:  # beside the error bar, so the caps do not hide them
             ax.plot([x_of(g) + shift] * g.n, g.values, ".", color=color, alpha=0.5)
     if best is not None:
-        ax.plot(
-            [x_of(best)],
-            [best.mean],
-            marker="*",
-            markersize=16,
-            color="crimson",
-            linestyle="none",
-            label=f"best: {best.label}",
-        )
-    if categories:
-        ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
-    ax.set_xlabel(x_key or "group")
-    ax.set_ylabel(f"{summary.metric} (mean ± std over {REPLICATE_KEY})")
-    ax.set_title(f"{summary.metric} ({summary.mode} is best); dots: single seeds", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+        plotting.mark_best(ax, x_of(best), best.mean, f"best: {best.label}")
+    plotting.finish(
+        fig,
+        ax,
+        path,
+        categories,
+        x_key or "group",
+        f"{summary.metric} (mean ± std over {REPLICATE_KEY})",
+        f"{summary.metric} ({summary.mode} is best); dots: single seeds",
+    )
     return ""

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.errors import ConfigError, Problem
-from runner.interop.keras_import.model import KCall, KLayer, KModel, Ref
+from runner.errors import ConfigError
+from runner.interop.keras_import.model import GraphReader, KCall, KLayer, KModel, Ref
 
 BRANCHED = ("Merge", "Siamese")
 
@@ -30,18 +30,7 @@ def is_legacy(config: Any) -> bool:
     )
 
 
-class _Builder:
-    def __init__(self, shown: str) -> None:
-        self.shown = shown
-        self.layers: dict[str, KLayer] = {}
-        self.calls: list[KCall] = []
-        self.inputs: dict[str, tuple[int | None, ...] | None] = {}
-        self.input_paths: dict[str, str] = {}
-        self.problems: list[Problem] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message, self.shown))
-
+class _Builder(GraphReader):
     def unique(self, wanted: str) -> str:
         name, k = wanted, 1
         while name in self.layers or name in self.inputs:

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from runner.errors import Problem
+
 
 @dataclass(frozen=True)
 class Ref:
@@ -71,3 +73,20 @@ def param_count(layer: KLayer) -> int:
 def has_bias(layer: KLayer) -> bool:
     c = layer.config
     return bool(c.get("use_bias", c.get("bias", True)))
+
+
+class GraphReader:
+    """What every reader of a Keras architecture collects as it walks the file: layers by
+    name, their calls in order, the model inputs (shape and where each was declared), and
+    every problem found, each naming its path in ``shown`` (the file as the user gave it)."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.layers: dict[str, KLayer] = {}
+        self.calls: list[KCall] = []
+        self.inputs: dict[str, tuple[int | None, ...] | None] = {}
+        self.input_paths: dict[str, str] = {}
+        self.problems: list[Problem] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message, self.shown))

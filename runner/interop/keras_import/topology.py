@@ -18,8 +18,8 @@ import json
 import re
 from typing import Any
 
-from runner.errors import ConfigError, Problem
-from runner.interop.keras_import.model import KCall, KLayer, KModel, Ref
+from runner.errors import ConfigError
+from runner.interop.keras_import.model import GraphReader, KCall, KLayer, KModel, Ref
 
 FUNCTIONAL = ("Model", "Functional")
 WRAPPERS = ("TimeDistributed", "Bidirectional")
@@ -42,18 +42,10 @@ def detect_version(config: Any, declared: str | None) -> tuple[int, str]:
     return 2, "2.x (recognised by class_name and Keras 2 parameter names)"
 
 
-class _Parser:
+class _Parser(GraphReader):
     def __init__(self, shown: str) -> None:
-        self.shown = shown
-        self.layers: dict[str, KLayer] = {}
-        self.calls: list[KCall] = []
-        self.inputs: dict[str, tuple[int | None, ...] | None] = {}
-        self.input_paths: dict[str, str] = {}
-        self.saved_order: list[tuple[str, str]] = []
-        self.problems: list[Problem] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message, self.shown))
+        super().__init__(shown)
+        self.saved_order: list[tuple[str, str]] = []  # (name, kind) in the file's order
 
     def layer(self, entry: Any, path: str) -> KLayer | None:
         if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):

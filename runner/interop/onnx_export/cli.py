@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from runner.config.conf_dir import sets_searchpath
-from runner.errors import ConfigError, UserError
+from runner.errors import ConfigError, UserError, find_in_chain
 
 # What a run folder's config.yaml may carry into an export besides its model: how the model
 # computes. Trust settings (allow_plugins, allow_resolvers, data_dirs) come from this command
@@ -109,9 +109,9 @@ def _from_model(
     try:
         config, files = compose_model(name, overrides, user_dir)
     except Exception as exc:  # composition: unknown model, bad override, a refused file
-        refused = _cause(exc, guard.ModelFileError)
+        refused = find_in_chain(exc, guard.ModelFileError)
         text = str(refused) if refused else override_messages.describe(exc)
-        missing = _cause(exc, MissingConfigException)
+        missing = find_in_chain(exc, MissingConfigException)
         if not text and missing and missing.missing_cfg_file == f"model/{name}":
             searched = "the shipped conf/model"
             if user_dir is not None:
@@ -225,13 +225,3 @@ def _problems_text(exc: UserError, model_file: Path | None, cwd: Path) -> str:
             where = f"{shown_path(model_file, cwd)}:{line}:{column}: "
         lines.append(f"  {where}{problem}")
     return "\n".join(lines)
-
-
-def _cause(exc: BaseException | None, kind: type) -> BaseException | None:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kind):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
