@@ -54,15 +54,21 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.divide(_c(x, 1), e, out=e)
 
 
-def _sigmoid_(x: np.ndarray, bias: np.ndarray | None = None) -> None:
-    """sigmoid(x + bias) in place, the same operations as ``sigmoid`` (bit-identical results);
-    -(x + b) is computed as (-b) - x, which is exact, so the bias costs no pass of its own."""
+def _exp_minus_(x: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """x = exp(-(x + bias)) in place, the first passes of ``sigmoid``: -(x + b) is computed
+    as (-b) - x, which is exact, so the bias costs no pass of its own; exp's overflow (to
+    inf, where sigmoid's limit is 0) is expected."""
     if bias is None:
         np.negative(x, out=x)
     else:
         np.subtract(np.negative(bias), x, out=x)
     with np.errstate(over="ignore"):
-        np.exp(x, out=x)
+        return np.exp(x, out=x)
+
+
+def _sigmoid_(x: np.ndarray, bias: np.ndarray | None = None) -> None:
+    """sigmoid(x + bias) in place, the same operations as ``sigmoid`` (bit-identical)."""
+    _exp_minus_(x, bias)
     x += _c(x, 1)
     np.divide(_c(x, 1), x, out=x)
 
@@ -209,10 +215,7 @@ def get(name: str) -> Activation:
 
 
 def _sigmoid_saving(z: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    # t = exp(-(z + b)), with -(z + b) = (-b) - z exactly: the bias costs no pass of its own
-    t = np.negative(z, out=z) if bias is None else np.subtract(np.negative(bias), z, out=z)
-    with np.errstate(over="ignore"):
-        np.exp(t, out=t)
+    t = _exp_minus_(z, bias)
     y = np.add(t, _c(z, 1))  # then the operations of ``sigmoid``: y has the same bits
     np.divide(_c(z, 1), y, out=y)
     # exp(-z) overflows to inf for z < -88 (float32), where y is 0: a finite t keeps

@@ -9,7 +9,7 @@ With numba installed (the ``speed`` extra) these kernels do the same float opera
 pass, on the calling thread (a second thread would share its core with the BLAS's spinning
 worker, see docs/performance.md). The numbers are NumPy's, bit for bit, special values
 included (``tests/test_kernels.py``); without numba, or with ``LAYERS_KERNELS=0``, or on small
-arrays, every function returns False and the caller does the NumPy passes.
+arrays, every function declines (False or None) and the caller does the NumPy passes.
 
 numba is imported and the kernels compiled on the first large call only (a plain run never
 pays for it); the compiled code is cached on disk (numba's ``cache=True``).
