@@ -499,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.tiny else 15)
     settle = args.settle if args.settle is not None else (0.0 if args.tiny else SETTLE)
+    if settle < 0:
+        ap.error(f"--settle must be 0 or more seconds, got {settle}")
     global clock
     clock = CLOCKS[args.clock]
     tiny = args.tiny
