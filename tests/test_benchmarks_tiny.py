@@ -97,3 +97,19 @@ def test_startup_tiny_compares_with_the_bare_app():
     ratio = float(re.search(r"runner / bare app: ([0-9.]+) \(medians\)", out).group(1))
     assert math.isfinite(ratio) and ratio > 0
     assert "`--help` imports none of" in out and "`--cfg job` imports none of" in out
+
+
+def test_run_refuses_a_negative_pause_with_a_usage_message():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tiny", "--settle", "-0.5"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "--settle must be 0 or more seconds, got -0.5" in proc.stderr
+    assert "Traceback" not in proc.stderr
