@@ -18,6 +18,10 @@ pays for it); the compiled code is cached on disk (numba's ``cache=True``).
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,6 +32,53 @@ MIN_ELEMENTS = 1 << 14
 
 ENABLED = os.environ.get("LAYERS_KERNELS", "1") != "0"
 _compiled: Any = None  # the kernels, or False when numba is not installed
+_warm: set[tuple] = set()  # (kernel, argument types) already compiled: no need to hold Ctrl-C
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends, then raise it as usual.
+
+    numba compiles a kernel on its first call for a type, partly through LLVM callbacks: a
+    KeyboardInterrupt raised in there is swallowed or surfaces as a traceback, and the run goes
+    on. Python handlers run on the main thread only, so there the handler is swapped for one
+    that notes the signal; on any other thread there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default raises KeyboardInterrupt here
+    elif caught and previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _run(kernel: str, *args: Any) -> bool:
+    """Run one kernel; False: numba is not installed. Its first call for some argument types
+    (the one that compiles it, 10 us of handler swaps) runs with Ctrl-C held back."""
+    key = (kernel, *(_numba_type(a) for a in args))
+    if key in _warm:
+        getattr(_compiled, kernel)(*args)
+        return True
+    with _ctrl_c_held():
+        kernels = _kernels()
+        if kernels:
+            getattr(kernels, kernel)(*args)
+            _warm.add(key)
+    return bool(kernels)
+
+
+def _numba_type(a: Any) -> Any:
+    """What numba compiles a specialization for (dimensions and layout are fixed per kernel)."""
+    if isinstance(a, np.ndarray):
+        return a.dtype.char, a.flags.writeable, a.flags.aligned
+    return type(a)
 
 
 def _kernels() -> Any:
@@ -88,23 +139,15 @@ def bias_relu_(z: np.ndarray, bias: np.ndarray) -> bool:
     """``z = max(z + bias, 0)`` in place, in one pass; False: not done (use NumPy)."""
     if not (_fits(z, bias) and bias.ndim == 1 and z.shape[-1] == bias.shape[0]):
         return False
-    kernels = _kernels()
-    if not kernels:
-        return False
-    kernels.bias_relu(z.reshape(-1, z.shape[-1]), bias)
-    return True
+    return _run("bias_relu", z.reshape(-1, z.shape[-1]), bias)
 
 
 def relu_grad_into(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> bool:
     """``out = dy * (y > 0)`` in one pass; False: not done (use NumPy)."""
     if not (_fits(dy, y, out) and dy.shape == y.shape == out.shape and dy.ndim >= 1):
         return False
-    kernels = _kernels()
-    if not kernels:
-        return False
     width = dy.shape[-1]
-    kernels.relu_grad(dy.reshape(-1, width), y.reshape(-1, width), out.reshape(-1, width))
-    return True
+    return _run("relu_grad", dy.reshape(-1, width), y.reshape(-1, width), out.reshape(-1, width))
 
 
 def any_not_equal(x: np.ndarray, value: float) -> np.ndarray | None:
@@ -112,9 +155,6 @@ def any_not_equal(x: np.ndarray, value: float) -> np.ndarray | None:
     row's first differing value; None: not done (use NumPy)."""
     if not (_fits(x) and x.ndim >= 2 and x.shape[-1] > 0):
         return None
-    kernels = _kernels()
-    if not kernels:
-        return None
     keep = np.empty(x.shape[:-1], dtype=bool)
-    kernels.any_not_equal(x.reshape(-1, x.shape[-1]), x.dtype.type(value), keep.reshape(-1))
-    return keep
+    done = _run("any_not_equal", x.reshape(-1, x.shape[-1]), x.dtype.type(value), keep.reshape(-1))
+    return keep if done else None

@@ -96,3 +96,42 @@ def test_any_not_equal_is_maskings_keep_mask(dtype, value):
     np.testing.assert_array_equal(keep, np.any(x != dtype(value), axis=-1))
     assert keep[0, 31] and keep[1, 32] and keep[2, 33] and not keep[3, 34]
     assert keep.sum() == 40 * 30 + 3
+
+
+def test_ctrl_c_during_a_kernel_waits_for_its_end_then_interrupts():
+    """numba compiles in LLVM callbacks that swallow a KeyboardInterrupt: Ctrl-C is held back
+    while a kernel compiles or runs, and raised as soon as it returns."""
+    import os
+    import signal
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with kernels._ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)  # delivered here, not raised here
+            done.append("the block ran to its end")
+    assert done == ["the block ran to its end"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    with kernels._ctrl_c_held():  # and without Ctrl-C, nothing is raised
+        done.append("again")
+    assert done[-1] == "again"
+
+
+def test_a_kernels_first_call_holds_ctrl_c_until_it_returns(monkeypatch):
+    """The first call for some argument types is the one numba compiles in: a Ctrl-C during
+    it is raised once the kernel has returned, as a plain KeyboardInterrupt."""
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    ran = []
+
+    def compiling(a):
+        os.kill(os.getpid(), signal.SIGINT)
+        ran.append(a.shape)
+
+    monkeypatch.setattr(kernels, "_compiled", SimpleNamespace(compiling=compiling))
+    monkeypatch.setattr(kernels, "_warm", set())
+    with pytest.raises(KeyboardInterrupt):
+        kernels._run("compiling", np.ones((2, 3), np.float32))
+    assert ran == [(2, 3)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
