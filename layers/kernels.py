@@ -121,7 +121,23 @@ def _compile(numba: Any) -> SimpleNamespace:
                     break
             keep[i] = found
 
-    return SimpleNamespace(bias_relu=bias_relu, relu_grad=relu_grad, any_not_equal=any_not_equal)
+    @jit
+    def gather_with_ones(x, keep, out):  # out = [x[keep], 1]: the kept rows and a ones column
+        width = x.shape[1]
+        k = 0
+        for i in range(x.shape[0]):
+            if keep[i]:
+                for j in range(width):
+                    out[k, j] = x[i, j]
+                out[k, width] = 1
+                k += 1
+
+    return SimpleNamespace(
+        bias_relu=bias_relu,
+        relu_grad=relu_grad,
+        any_not_equal=any_not_equal,
+        gather_with_ones=gather_with_ones,
+    )
 
 
 def _fits(*arrays: np.ndarray) -> bool:
@@ -158,3 +174,13 @@ def any_not_equal(x: np.ndarray, value: float) -> np.ndarray | None:
     keep = np.empty(x.shape[:-1], dtype=bool)
     done = _run("any_not_equal", x.reshape(-1, x.shape[-1]), x.dtype.type(value), keep.reshape(-1))
     return keep if done else None
+
+
+def kept_rows_with_ones(x2: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+    """``np.concatenate([x2[keep], ones], axis=1)``, the kept rows in order with a column of
+    ones appended, in one pass (NumPy needs a gather and a strided copy, 60% slower than the
+    gather alone); None: not done."""
+    if not (_fits(x2) and x2.ndim == 2 and keep.shape == x2.shape[:1] and keep.dtype == bool):
+        return None
+    out = np.empty((int(np.count_nonzero(keep)), x2.shape[1] + 1), dtype=x2.dtype)
+    return out if _run("gather_with_ones", x2, np.ascontiguousarray(keep), out) else None

@@ -7,7 +7,7 @@ from typing import Literal
 from layers.base import Context, PlanError, Shape
 from layers.dense import AffineLayer, DenseSpec
 from layers.registry import register
-from layers.steps import DeferredSteps
+from layers.steps import Affine, DeferredSteps
 
 
 class TimeDistributedDenseSpec(DenseSpec):
@@ -39,4 +39,5 @@ class TimeDistributedDense(AffineLayer):
         """Each step's ``activation(x @ W + b)``, computed later by the reader, block by block
         and only at kept steps (``layers.steps``)."""
         steps = x if isinstance(x, DeferredSteps) else DeferredSteps(x, mask)
-        return steps.then(self._rows, self.spec.output_dim), mask, None
+        affine = Affine(self.params["W"], self.params["b"], self.spec.activation)
+        return steps.then(self._rows, self.spec.output_dim, affine), mask, None

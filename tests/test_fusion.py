@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import model_config
 
-from layers import steps
+from layers import kernels, steps
 from runner.api import Model
 
 STEPS, FEATURES, UNITS = 7, 3, 4
@@ -119,6 +119,57 @@ def test_blocks_cover_every_sample_once_with_only_its_kept_steps(monkeypatch):
         np.testing.assert_array_equal(counts, keep[lo:hi].sum(axis=1))
         np.testing.assert_array_equal(rows, x[lo:hi][keep[lo:hi]])
     assert seen == [(0, 2), (2, 4)]
+
+
+def test_the_bias_goes_into_the_gemm_as_a_row_of_w_with_and_without_a_mask(monkeypatch):
+    """Large enough for the one-pass gather (layers.kernels): the kept rows get a column of
+    ones and W gets b as its last row; masked or not, and with numba off (NumPy's gather,
+    bias added after), the numbers are the float64 reference's."""
+    rng = np.random.default_rng(9)
+    x = rng.uniform(-1, 1, (64, 50, 16)).astype(np.float32)
+    pads = rng.integers(0, 40, 64)
+    for i, pad in enumerate(pads):
+        if pad:
+            x[i, 50 - pad :] = 0.0
+    folded = []
+    with_bias_row = steps.Affine.with_bias_row
+    monkeypatch.setattr(
+        steps.Affine, "with_bias_row", lambda a: folded.append(a) or with_bias_row(a)
+    )
+    for masked in (True, False):
+        layers = {"mask": {"type": "Masking", "mask_value": 0.0}} if masked else {}
+        layers |= {
+            "tdd": {"type": "TimeDistributedDense", "output_dim": 24, "activation": "tanh"},
+            "pool": {"type": "TimeDistributedMerge", "mode": "ave"},
+        }
+        inputs = {"x": {"shape": [50, 16], "data": {"random": {"rows": 64}}}}
+        model = Model.from_config(model_config(layers, inputs))
+        model.weights["tdd/b"][:] = rng.normal(0, 1, 24)  # b starts at zeros: make it count
+        w = {k: v.astype(np.float64) for k, v in model.weights.items()}
+        keep = np.any(x != 0, axis=-1) if masked else np.ones(x.shape[:2], bool)
+        h = np.tanh(x.astype(np.float64) @ w["tdd/W"] + w["tdd/b"])
+        expected = (h * keep[..., None]).sum(axis=1) / np.maximum(keep.sum(axis=1), 1)[:, None]
+        folded.clear()
+        np.testing.assert_allclose(model.predict({"x": x})["pool"], expected, atol=2e-6)
+        assert len(folded) == 1  # the chain ran with the bias row
+        if masked:  # NumPy's gather: the bias is added after the GEMM, same numbers
+            monkeypatch.setattr(kernels, "ENABLED", False)
+            folded.clear()
+            np.testing.assert_allclose(model.predict({"x": x})["pool"], expected, atol=2e-6)
+            assert folded == []
+            monkeypatch.setattr(kernels, "ENABLED", True)
+
+
+def test_kept_rows_with_ones_is_the_gather_and_a_ones_column():
+    rng = np.random.default_rng(10)
+    x = rng.normal(0, 1, (3000, 16)).astype(np.float32)
+    keep = rng.random(3000) < 0.7
+    got = kernels.kept_rows_with_ones(x, keep)
+    np.testing.assert_array_equal(got, np.concatenate([x[keep], np.ones((keep.sum(), 1))], 1))
+    assert got.dtype == np.float32
+    assert kernels.kept_rows_with_ones(x[:10], keep[:10]) is None  # small: NumPy's gather
+    assert kernels.kept_rows_with_ones(x, keep[:-1]) is None  # a mask of the wrong length
+    assert kernels.kept_rows_with_ones(x, keep.astype(np.int8)) is None  # not a bool mask
 
 
 # ---- deferred concat: a Siamese concat read by a Dense ------------------------------------
