@@ -140,7 +140,7 @@ def test_a_resumed_fit_logs_every_epoch_at_its_own_number(tmp_path):
     resumed_config["fit"]["resume_from"] = "first"
     probe = _Probe(tmp_path / "store")
     resumed, folder, _ = _tracked_fit(tmp_path, resumed_config, "resumed", after=[probe])
-    assert probe.seen == [[1, 2, 3], [1, 2, 3, 4]]  # the parent's epochs with the first new one
+    assert probe.seen == [[1, 2, 3], [1, 2, 3, 4]]  # the parent's epochs before the new ones
     client = resumed.client
     assert json.loads((folder / "result.json").read_text())["parent"]["epoch"] == 2
     for key in ("lr", *COLUMNS):
@@ -149,6 +149,27 @@ def test_a_resumed_fit_logs_every_epoch_at_its_own_number(tmp_path):
         assert _steps(client, resumed.run_id, key) == _column(_history(folder), key), key
         assert _steps(client, resumed.run_id, key) == _column(straight, key), key
     assert client.get_run(resumed.run_id).info.status == "FINISHED"
+
+
+def test_a_resumed_fit_failing_in_its_first_new_epoch_keeps_its_parents_epochs(tmp_path):
+    """The restored epochs are logged before the first new one starts: a fit that fails in it
+    (no history.csv) still shows its parent's epochs 1 and 2, at their own numbers."""
+    config = classifier(epochs=4, checkpoint={"every": 1})
+    first = copy.deepcopy(config)
+    first["fit"]["epochs"] = 2
+    straight = _untracked(tmp_path, first, "straight")
+    _tracked_fit(tmp_path, first, "first")
+    resumed_config = copy.deepcopy(config)
+    resumed_config["fit"]["resume_from"] = "first"
+    error = DataError([Problem("model.inputs.x", "a numeric error")])
+    resumed, folder, _ = _tracked_fit(
+        tmp_path, resumed_config, "resumed", before=[_StopAt(3, error)]
+    )
+    assert not (folder / "history.csv").exists()
+    client = resumed.client
+    for key in ("lr", *COLUMNS):
+        assert _steps(client, resumed.run_id, key) == _column(straight, key), key
+    assert client.get_run(resumed.run_id).info.status == "FAILED"
 
 
 def test_a_store_failing_mid_fit_does_not_stop_it_and_the_end_logs_the_epochs(

@@ -4,8 +4,9 @@
 logs every history row not logged yet, each column a metric with step = epoch. So a run shows
 its curves while it trains, and a fit that fails or is interrupted keeps the epochs it finished
 (its folder has no history.csv then). A resumed fit's history starts with its parent's epochs:
-they are logged with the first new epoch, every row at its own epoch number, so the MLflow run
-matches the run folder's history.csv.
+they are logged before its first new epoch (``fit_started``), every row at its own epoch
+number, so the MLflow run matches the run folder's history.csv, even when the fit fails in
+that first epoch.
 
 A store that fails mid-fit does not stop the training: the rows stay pending, and the end of
 the run (``TrackedRun.finish``) logs them, or reports the failure.
@@ -31,8 +32,16 @@ class EpochMetrics:
         self.pending: list[dict[str, float]] = []  # finished epochs not logged yet
         self._warned = False
 
+    def fit_started(self, loop: Any) -> None:
+        """A resumed fit's restored epochs (its parent's), before its first new one."""
+        if loop.state.history:
+            self._log_history(loop, f"the parent's epochs 1-{len(loop.state.history)}")
+
     def __call__(self, loop: Any, record: dict[str, float]) -> None:
-        # this epoch's row, and a resumed fit's restored rows before its first new epoch
+        self._log_history(loop, f"epoch {int(record['epoch'])}")
+
+    def _log_history(self, loop: Any, what: str) -> None:
+        """Every row of the fit's history not logged yet; a store's failure is a warning."""
         queued = self.logged | {int(r["epoch"]) for r in self.pending}
         self.pending += [r for r in loop.state.history if int(r["epoch"]) not in queued]
         try:
@@ -40,9 +49,9 @@ class EpochMetrics:
         except Exception as exc:  # the store's trouble, not the fit's: retried at the end
             if not self._warned:
                 log.warning(
-                    "tracking: could not log epoch %d to MLflow (%s: %s); the fit goes on and "
+                    "tracking: could not log %s to MLflow (%s: %s); the fit goes on and "
                     "the end of the run logs it again",
-                    int(record["epoch"]),
+                    what,
                     type(exc).__name__,
                     str(exc).splitlines()[0] if str(exc) else "",
                 )

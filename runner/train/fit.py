@@ -149,7 +149,9 @@ class FitState:
 
 
 # Called after every epoch with the fit and the epoch's history row (lr included), once the
-# early-stopping and schedule bookkeeping of that epoch is done: checkpoints, trackers.
+# early-stopping and schedule bookkeeping of that epoch is done: checkpoints, trackers. A
+# callback with a ``fit_started(loop)`` method is also called once before the first epoch
+# (a resumed fit's restored epochs are in ``loop.state.history`` by then).
 EpochCallback = Callable[["FitLoop", dict[str, float]], None]
 
 
@@ -182,6 +184,10 @@ class FitLoop:
 
     def run(self) -> FitResult:
         settings, state = self.settings, self.state
+        for callback in self.callbacks:
+            started = getattr(callback, "fit_started", None)
+            if started is not None:
+                started(self)
         for epoch in range(state.epoch + 1, settings.epochs + 1):
             start = time.perf_counter()
             record = self._epoch(epoch)
