@@ -515,8 +515,44 @@ def test_npz_directory_with_too_many_members_refused_unparsed(tmp_path):
     outcome = run(config, tmp_path / "run", cwd=tmp_path)
     (problem,) = outcome.result["error"]["problems"]
     assert outcome.exit_code == 2 and problem["path"] == "model.weights.path"
-    assert "lists 20,000 members" in problem["message"]
-    assert "about 19.5 MB, above max_memory_mb (10 MB)" in problem["message"]
+    # names "0.npy" .. "19999.npy": 46 + 5..9 bytes per entry, 1,088,890 bytes in all
+    assert "lists 20,000 members in a directory of 1.0 MB, room for 23,671" in problem["message"]
+    assert "up to about 23.1 MB, above max_memory_mb (10 MB)" in problem["message"]
+
+
+def test_npz_directory_with_a_forged_member_count_refused_by_its_size(tmp_path):
+    """A declared count of 1 does not hide a directory of 20,000 entries: zipfile would
+    parse every entry in the declared size."""
+    path = tmp_path / "w.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(20_000):
+            zf.writestr(f"{i}.npy", b"")
+    data = bytearray(path.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2
+    path.write_bytes(bytes(data))
+    config = _model(DENSE_2, max_memory_mb=10)
+    config["model"]["weights"] = {"path": "w.npz"}
+    outcome = run(config, tmp_path / "run", cwd=tmp_path)
+    (problem,) = outcome.result["error"]["problems"]
+    assert outcome.exit_code == 2 and problem["path"] == "model.weights.path"
+    assert "lists 1 members in a directory of 1.0 MB, room for 23,671" in problem["message"]
+
+
+def test_zip64_end_records_are_read(tmp_path):
+    """Over 65,535 members the counts live in the ZIP64 end record, which is read too."""
+    from runner.data.zip_directory import read_directory
+
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(70_000):
+            zf.writestr(str(i), b"")
+    directory = read_directory(path)
+    names = sum(len(str(i)) for i in range(70_000))
+    assert (directory.entries, directory.size) == (70_000, 46 * 70_000 + names)
+    assert read_directory(tmp_path / "run") is None  # no such file
+    (tmp_path / "plain.txt").write_text("not a zip")
+    assert read_directory(tmp_path / "plain.txt") is None
 
 
 def test_fit_counts_gradients_optimizer_slots_and_every_input_row():

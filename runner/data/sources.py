@@ -30,6 +30,7 @@ from runner.config.schema import DatasetSource, RandomSource
 from runner.data import datasets
 from runner.data.budget import limit_text, refuse_above, size_text
 from runner.data.shards import Shard, ShardedArray, check_shards
+from runner.data.zip_directory import read_directory
 from runner.errors import ConfigError
 
 #: Inline arrays (nested lists in the config) may hold this many numbers; more belongs in a
@@ -256,27 +257,19 @@ def read_npz(
         return out
 
 
-#: Memory one zip directory entry takes once parsed (a ZipInfo object), bounded from above.
-ZIP_ENTRY_BYTES = 1024
-
-
 def _check_zip_directory(path: Path, where: dict, max_bytes: float | None) -> None:
-    """Refuse a file that is not a zip archive, or whose directory lists so many members that
-    parsing it alone would pass ``max_bytes``: the count is read from the end record first."""
+    """Refuse a file that is not a zip archive, or whose directory can list so many members
+    that parsing it alone would pass ``max_bytes``: counted from the end records first."""
     if not zipfile.is_zipfile(path):
         raise ValueError("not a .npz file (not a zip archive)")
     if max_bytes is None:
         return
-    try:  # the end-of-directory record; a zipfile helper, so guarded
-        with path.open("rb") as f:
-            end = zipfile._EndRecData(f)
-        entries = int(end[zipfile._ECD_ENTRIES_TOTAL])
-    except (AttributeError, IndexError, TypeError, ValueError, OSError):
-        return
-    if entries * ZIP_ENTRY_BYTES > max_bytes:
+    directory = read_directory(path)  # from the end records: nothing parsed yet
+    if directory is not None and directory.parsed_bytes > max_bytes:
         raise ConfigError.one(
-            message=f"this .npz lists {entries:,} members; reading its "
-            f"directory alone takes about {size_text(entries * ZIP_ENTRY_BYTES)}, "
+            message=f"this .npz lists {directory.entries:,} members in a directory of "
+            f"{size_text(directory.size)}, room for {directory.most_members:,}; reading "
+            f"it alone takes up to about {size_text(directory.parsed_bytes)}, "
             f"above {limit_text(max_bytes)}: save fewer arrays in one file "
             "or raise max_memory_mb",
             **where,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.data.sources import ZIP_ENTRY_BYTES
+from runner.data.zip_directory import ZIP_ENTRY_BYTES, read_directory
 from runner.errors import ConfigError
 from runner.interop.keras_import.budget import MAX_TEXT_BYTES, Budget
 from runner.interop.keras_import.text import decode, parse_json, too_large
@@ -33,11 +33,12 @@ class Archive:
 def read_archive(path: Path, shown: str, budget: Budget) -> Archive:
     if not zipfile.is_zipfile(path):
         raise ConfigError.one("(file)", "not a .keras archive (not a zip file)", shown)
-    declared = _declared_members(path)
-    if declared is not None and declared > MAX_MEMBERS:
-        raise ConfigError.one(  # from the end record, before the directory is parsed
+    directory = read_directory(path)
+    if directory is not None and directory.most_members > MAX_MEMBERS:
+        raise ConfigError.one(  # from the end records, before the directory is parsed
             "(zip directory)",
-            f"{declared:,} members; a .keras archive of a model holds a few",
+            f"{directory.entries:,} members in a directory of {directory.size:,} bytes, room "
+            f"for {directory.most_members:,}; a .keras archive of a model holds a few",
             shown,
         )
     try:
@@ -66,16 +67,6 @@ def read_archive(path: Path, shown: str, budget: Budget) -> Archive:
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ConfigError.one("(file)", f"cannot read the archive: {exc}", shown) from None
     return Archive(config, version, weights)
-
-
-def _declared_members(path: Path) -> int | None:
-    """The member count the zip's end record declares (a zipfile helper, so guarded)."""
-    try:
-        with path.open("rb") as f:
-            end = zipfile._EndRecData(f)
-        return int(end[zipfile._ECD_ENTRIES_TOTAL])
-    except (AttributeError, IndexError, TypeError, ValueError, OSError):
-        return None
 
 
 def _text(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> str:
