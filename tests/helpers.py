@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +22,20 @@ def numeric_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-
         array[index] = keep
         grad[index] = (plus - minus) / (2 * eps)
     return grad
+
+
+def empty_members_zip(path: Path, names: Iterable[str], declared: int | None = None) -> Path:
+    """A zip of empty members called NAMES; ``declared``: the member count its end record
+    then claims instead of the true one (a forged archive: the directory itself is intact)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in names:
+            zf.writestr(name, b"")
+    if declared is not None:
+        data = bytearray(path.read_bytes())
+        end = data.rindex(b"PK\x05\x06")
+        data[end + 8 : end + 12] = declared.to_bytes(2, "little") * 2  # on this disk, in all
+        path.write_bytes(bytes(data))
+    return path
 
 
 # A tiny model that fits in a blink (sweeps, tracking): 40 random rows, 3 epochs.
