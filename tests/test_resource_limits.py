@@ -60,6 +60,12 @@ def _npy_bytes(shape: tuple[int, ...], data: bytes) -> bytes:
     return buf.getvalue() + data
 
 
+def _long_header(n_bytes: int) -> bytes:
+    """A format 2.0 .npy whose header length field says ``n_bytes``, followed by as many
+    spaces (a header of blanks, which NumPy would read whole before refusing it)."""
+    return b"\x93NUMPY\x02\x00" + n_bytes.to_bytes(4, "little") + b" " * n_bytes
+
+
 def _zip_bomb(path: Path, n_bytes: int) -> None:
     """A .npz whose one member is ``n_bytes`` of zeros, honestly declared: tiny on disk."""
     with (
@@ -176,6 +182,18 @@ ATTACKS = {
         "model.layers.d.weights.W",
         ["the file holds only 64 bytes"],
     ),
+    "npz_long_header": (  # numpy reads a header's declared length before its 10 KB limit
+        {"inputs": {"x": {"data": {"path": "long_header.npz"}}}, "layers": DENSE_2},
+        100,
+        "model.inputs.x.data",
+        ["its header declares 94,371,840 bytes, above NumPy's limit of 10,000"],
+    ),
+    "npy_shard_long_header": (
+        {"inputs": {"x": {"data": {"path": "long-*.npy"}}}, "layers": DENSE_2},
+        10,
+        "model.inputs.x.data",
+        ["cannot read shard long-0.npy", "its header declares 41,943,040 bytes"],
+    ),
     "csv_large": (
         {"inputs": {"x": {"data": {"path": "big.csv"}}}, "layers": DENSE_2},
         10,
@@ -201,6 +219,12 @@ def attack_results(tmp_path_factory):
     (base / "liar.npy").write_bytes(liar)
     with zipfile.ZipFile(base / "liar.npz", "w") as zf:
         zf.writestr("x.npy", liar)
+    with (
+        zipfile.ZipFile(base / "long_header.npz", "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("x.npy", "w", force_zip64=True) as f,
+    ):
+        f.write(_long_header(90 * MB))  # 90 MB of header: under the limit as a member
+    (base / "long-0.npy").write_bytes(_long_header(40 * MB))  # 40 MB on disk, limit 10
     row = ",".join(["0.5"] * 50) + "\n"
     (base / "big.csv").write_text(row * (60 * MB // len(row)))  # 60 MB, 3.1M numbers
     runs = {
@@ -252,8 +276,9 @@ def test_attack_refused_before_the_allocation(name, attack_results):
     for fragment in fragments:
         assert fragment in text
     # The attacks asked for 300 MB to 16 GB (the 60 MB CSV took 1.9 GB before it was parsed
-    # row by row); the refusal costs little beyond the interpreter: under 30 MB more than a
-    # tiny valid run, below even the 100 MB limits (the CSV's running count stops at 10 MB).
+    # row by row, a 90 MB .npy header 200 MB before its length was checked); the refusal
+    # costs little beyond the interpreter: under 30 MB more than a tiny valid run, below even
+    # the 100 MB limits (the CSV's running count stops at 10 MB).
     assert baseline_mb < 200
     assert peak_mb < baseline_mb + 30, (peak_mb, baseline_mb)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import csv
+import io
 import math
 import re
 import zipfile
@@ -185,14 +186,32 @@ def explain_read_error(exc: BaseException) -> str:
     return _QUOTED.sub("…", text)
 
 
+#: Longest .npy header read: NumPy's own limit for files it does not fully trust. NumPy reads
+#: the whole header its length field declares (up to 4 GB in format 2.0) before it checks that
+#: limit, so the length is checked here first.
+MAX_NPY_HEADER = 10_000
+
+
 def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, bytes of data the header promises) of the .npy stream at ``f``."""
+    """(shape, dtype, bytes of data the header promises) of the .npy stream at ``f``; ``f`` is
+    left at the start of the data. The header's declared length is checked before it is read."""
     try:
         version = np.lib.format.read_magic(f)
+        length_field = f.read(2 if version == (1, 0) else 4)
+        length = int.from_bytes(length_field, "little")
+    except Exception:
+        raise ValueError("not a .npy file (no valid NumPy header)") from None
+    if length > MAX_NPY_HEADER:
+        raise ValueError(
+            f"not a .npy file NumPy would read: its header declares {length:,} bytes, above "
+            f"NumPy's limit of {MAX_NPY_HEADER:,} (a real header takes about 100)"
+        )
+    header = io.BytesIO(length_field + f.read(length))
+    try:
         shape, _, dtype = (
-            np.lib.format.read_array_header_1_0(f)
+            np.lib.format.read_array_header_1_0(header)
             if version == (1, 0)
-            else np.lib.format.read_array_header_2_0(f)
+            else np.lib.format.read_array_header_2_0(header)
         )
     except Exception:  # NumPy parses the header text with Python's tokenizer: any error
         raise ValueError("not a .npy file (no valid NumPy header)") from None
