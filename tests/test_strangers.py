@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -129,6 +130,18 @@ def attacks(root: Path) -> dict[str, dict]:
                 "'${oc.decode:${oc.env:RUNNER_TEST_SECRET}}'}\n"
             },
             "expect": ["model/evil.yaml:3", "is not allowed"],
+        },
+        "env-secret-composed-name": {  # OmegaConf's grammar lets a resolver name interpolate
+            "files": {
+                "model/evil.yaml": "inputs: {x: {data: [[1.0]]}}\nlayers:\n"
+                "  d: {type: Dense, activation: env, output_dim: "
+                "'${oc.${model.layers.d.activation}:RUNNER_TEST_SECRET}'}\n"
+            },
+            "expect": [
+                "model/evil.yaml:3:49",
+                "the resolver name 'oc.${model.layers.d.activation}' is built from an "
+                "interpolation",
+            ],
         },
         "hydra-resolver": {
             "files": {
@@ -447,6 +460,25 @@ def test_load_model_file_applies_the_guard(tmp_path):
     evil.write_text(GOOD_MODEL + "extra: ${oc.env:HOME}\n")
     with pytest.raises(ModelFileError, match="oc.env"):
         load_model_file(evil)
+
+
+@pytest.mark.parametrize(
+    "value, refused",
+    [
+        ("${my-env:HOME}", "resolver 'my-env' is not allowed"),  # OmegaConf names may hold '-'
+        ("${oc.select:a,${oc.${b}:HOME}}", "resolver name 'oc.${b}' is built from"),
+        ("${ oc.select : a , ${ now : %Y } }", "resolver 'now' is not allowed"),
+    ],
+)
+def test_every_resolver_name_omegaconf_reads_is_checked(tmp_path, value, refused):
+    from runner.config.guard import ModelFileError, check_model_file
+
+    model = tmp_path / "m.yaml"
+    model.write_text(GOOD_MODEL + f"extra: '{value}'\n")
+    with pytest.raises(ModelFileError, match=re.escape(refused)):
+        check_model_file(model)
+    model.write_text(GOOD_MODEL + "extra: '${oc.select:a,${b}} ${oc.dict.keys:c}'\n")
+    check_model_file(model)  # the allowed ones, nested, stay allowed
 
 
 def test_messages_about_file_contents_give_positions_not_data(run_config, tmp_path):

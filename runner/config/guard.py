@@ -63,7 +63,8 @@ CODE_KEYS = frozenset({"_target_", "_args_", "_partial_", "_convert_", "_recursi
 # Providers of search-path entries that the person running did not write into the project:
 # --config-dir ("command-line") and hydra.searchpath ("hydra.searchpath in ...").
 _UNTRUSTED_PROVIDERS = ("command-line", "hydra.searchpath")
-_RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+# A resolver call, as OmegaConf's lexer reads names: letters, digits, '_', '-', dots.
+_RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
 
 
 class ModelFileError(Exception):
@@ -284,7 +285,19 @@ def _check_node(node: yaml.Node, shown: str, top: bool = False) -> None:
 def _check_scalar(node: yaml.ScalarNode, shown: str) -> None:
     if "${" not in node.value:
         return
-    for name in _RESOLVER_CALL.findall(node.value):
+    names = set(_RESOLVER_CALL.findall(node.value))
+    if node.value.count("${") > 1:  # nested: read the names as OmegaConf's grammar does
+        composed, parsed = _parsed_resolver_names(node.value)
+        if composed:
+            raise _at(
+                node,
+                shown,
+                f"the resolver name {composed!r} is built from an interpolation: a model "
+                "file names its resolvers literally (so that the allowed ones can be "
+                "checked), e.g. ${oc.select:KEY}",
+            )
+        names |= parsed
+    for name in sorted(names):
         if name not in _policy.resolvers:
             raise _at(
                 node,
@@ -294,6 +307,35 @@ def _check_scalar(node: yaml.ScalarNode, shown: str) -> None:
                 f"read the environment or the machine. If you trust this file, allow it "
                 f"on the command line: allow_resolvers=[{name}]",
             )
+
+
+def _parsed_resolver_names(value: str) -> tuple[str | None, set[str]]:
+    """(the first resolver name built from an interpolation, or None; every literal resolver
+    name) in ``value``, from OmegaConf's own parse tree: its grammar lets a resolver name
+    hold interpolations (``${oc.${x}:KEY}`` calls ``oc.env`` when x is ``env``), which no
+    pattern on the raw text can see. A value OmegaConf cannot parse is never resolved."""
+    from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
+    from omegaconf.grammar_parser import parse
+
+    try:
+        tree = parse(value)
+    except Exception:  # GrammarParseError and ANTLR's own: OmegaConf refuses the value too
+        return None, set()
+    names: set[str] = set()
+    stack = [tree]
+    while stack:
+        ctx = stack.pop()
+        if isinstance(ctx, OmegaConfGrammarParser.InterpolationResolverContext):
+            name = ctx.getChild(1)
+            text = name.getText()
+            if any(
+                isinstance(part, OmegaConfGrammarParser.InterpolationContext)
+                for part in name.getChildren()
+            ):
+                return text, names
+            names.add(text)
+        stack.extend(c for c in ctx.getChildren() if hasattr(c, "getChildren"))
+    return None, names
 
 
 def _check_defaults(node: yaml.Node, shown: str) -> None:
