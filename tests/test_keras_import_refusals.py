@@ -205,6 +205,33 @@ def test_oversized_architecture_text_is_refused(refuse, tmp_path):
     assert "more than 1,048,576 bytes of architecture text" in err
 
 
+@pytest.mark.parametrize("fixed_length", [False, True])
+def test_oversized_text_attribute_is_refused_before_it_is_parsed(refuse, tmp_path, fixed_length):
+    """A variable-length string attribute stores only a 16-byte reference to its text, so its
+    storage size says nothing: 2 MB of valid JSON (that json.loads would turn into 0.5 M
+    lists) must be refused by its length, like a fixed-length one by its storage."""
+    text = "[" + "[]," * (700_000) + "[]]"
+    f = tmp_path / "m.h5"
+    with h5py.File(f, "w", libver="latest") as h:  # (large attributes need the new format)
+        h.attrs["model_config"] = np.bytes_(text) if fixed_length else text
+    assert (h5py.File(f).attrs.get_id("model_config").get_storage_size() == 16) != fixed_length
+    err = refuse(f)
+    assert "model_config (m.h5): attribute 'model_config' holds more than 1,048,576 bytes" in err
+
+
+def test_oversized_names_attribute_is_refused(refuse, tmp_path):
+    """weight_names as 300 variable-length names of 4 KB (1.2 MB in all): refused by length."""
+    f = tmp_path / "w.h5"
+    with h5py.File(f, "w", libver="latest") as h:
+        h.attrs["layer_names"] = [b"dense"]
+        g = h.create_group("dense")
+        g.attrs.create("weight_names", ["k" * 4096] * 300, dtype=h5py.string_dtype())
+    arch = tmp_path / "a.json"
+    arch.write_text(json.dumps(_sequential([_dense("dense", 3, [None, 2])])))
+    err = refuse(arch, f)
+    assert "attribute 'weight_names' holds more than 1,048,576 bytes of text" in err
+
+
 def test_custom_objects_are_refused(refuse, tmp_path):
     config = json.loads((FIXTURES / "k3/mlp.json").read_text())
     config["config"]["layers"][1].update(module="my_project.layers", class_name="MyDense")

@@ -4,7 +4,10 @@ Before a dataset is read its declared shape and dtype are checked: numbers only 
 string, compound or opaque data), its bytes counted against the import's budget. A dataset
 stored in another file (external storage, virtual datasets) and links to other files
 (external or soft links) are refused, so a file cannot make us read elsewhere. Text attributes
-(``model_config``) are bounded like a config file.
+(``model_config``, ``weight_names``) are bounded like a config file, by their length: the
+storage of a variable-length string is a 16-byte reference whatever the text's length. (libhdf5
+still reads such a text whole, at about 6 bytes per byte, before the bound applies: that cost
+is bounded by the file's size, not by --max-memory-mb.)
 """
 
 from __future__ import annotations
@@ -89,42 +92,62 @@ def read_array(ds: Any, budget: Budget, shown: str, where: str) -> np.ndarray:
 
 def text_attr(obj: Any, name: str, shown: str, where: str) -> str | None:
     """A string attribute, bounded like a config file; None when absent."""
-    if name not in obj.attrs:
+    value = _string_attr(obj, name, shown, where, MAX_TEXT_BYTES)
+    if value is None:
         return None
-    attr_id = obj.attrs.get_id(name)
-    if attr_id.get_storage_size() > MAX_TEXT_BYTES:
-        raise ConfigError.one(
-            where,
-            f"attribute {name!r} holds more than {MAX_TEXT_BYTES:,} bytes, the limit for "
-            "a config: this is not a model of our layers",
-            shown,
-        )
-    value = obj.attrs[name]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "OSU":
-        value = value.item()
-        value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    if not isinstance(value, str):
+    if value.shape != ():
         raise ConfigError.one(where, f"attribute {name!r} is not text", shown)
-    return value
+    return bytes(value.item()).decode("utf-8", "replace")
 
 
 def names_attr(obj: Any, name: str, shown: str, where: str) -> list[str] | None:
     """A list-of-strings attribute (``layer_names``, ``weight_names``); None when absent."""
-    if name not in obj.attrs:
+    value = _string_attr(obj, name, shown, where, MAX_TEXT_BYTES)
+    if value is None:
         return None
-    attr_id = obj.attrs.get_id(name)
-    if attr_id.get_storage_size() > MAX_TEXT_BYTES:
-        raise ConfigError.one(where, f"attribute {name!r} is too large", shown)
-    value = np.asarray(obj.attrs[name])
     if value.size == 0:
         return []
-    if value.dtype.kind not in "OSU" or value.ndim != 1:
+    if value.ndim != 1:
         raise ConfigError.one(where, f"attribute {name!r} is not a list of names", shown)
-    out = []
-    for item in value.tolist():
-        out.append(item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item))
+    return [bytes(item).decode("utf-8", "replace") for item in value.tolist()]
+
+
+def _string_attr(obj: Any, name: str, shown: str, where: str, limit: int) -> np.ndarray | None:
+    """The strings of attribute ``name`` as an array of bytes, at most ``limit`` bytes in all;
+    None when absent. Sized before anything is read: a fixed-length string attribute by its
+    storage, and a variable-length one (whose storage holds only 16-byte references to the
+    text, wherever it lies in the file) is read into fixed-length slots of ``limit`` bytes
+    shared among its items, so text longer than that is refused, never held. An attribute of
+    any other type is refused unread: text is all we read from attributes."""
+    h5py = h5py_module()
+    if name not in obj.attrs:
+        return None
+    attr = obj.attrs.get_id(name)
+    kind = attr.get_type()
+    refused = ConfigError.one(
+        where,
+        f"attribute {name!r} holds more than {limit:,} bytes of text, the limit for a "
+        "config: this is not a model of our layers",
+        shown,
+    )
+    if not isinstance(kind, h5py.h5t.TypeStringID):
+        raise ConfigError.one(where, f"attribute {name!r} is not text", shown)
+    count = math.prod(attr.shape)
+    if not kind.is_variable_str():
+        if attr.get_storage_size() > limit:
+            raise refused
+        return np.asarray(obj.attrs[name], dtype=bytes)
+    slot = limit // max(count, 1)
+    if slot < 1:
+        raise refused
+    memory = h5py.h5t.C_S1.copy()
+    memory.set_size(slot + 1)  # one byte more: an item that fills it is too long
+    memory.set_strpad(h5py.h5t.STR_NULLPAD)
+    memory.set_cset(kind.get_cset())
+    out = np.zeros(attr.shape, dtype=f"S{slot + 1}")
+    attr.read(out, mtype=memory)
+    if count and max(len(item) for item in out.reshape(-1)) > slot:
+        raise refused
     return out
 
 
