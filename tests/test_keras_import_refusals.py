@@ -184,6 +184,30 @@ def test_oversized_dataset_is_refused_before_it_is_read(refuse, tmp_path):
     assert "above max_memory_mb (4,096 MB)" in err
 
 
+def test_a_dataset_chunk_larger_than_its_data_is_counted(refuse, tmp_path):
+    """24 bytes of weights stored in one 256 MB chunk (gzip: 270 KB on disk): libhdf5 unpacks
+    the whole chunk to read them, so the chunk counts against --max-memory-mb too."""
+    f = tmp_path / "w.h5"
+    with h5py.File(f, "w") as h:
+        h.attrs["layer_names"] = [b"dense"]
+        g = h.create_group("dense")
+        g.attrs["weight_names"] = [b"k", b"b"]
+        g.create_dataset(
+            "k",
+            data=np.ones((2, 3), np.float32),
+            maxshape=(None, None),
+            chunks=(8192, 8192),
+            compression="gzip",
+        )
+        g["b"] = np.zeros(3, np.float32)
+    assert f.stat().st_size < 1 << 20
+    arch = tmp_path / "a.json"
+    arch.write_text(json.dumps(_sequential([_dense("dense", 3, [None, 2])])))
+    err = refuse(arch, f, "--max-memory-mb", "10")
+    assert "dense/k (w.h5): array (2, 3) of float32 stored in chunks of (8192, 8192) takes " in err
+    assert "256.0 MB" in err and "above max_memory_mb (10 MB)" in err
+
+
 def test_zip_bomb_member_is_refused_unread(refuse, tmp_path):
     """A .keras whose weights member unpacks to 64 MB from 64 KB: its declared size is
     checked against --max-memory-mb before it is read."""

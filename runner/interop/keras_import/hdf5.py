@@ -1,13 +1,14 @@
 """Bounded reads of Keras HDF5 files with h5py (never pickle, never TensorFlow).
 
 Before a dataset is read its declared shape and dtype are checked: numbers only (no object,
-string, compound or opaque data), its bytes counted against the import's budget. A dataset
-stored in another file (external storage, virtual datasets) and links to other files
-(external or soft links) are refused, so a file cannot make us read elsewhere. Text attributes
-(``model_config``, ``weight_names``) are bounded like a config file, by their length: the
-storage of a variable-length string is a 16-byte reference whatever the text's length. (libhdf5
-still reads such a text whole, at about 6 bytes per byte, before the bound applies: that cost
-is bounded by the file's size, not by --max-memory-mb.)
+string, compound or opaque data), its bytes counted against the import's budget, and so is one
+chunk of a chunked dataset (a chunk can be far larger than the data: libhdf5 unpacks it
+whole). A dataset stored in another file (external storage, virtual datasets) and links to
+other files (external or soft links) are refused, so a file cannot make us read elsewhere.
+Text attributes (``model_config``, ``weight_names``) are bounded like a config file, by their
+length: the storage of a variable-length string is a 16-byte reference whatever the text's
+length. (libhdf5 still reads such a text whole, at about 6 bytes per byte, before the bound
+applies: that cost is bounded by the file's size, not by --max-memory-mb.)
 """
 
 from __future__ import annotations
@@ -85,7 +86,14 @@ def read_array(ds: Any, budget: Budget, shown: str, where: str) -> np.ndarray:
             where, f"holds {dtype} values, not numbers: weights must be numeric arrays", shown
         )
     shape = tuple(int(n) for n in ds.shape) if ds.shape is not None else ()
-    budget.take(math.prod(shape) * dtype.itemsize, where, shown, f"array {shape} of {dtype}")
+    need, what = math.prod(shape) * dtype.itemsize, f"array {shape} of {dtype}"
+    if ds.chunks is not None:  # libhdf5 unpacks a whole chunk, however little of it is data
+        chunk = tuple(int(n) for n in ds.chunks)
+        chunk_bytes = math.prod(chunk) * dtype.itemsize
+        if chunk_bytes > need:
+            what += f" stored in chunks of {chunk}"
+        need += chunk_bytes
+    budget.take(need, where, shown, what)
     data = np.asarray(ds[()])
     return data.astype(np.float32, copy=False)
 
