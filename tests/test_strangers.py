@@ -201,6 +201,15 @@ def attacks(root: Path) -> dict[str, dict]:
             "secret_file": True,
             "run_folder": True,
         },
+        "defaults-symlink-outside": {  # a planted link pulls a private JSON file into model
+            "files": {
+                "model/evil.yaml": "defaults:\n  - creds\n  - _self_\n"
+                "inputs: {x: {data: [[1.0]]}}\n"
+                "layers: {d: {type: Dense, output_dim: '${model.token}'}}\n"
+            },
+            "conf_symlinks": {"model/creds.yaml": "../../private/creds.json"},
+            "expect": ["model/creds.yaml leads outside its config folder"],
+        },
         "weights-outside": {
             "files": {"model/evil.yaml": GOOD_MODEL + "weights: {path: ~/../../etc/w.npz}\n"},
             "expect": ["model.weights", "outside the directories"],
@@ -223,6 +232,9 @@ def attack_results(tmp_path_factory):
         for rel, text in case["files"].items():
             (conf / rel).parent.mkdir(parents=True, exist_ok=True)
             (conf / rel).write_text(text)
+        (base / "private" / "creds.json").write_text(json.dumps({"token": SECRET}))
+        for rel, target in case.get("conf_symlinks", {}).items():
+            (conf / rel).symlink_to(target)
         for rel, text in case.get("cwd_files", {}).items():
             (cwd / rel).write_text(text)
         for rel, target in case.get("cwd_symlinks", {}).items():

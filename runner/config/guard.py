@@ -403,12 +403,31 @@ def _trusted(provider: str | None) -> bool:
 class FileConfigSource(_hydra_sources.FileConfigSource):
     def load_config(self, config_path: str) -> ConfigResult:
         name = self._normalize_file_name(config_path)
-        full = Path(self.path, name).resolve()
+        found = Path(self.path, name)
+        full = found.resolve()
+        if found.exists() or found.is_symlink():
+            _check_inside(found, full, Path(self.path).resolve(), config_path)
         if full.is_file():
             shown = shown_path(full)
             text = _read_text(full, shown)
             check_text(text, shown, config_path, _header(text), _trusted(self.provider))
         return super().load_config(config_path)
+
+
+def _check_inside(found: Path, full: Path, root: Path, config_path: str) -> None:
+    """A config file lies inside the folder Hydra found it in, symlinks resolved: a link
+    planted in a config folder cannot pull another file of the machine into a config (a
+    credentials file, which YAML or JSON reads as a config, then echoed by messages,
+    interpolations and config.yaml). (Hydra itself never lists a FIFO or device as a config.)"""
+    shown = shown_path(found)
+    if not full.is_relative_to(root):
+        raise ModelFileError(
+            shown,
+            1,
+            1,
+            f"{config_path}.yaml leads outside its config folder (symlinks are followed): "
+            "config files are read only from inside the folders of the search path",
+        )
 
 
 class ImportlibResourcesConfigSource(_hydra_packages.ImportlibResourcesConfigSource):
