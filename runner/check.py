@@ -53,11 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a malformed override: Hydra's own message
         sys.stderr.write(f"invalid override: {str(exc).strip().splitlines()[0]}\n")
         return 2
-    files, missing = model_files(paths)
+    files, missing, outside = model_files(paths)
     findings = [Finding(p, 1, 1, "(path)", "no such file, folder or glob match") for p in missing]
+    findings += [
+        Finding(p, 1, 1, "(path)", "a symlink that leads outside the folder checked: never read")
+        for p in outside
+    ]
     for file in files:
         findings.extend(check_file(file, settings, cwd))
-    _report(findings, len(files) + len(missing), args.format)
+    _report(findings, len(files) + len(missing) + len(outside), args.format)
     return 2 if findings else 0
 
 
@@ -88,14 +92,20 @@ def run_settings(overrides: list[str]) -> dict[str, Any]:
     return settings  # type: ignore[return-value]
 
 
-def model_files(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Files as given; folders by every .yaml/.yml below them; glob patterns expanded."""
+def model_files(paths: list[str]) -> tuple[list[Path], list[str], list[str]]:
+    """Files as given; folders by every .yaml/.yml below them; glob patterns expanded. Also
+    the names given that match nothing, and the files below a folder that lead outside it
+    (symlinks resolved): a link planted in a repository of configs cannot make the check read,
+    and print values of, another file of the machine."""
     found: list[Path] = []
     missing: list[str] = []
+    outside: list[str] = []
     for given in paths:
         p = Path(given)
         if p.is_dir():
-            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml"))
+            below = sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml"))
+            found += [q for q in below if q.resolve().is_relative_to(p.resolve())]
+            outside += [str(q) for q in below if not q.resolve().is_relative_to(p.resolve())]
         elif p.is_file():
             found.append(p)
         else:
@@ -104,7 +114,7 @@ def model_files(paths: list[str]) -> tuple[list[Path], list[str]]:
             if not matches:
                 missing.append(given)
     unique = list(dict.fromkeys(f.resolve() for f in found))
-    return unique, missing
+    return unique, missing, outside
 
 
 def check_file(file: Path, settings: dict[str, Any], cwd: Path) -> list[Finding]:

@@ -150,3 +150,31 @@ def test_options_and_run_settings_mix_in_any_order(repo):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout) == {"files": 1, "ok": True, "problems": []}
+
+
+@pytest.mark.slow
+def test_a_symlink_leading_out_of_the_folder_is_never_read(tmp_path):
+    """A link planted in conf/model/ that leads to a private file elsewhere: the check reports
+    the link and never reads (or prints values of) the file it leads to."""
+    private = tmp_path / "private.json"
+    secret = "topsecret-4711"
+    private.write_text(
+        json.dumps(
+            {
+                "inputs": {"x": {"data": [[1.0]]}},
+                "layers": {"d": {"type": "Dense", "output_dim": secret}},
+            }
+        )
+    )
+    model = tmp_path / "repo" / "conf" / "model"
+    model.mkdir(parents=True)
+    (model / "good.yaml").write_text((REPO / "conf/model/dense_example.yaml").read_text())
+    (model / "priv.yaml").symlink_to(private)
+    proc = _check("conf/model", cwd=tmp_path / "repo")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "conf/model/priv.yaml:1:1: (path): a symlink that leads outside the folder checked: "
+        "never read"
+    ]
+    assert secret not in proc.stdout + proc.stderr
+    assert "2 model files checked: 1 with 1 problem(s)" in proc.stderr
