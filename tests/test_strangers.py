@@ -599,3 +599,25 @@ def test_every_file_a_config_names_is_confined_wherever_it_sits(run_config, tmp_
         "model.fit.validation_data.targets.d",
     }
     assert all("outside the directories" in p["message"] for p in result["error"]["problems"])
+
+
+def test_paths_the_system_cannot_look_up_are_named_problems(run_config, tmp_path):
+    """A name too long, a NUL character or a symlink loop, wherever a file is named (data,
+    targets, weights, shard globs): each is a named problem (exit 2), not an internal error."""
+    (tmp_path / "loop1.npy").symlink_to("loop2.npy")
+    (tmp_path / "loop2.npy").symlink_to("loop1.npy")
+    model = {
+        "inputs": {"x": {"shape": [1], "data": {"path": "a" * 300 + ".npy"}}},
+        "layers": {"d": {"type": "Dense", "output_dim": 1, "weights": {"path": "x\0.npz"}}},
+        "targets": {"d": {"path": "loop1.npy"}},
+        "fit": {"validation_data": {"inputs": {"x": {"path": "b" * 300 + "-*.npy"}}}},
+    }
+    outcome, result = run_config({"task": "validate", "model": model}, cwd=tmp_path)
+    assert outcome.exit_code == 2
+    found = {p["path"]: p["message"] for p in result["error"]["problems"]}
+    assert found == {
+        "model.inputs.x.data": "cannot use this path: file name too long",
+        "model.layers.d.weights": "cannot use this path: the path holds a NUL character",
+        "model.targets.d": "cannot use this path: its symlinks form a loop",
+        "model.fit.validation_data.inputs.x": "cannot use this path: file name too long",
+    }

@@ -36,6 +36,10 @@ def check_paths(spec: BaseModel, cwd: Path, dirs: list[Path]) -> None:
         return any(real == d or real.is_relative_to(d) for d in dirs)
 
     for config_path, file in named_files(spec, ""):
+        unusable = _unusable(file, cwd)
+        if unusable:
+            problems.append(Problem(config_path, f"cannot use this path: {unusable}", file))
+            continue
         if is_glob(file):  # data shards: the pattern's rules, then every file it matches
             problems.extend(problems_of_matches(file, cwd, config_path, inside))
             continue
@@ -54,6 +58,20 @@ def check_paths(spec: BaseModel, cwd: Path, dirs: list[Path]) -> None:
             )
     if problems:
         raise ConfigError(problems)
+
+
+def _unusable(file: str, cwd: Path) -> str | None:
+    """Why the system cannot look ``file`` up at all (a NUL character, a name too long, a
+    symlink loop), or None: refused here, before anything else stats or opens it."""
+    try:
+        resolve_path(file, cwd).resolve().exists()
+    except ValueError:  # os functions refuse an embedded NUL
+        return "the path holds a NUL character"
+    except RuntimeError:  # Python 3.11's resolve() on a symlink loop
+        return "its symlinks form a loop"
+    except OSError as exc:  # a name too long, too many levels of links, ...
+        return (exc.strerror or type(exc).__name__).lower()
+    return None
 
 
 def named_files(value: Any, path: str) -> Iterator[tuple[str, str]]:
