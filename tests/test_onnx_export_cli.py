@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import onnx
 import pytest
+import yaml
 from onnx import numpy_helper
 
 from runner.errors import ConfigError
@@ -90,6 +91,22 @@ def test_nothing_to_export_and_missing_run_files_are_refused(tmp_path, monkeypat
     assert cli.main(["+model=dense_example", "--out", "empty"]) == 1  # the machine's: exit 1
     assert "export-onnx: cannot write empty: [Errno 21] Is a directory" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # no temporary file left behind
+
+
+def test_a_run_folder_cannot_raise_the_memory_limit(tmp_path):
+    """A run folder is a file like any other: its config.yaml carries how the model computes
+    (seed) but never a limit, which only this command line sets (default 4096 MB)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    model = {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}}, "layers": {}}
+    (folder / "config.yaml").write_text(
+        yaml.safe_dump({"seed": 5, "max_memory_mb": 1e9, "model": model})
+    )
+    np.savez(folder / "weights.npz", w=np.zeros(1))
+    config, _ = cli._from_run_folder(folder, [])
+    assert (config["seed"], config["max_memory_mb"]) == (5, 4096)
+    config, _ = cli._from_run_folder(folder, ["max_memory_mb=100"])
+    assert config["max_memory_mb"] == 100
 
 
 def test_a_plugin_lambda_function_is_refused_by_name():

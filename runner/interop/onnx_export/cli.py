@@ -23,9 +23,9 @@ from runner.config.conf_dir import sets_searchpath
 from runner.errors import ConfigError, UserError, find_in_chain
 
 # What a run folder's config.yaml may carry into an export besides its model: how the model
-# computes. Trust settings (allow_plugins, allow_resolvers, data_dirs) come from this command
-# line only, never from a file.
-RUN_SETTINGS = ("seed", "floatx", "batch_size", "max_memory_mb")
+# computes. Trust settings (allow_plugins, allow_resolvers, data_dirs) and limits
+# (max_memory_mb) come from this command line only, never from a file.
+RUN_SETTINGS = ("seed", "floatx", "batch_size")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +129,7 @@ def _from_model(
 def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any], Path]:
     """The run's validated config (its config.yaml) with the run's weights.npz for every
     parameter; run settings from this command line, computing ones (RUN_SETTINGS) from the
-    run unless given here."""
+    run unless given here (never a limit: max_memory_mb is this command line's)."""
     from runner.check import run_settings
 
     config_file, weights = folder / "config.yaml", folder / "weights.npz"
