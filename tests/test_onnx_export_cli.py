@@ -109,6 +109,28 @@ def test_a_run_folder_cannot_raise_the_memory_limit(tmp_path):
     assert config["max_memory_mb"] == 100
 
 
+def test_a_run_folders_config_is_bounded_before_it_is_built(tmp_path, monkeypatch, capsys):
+    """600 bytes of YAML aliases that expand to a million values: refused from the composed
+    YAML tree, as a model file would be, before anything is built (ten times more aliases
+    would take 40 GB)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    lines = ["anchors:", "  b0: &b0 {type: Dense, output_dim: 2}"]
+    for i in range(1, 7):
+        lines.append(f"  b{i}: &b{i} {{" + ", ".join(f"k{j}: *b{i - 1}" for j in range(10)) + "}")
+    lines += [
+        "model:",
+        "  inputs: {x: {shape: [3], data: [[1, 2, 3]]}}",
+        "  layers: {d: {type: Dense, output_dim: 2, init: *b6}}",  # 390 MB, 3 s when built
+    ]
+    (folder / "config.yaml").write_text("\n".join(lines) + "\n")
+    np.savez(folder / "weights.npz", w=np.zeros(1))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--out", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "RUN_DIR: cannot read run/config.yaml:7:7: this YAML expands to more than 200,000" in err
+
+
 def test_a_plugin_lambda_function_is_refused_by_name():
     config = {
         "seed": 0,

@@ -26,6 +26,8 @@ from runner.errors import ConfigError, UserError, find_in_chain
 # computes. Trust settings (allow_plugins, allow_resolvers, data_dirs) and limits
 # (max_memory_mb) come from this command line only, never from a file.
 RUN_SETTINGS = ("seed", "floatx", "batch_size")
+# A run's config.yaml holds a model composed of model files (each at most 1 MiB, guard.py).
+RUN_CONFIG_FILES = 16
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,10 +140,7 @@ def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any]
             raise ConfigError.one(
                 "RUN_DIR", f"{needed} not found: a run folder holds config.yaml and weights.npz"
             )
-    try:
-        recorded = yaml.safe_load(config_file.read_text(encoding="utf-8"))  # no Python tags
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-        raise ConfigError.one("RUN_DIR", f"cannot read {config_file}: {exc}") from None
+    recorded = _read_run_config(config_file)
     if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
         raise ConfigError.one("RUN_DIR", f"{config_file} holds no model: not a run folder")
     try:
@@ -155,6 +154,29 @@ def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any]
     model = _without_layer_weights(recorded["model"])
     model["weights"] = {"path": str(weights), "strict": True}
     return {**settings, "model": model}, config_file
+
+
+def _read_run_config(config_file: Path) -> Any:
+    """A run folder's config.yaml, bounded as a model file is before anything is built: a run
+    folder is a file like any other, and a few lines of YAML aliases expand to 10^8 values."""
+    from runner.config.guard import MAX_FILE_BYTES, ModelFileError, check_yaml_size
+
+    limit = RUN_CONFIG_FILES * MAX_FILE_BYTES
+    try:
+        with config_file.open("rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ConfigError.one(
+                "RUN_DIR", f"{config_file} holds more than {limit:,} bytes: not a run's config"
+            )
+        text = data.decode("utf-8")
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        check_yaml_size(yaml.compose(text, Loader=loader), str(config_file))
+        return yaml.safe_load(text)  # no Python tags
+    except ModelFileError as exc:
+        raise ConfigError.one("RUN_DIR", f"cannot read {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError.one("RUN_DIR", f"cannot read {config_file}: {exc}") from None
 
 
 def _without_layer_weights(model: dict[str, Any]) -> dict[str, Any]:
