@@ -267,6 +267,15 @@ def test_refuses_a_checkpoint_whose_index_changed_after_the_run(tmp_path, parent
     )
 
 
+def test_refuses_an_index_or_result_nested_past_the_json_parsers_depth(tmp_path):
+    config = classifier()
+    ok(tmp_path, with_epochs(config, 2), "plain")
+    (tmp_path / "plain" / "result.json").write_text("[" * 100_000)  # read for its file list
+    (tmp_path / "plain" / "checkpoints").mkdir()
+    (tmp_path / "plain" / "checkpoints" / "checkpoints.json").write_text("[" * 100_000)
+    refused(tmp_path, with_epochs(config, 4, "plain"), "cannot be read (maximum recursion depth")
+
+
 def test_refuses_a_symlinked_checkpoint(tmp_path, parent):
     npz = tmp_path / "parent" / "checkpoints" / "epoch-0002.npz"
     copy_ = tmp_path / "elsewhere.npz"

@@ -468,6 +468,17 @@ def test_run_folders_that_are_not_finished_runs_with_weights(tmp_path):
     assert problems == [
         ("evaluate.run", "the run did not finish ok (status 'error'): choose another")
     ]
+    deep = tmp_path / "deep"  # nested past the JSON parser's depth: a named problem too
+    deep.mkdir()
+    (deep / "result.json").write_text("[" * 100_000)
+    problems = _refused(tmp_path, classifier("evaluate", run="deep"), "d")
+    assert problems == [
+        (
+            "evaluate.run",
+            "its result.json is unreadable: maximum recursion depth exceeded while decoding a "
+            "JSON array from a unicode string",
+        )
+    ]
     outcome, _, validated = go(tmp_path, classifier("validate"), "validated")
     assert outcome.exit_code == 0
     problems = _refused(tmp_path, classifier("evaluate", run=str(validated)), "c")

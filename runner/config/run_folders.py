@@ -32,7 +32,7 @@ def finished_run(folder: str, config_path: str, cwd: Path, files: list[str]) -> 
         )
     try:
         result = json.loads(result_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # (too deep)
         raise ConfigError.one(
             config_path, f"its result.json is unreadable: {str(exc).splitlines()[0]}", folder
         ) from None

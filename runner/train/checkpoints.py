@@ -293,7 +293,7 @@ def _read_index(path: Path, shown: str) -> dict[str, Any]:
             problem = "is too large to be a checkpoint index"
         else:
             index = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # (nested past the parser's depth)
         problem = f"cannot be read ({exc})"
     if problem is None:
         latest = index.get("latest") if isinstance(index, dict) else None
@@ -338,7 +338,7 @@ def _finished_files(run_dir: Path) -> dict[str, str]:
     """The checkpoint files a finished run's result.json records (none for a killed run)."""
     try:
         result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     files = result.get("files") if isinstance(result, dict) else None
     if not isinstance(files, dict):
