@@ -81,9 +81,29 @@ def open_client(uri: str) -> Any:
         client.search_experiments(max_results=1)  # reach the store now, not after the run
     except (MlflowException, OSError) as exc:  # OSError: a local store it cannot create
         raise ConfigError.one(
-            "tracking_uri", f"MLflow cannot use {uri!r}: {_first_line(exc)}"
+            "tracking_uri", f"MLflow cannot use {uri!r}: {_store_problem(exc)}"
         ) from exc
     return client
+
+
+# MLflow's words for a scheme it has no store for, which it words as a registry problem first
+_UNSUPPORTED = re.compile(
+    r"unsupported URI '[^']*'.*?Supported URI schemes are: \[([^\]]*)\]", re.S
+)
+
+
+def _store_problem(exc: BaseException) -> str:
+    """What is wrong with the store, in one line: an unknown scheme is said as such (MLflow's
+    own first line speaks of the model registry), anything else is MLflow's first line."""
+    found = _UNSUPPORTED.search(str(getattr(exc, "message", None) or exc))
+    if found is None:
+        return _first_line(exc)
+    schemes = [s.strip(" '\"") for s in found.group(1).split(",")]
+    known = ", ".join(f"{s}:" for s in schemes if s)
+    return (
+        f"MLflow has no store for this scheme (it knows {known} and plain folders); "
+        "give a folder, or the http(s):// address of an MLflow server"
+    )
 
 
 def experiment_id(client: Any, name: str) -> str:
