@@ -567,6 +567,57 @@ def test_zip64_end_records_are_read(tmp_path):
     assert read_directory(tmp_path / "plain.txt") is None
 
 
+@pytest.mark.parametrize("comment", [b"a comment", b"a comment with PK\x05\x06 in it"])
+def test_the_end_record_is_found_before_a_comment_as_zipfile_finds_it(tmp_path, comment):
+    """A trailing comment moves the end record back from the file's end: it is searched for
+    as zipfile searches. A comment that holds the record's signature is a file zipfile
+    refuses (BadZipFile), and one we find no record in."""
+    from runner.data.zip_directory import read_directory
+
+    path = tmp_path / "commented.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in ("a", "bb", "ccc"):
+            zf.writestr(name, b"")
+        zf.comment = comment
+    directory = read_directory(path)
+    if b"PK" in comment:
+        assert directory is None
+        with pytest.raises(zipfile.BadZipFile):
+            zipfile.ZipFile(path)
+    else:
+        assert (directory.entries, directory.size) == (3, 3 * 46 + 6)
+        assert len(zipfile.ZipFile(path).infolist()) == 3
+
+
+def test_a_zip64_record_behind_a_small_plain_record_counts(tmp_path):
+    """zipfile takes the ZIP64 end record's counts whenever a ZIP64 locator precedes the plain
+    end record, whatever the plain record says: a plain record declaring 1 member in 46 bytes
+    in front of a ZIP64 record declaring the real 20,000 does not pass as small."""
+    import struct
+
+    from runner.data.zip_directory import read_directory
+
+    path = empty_members_zip(tmp_path / "w.npz", (f"{i}.npy" for i in range(20_000)))
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    plain = struct.unpack("<4s4H2LH", data[end : end + 22])
+    entries, size, offset = plain[4], plain[5], plain[6]
+    record = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, size, offset
+    )
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
+    small = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, 46, offset, 0)
+    path.write_bytes(data[:end] + record + locator + small)
+    assert len(zipfile.ZipFile(path).infolist()) == 20_000  # what zipfile parses
+    directory = read_directory(path)
+    assert (directory.entries, directory.size) == (20_000, 1_088_890)
+    config = _model(DENSE_2, max_memory_mb=10)
+    config["model"]["weights"] = {"path": "w.npz"}
+    outcome = run(config, tmp_path / "run", cwd=tmp_path)
+    (problem,) = outcome.result["error"]["problems"]
+    assert outcome.exit_code == 2 and "room for 23,671" in problem["message"]
+
+
 def test_fit_counts_gradients_optimizer_slots_and_every_input_row():
     config = _model({"d": {"type": "Dense", "output_dim": 2}}, batch_size=1)
     predict = make_plan(validate(config))
