@@ -621,3 +621,43 @@ def test_paths_the_system_cannot_look_up_are_named_problems(run_config, tmp_path
         "model.targets.d": "cannot use this path: its symlinks form a loop",
         "model.fit.validation_data.inputs.x": "cannot use this path: file name too long",
     }
+
+
+# Values oc.env hands out, in the shapes a message changes them: long (messages shorten a value
+# to 57 characters and '...'), with backslashes and both quotes (repr and JSON escape them), and
+# digits only (read as a number, which result.json would otherwise keep as one).
+_ENV_SECRETS = {
+    "long": "tok-" + "".join(f"{i:02d}Xq" for i in range(40)),
+    "escaped": "ab\\cd\"ef'gh-0123456789",
+    "number": "98765",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(_ENV_SECRETS))
+def test_an_allowed_environment_value_is_masked_in_every_form_a_message_shows(cli, tmp_path, kind):
+    secret = _ENV_SECRETS[kind]
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "m.yaml").write_text(
+        "inputs: {x: {shape: [3], data: [[1, 2, 3]]}}\n"
+        "layers: {d: {type: Dense, output_dim: '${oc.env:RUNNER_TEST_SECRET}', inputs: [x]}}\n"
+    )
+    res = cli(
+        "--config-dir",
+        str(tmp_path / "conf"),
+        "+model=m",
+        "allow_resolvers=[oc.env]",
+        "task=validate",
+        "hydra.run.dir=run",
+        env={"RUNNER_TEST_SECRET": secret},
+    )
+    assert res.returncode == (0 if kind == "number" else 2), res.stdout + res.stderr
+    if kind != "number":
+        assert "found '***" in res.stdout + res.stderr  # the message still says what it found
+    shown = (res.stdout + res.stderr).encode() + _all_bytes(tmp_path / "run")
+    pieces = {secret[i : i + 8] for i in range(len(secret) - 7)} | {secret}
+    pieces |= {repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    # (standing alone: a hash or a timestamp may hold the digits of a short number)
+    found = [p for p in pieces if re.search(rb"(?<![\w.])" + re.escape(p.encode()), shown)]
+    assert not found

@@ -2,17 +2,23 @@
 
 A model file may read the environment only when the command line allows it
 (``allow_resolvers=[oc.env]``). Even then, every value ``oc.env`` hands out is remembered and
-replaced by ``***`` in log messages, error messages, result.json and config.yaml.
+replaced by ``***`` in log messages, error messages, result.json and config.yaml: the value
+itself, the forms a message quotes it in (``repr`` and JSON escape backslashes and quotes), and
+any piece of it of ``MIN_PIECE`` characters or more, so a message that shortens a long value
+(``found 'abc...``) does not show its first 57 characters.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
 
 MASK = "***"
+MIN_PIECE = 8  # the shortest piece of a remembered value masked wherever it stands
 _values: set[str] = set()
+_pieces: set[str] = set()  # every MIN_PIECE-character window of every form of every value
 
 
 def watch_environment() -> None:
@@ -30,23 +36,52 @@ def watch_environment() -> None:
 
 
 def remember(value: str) -> None:
-    if value.strip():
-        _values.add(value)
+    if not value.strip():
+        return
+    for form in (
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    ):
+        _values.add(form)
+        _pieces.update(form[i : i + MIN_PIECE] for i in range(len(form) - MIN_PIECE + 1))
 
 
 def text(message: str) -> str:
-    """``message`` with every remembered value masked (longest first)."""
+    """``message`` with every remembered value masked (longest first), then every run of
+    characters covered by pieces of them (a shortened or sliced value)."""
+    if not _values:
+        return message
     for value in sorted(_values, key=len, reverse=True):
         message = message.replace(value, MASK)
-    return message
+    covered = bytearray(len(message))
+    for i in range(len(message) - MIN_PIECE + 1):
+        if message[i : i + MIN_PIECE] in _pieces:
+            covered[i : i + MIN_PIECE] = b"\x01" * MIN_PIECE
+    if not any(covered):
+        return message
+    out, i = [], 0
+    while i < len(message):
+        if covered[i]:
+            while i < len(message) and covered[i]:
+                i += 1
+            out.append(MASK)
+        else:
+            out.append(message[i])
+            i += 1
+    return "".join(out)
 
 
 def data(value: Any) -> Any:
-    """Strings inside nested dicts and lists masked; numbers and other values unchanged."""
+    """Strings inside nested dicts and lists masked, and integers read from a remembered value;
+    other values unchanged."""
     if not _values:
         return value
     if isinstance(value, str):
         return text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and str(value) in _values:
+        return MASK  # a value read as a number (output_dim: ${oc.env:N})
     if isinstance(value, dict):
         return {text(k) if isinstance(k, str) else k: data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
