@@ -210,6 +210,16 @@ def attacks(root: Path) -> dict[str, dict]:
             "conf_symlinks": {"model/creds.yaml": "../../private/creds.json"},
             "expect": ["model/creds.yaml leads outside its config folder"],
         },
+        "defaults-symlink-beside": {  # the link stays in the config folder, not in model/
+            "files": {
+                "model/evil.yaml": "defaults:\n  - creds\n  - _self_\n"
+                "inputs: {x: {data: [[1.0]]}}\n"
+                "layers: {d: {type: Dense, output_dim: '${model.token}'}}\n",
+                "creds.json": json.dumps({"token": SECRET}),  # e.g. at a repository's root
+            },
+            "conf_symlinks": {"model/creds.yaml": "../creds.json"},
+            "expect": ["model/creds.yaml leads outside its config folder model/"],
+        },
         "weights-outside": {
             "files": {"model/evil.yaml": GOOD_MODEL + "weights: {path: ~/../../etc/w.npz}\n"},
             "expect": ["model.weights", "outside the directories"],

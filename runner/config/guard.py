@@ -407,6 +407,9 @@ class FileConfigSource(_hydra_sources.FileConfigSource):
         full = found.resolve()
         if found.exists() or found.is_symlink():
             _check_inside(found, full, Path(self.path).resolve(), config_path)
+            if "/" in config_path:  # and inside its group's folder (model/)
+                group = config_path.split("/", 1)[0]
+                _check_inside(found, full, Path(self.path, group).resolve(), config_path)
         if full.is_file():
             shown = shown_path(full)
             text = _read_text(full, shown)
@@ -415,18 +418,21 @@ class FileConfigSource(_hydra_sources.FileConfigSource):
 
 
 def _check_inside(found: Path, full: Path, root: Path, config_path: str) -> None:
-    """A config file lies inside the folder Hydra found it in, symlinks resolved: a link
-    planted in a config folder cannot pull another file of the machine into a config (a
-    credentials file, which YAML or JSON reads as a config, then echoed by messages,
-    interpolations and config.yaml). (Hydra itself never lists a FIFO or device as a config.)"""
-    shown = shown_path(found)
+    """A config file lies inside ``root``, the folder Hydra found it in and its group's
+    folder there, symlinks resolved: a link planted in a config folder cannot pull another
+    file into a config (a credentials file, which YAML or JSON reads as a config, then echoed
+    by messages, interpolations and config.yaml), neither one elsewhere on the machine nor
+    one beside the group folders (a .env or credentials.json at the root of a repository
+    given as --config-dir). (Hydra itself never lists a FIFO or device as a config.)"""
+    shown = str(Path(shown_path(found.parent), found.name))  # the link, not where it leads
     if not full.is_relative_to(root):
         raise ModelFileError(
             shown,
             1,
             1,
-            f"{config_path}.yaml leads outside its config folder (symlinks are followed): "
-            "config files are read only from inside the folders of the search path",
+            f"{config_path}.yaml leads outside its config folder {root.name}/ (symlinks are "
+            "followed): config files are read only from inside the folders of the search "
+            "path, each from its own group's folder",
         )
 
 
