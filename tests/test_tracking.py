@@ -286,6 +286,23 @@ def test_a_sweep_is_a_parent_run_with_one_child_per_job(tmp_path, launcher):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_password_in_the_store_uri_never_reaches_a_message_or_the_run_folder(
+    tmp_path, monkeypatch
+):
+    """$MLFLOW_TRACKING_URI may hold user:password@: MLflow's own error repeats the URI."""
+    password = "pw-S3cr3t%21x"  # (percent-encoded in the URI: pw-S3cr3t!x)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:{password}@127.0.0.1:9/")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # nothing listens on port 9
+    proc = _runner(tmp_path, "+model=dense_example", "tracking=mlflow", "hydra.run.dir=run")
+    shown = proc.stdout + proc.stderr
+    assert proc.returncode == 2, shown
+    assert "tracking_uri: MLflow cannot use 'http://alice:***@127.0.0.1:9/'" in shown
+    written = b"".join(p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file())
+    for secret in (password, "pw-S3cr3t!x"):
+        assert secret not in shown and secret.encode() not in written
+
+
 def test_without_mlflow_the_message_names_the_extra_and_exits_2(tmp_path):
     stub = tmp_path / "no_mlflow"
     (stub / "mlflow").mkdir(parents=True)  # an import of mlflow fails, as when not installed

@@ -56,11 +56,29 @@ def store_uri(config: Any, cwd: Path) -> str:
     path (or file: URI) becomes an absolute file: URI, resolved against the command's folder."""
     uri = config.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
     uri = str(uri)
+    _mask_password(uri)
     if uri.startswith("file://"):
         return uri
     if re.match(r"^[A-Za-z][\w+.-]+:", uri) and not uri.startswith("file:"):
         return uri  # a server or a database: MLflow's to interpret
     return resolve_path(uri.removeprefix("file:"), cwd).resolve().as_uri()
+
+
+def _mask_password(uri: str) -> None:
+    """The password of scheme://user:password@host (a database or a server behind basic
+    auth, often from $MLFLOW_TRACKING_URI) is masked as *** in every message and run file,
+    MLflow's own error text included, as values oc.env hands out are."""
+    from urllib.parse import unquote, urlsplit
+
+    from runner.config import redact
+
+    try:
+        password = urlsplit(uri).password
+    except ValueError:  # a malformed port or host: MLflow says what is wrong with it
+        password = uri.partition("://")[2].rpartition("@")[0].partition(":")[2] or None
+    if password:
+        redact.remember(password)
+        redact.remember(unquote(password))
 
 
 def open_client(uri: str) -> Any:
@@ -308,7 +326,9 @@ def shown_store(uri: str, cwd: Path) -> str:
         from urllib.parse import unquote, urlparse
 
         return shown_path(Path(unquote(urlparse(uri).path)), cwd)
-    return uri
+    from runner.config import redact
+
+    return redact.text(uri)  # (printed on the console too, past the logging filter)
 
 
 def _is_number(value: Any) -> bool:
