@@ -9,22 +9,12 @@ import gc
 import os
 import sys
 
+# (runner/__init__.py, imported first, has dropped the current directory from sys.path)
+import hydra
+from omegaconf import DictConfig
 
-def _drop_current_directory() -> None:
-    """``python -m`` puts the current directory first on sys.path. In a repo of configs, a file
-    named like a library (numpy.py, yaml.py, hydra/) would then be imported as code: drop it.
-    Plugins the command line allows are still found there (runner.config.plugins)."""
-    if sys.path and sys.path[0] in ("", os.getcwd()) and not sys.flags.safe_path:
-        del sys.path[0]
-
-
-_drop_current_directory()
-
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from runner.config.conf_dir import config_dir  # noqa: E402
-from runner.errors import find_in_chain  # noqa: E402
+from runner.config.conf_dir import config_dir
+from runner.errors import find_in_chain
 
 _exit_codes: list[int] = []
 

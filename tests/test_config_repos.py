@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,36 @@ def test_a_users_own_layers_folder_in_the_current_directory_does_not_shadow_ours
     res = cli("+model=dense_example")
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.result["outputs"]["dense"]["values"] == [[6.0, 12.0, 30.0]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "module, args",
+    [("runner.check", ["conf/model"]), ("runner.sweep.report", ["sweep"])],
+)
+def test_a_planted_library_module_is_not_imported_by_the_runner_s_other_commands(
+    tmp_path, module, args
+):
+    """python -m runner.check (or runner.sweep.report, run where the sweep ran) puts the
+    current directory first on sys.path like python -m runner: a config repo's numpy.py or
+    yaml.py would run before the command read a single file."""
+    pwned = tmp_path / "PWNED"
+    for name in ("numpy", "yaml"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(pwned)!r}, 'w').write('{name}')\n")
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "m.yaml").write_text(
+        "inputs: {x: {data: [[1.0, 2.0]]}}\nlayers: {d: {type: Dense, output_dim: 1}}\n"
+    )
+    (tmp_path / "sweep").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert not pwned.exists(), f"{pwned.read_text()}.py from the current directory ran"
+    expected = "1 model file checked: all valid" if module == "runner.check" else "no job folders"
+    assert expected in proc.stdout + proc.stderr, proc.stdout + proc.stderr
