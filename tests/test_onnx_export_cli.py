@@ -93,6 +93,28 @@ def test_nothing_to_export_and_missing_run_files_are_refused(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("name", ["config.yaml", "weights.npz"])
+def test_a_run_folders_file_that_leads_outside_it_is_never_read(
+    tmp_path, monkeypatch, capsys, name
+):
+    """A run folder is a file like any other: a link planted in it would export another
+    file's arrays as the model's weights, or read another YAML file as its config."""
+    folder, private = tmp_path / "run", tmp_path / "private"
+    folder.mkdir()
+    private.mkdir()
+    model = {"inputs": {"x": {"shape": [3], "data": [[1, 2, 3]]}}, "layers": {}}
+    (folder / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+    np.savez(folder / "weights.npz", w=np.zeros(1))
+    (private / name).write_bytes((folder / name).read_bytes())
+    (folder / name).unlink()
+    (folder / name).symlink_to(private / name)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--out", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert f"RUN_DIR: run/{name} leads outside the run folder (a symlink)" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_a_run_folder_cannot_raise_the_memory_limit(tmp_path):
     """A run folder is a file like any other: its config.yaml carries how the model computes
     (seed) but never a limit, which only this command line sets (default 4096 MB)."""

@@ -140,6 +140,12 @@ def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any]
             raise ConfigError.one(
                 "RUN_DIR", f"{needed} not found: a run folder holds config.yaml and weights.npz"
             )
+        if not needed.resolve().is_relative_to(folder.resolve()):  # as evaluate.run's files
+            raise ConfigError.one(
+                "RUN_DIR",
+                f"{needed} leads outside the run folder (a symlink): a run folder's own "
+                "files are read, never another file of the machine",
+            )
     recorded = _read_run_config(config_file)
     if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
         raise ConfigError.one("RUN_DIR", f"{config_file} holds no model: not a run folder")
