@@ -528,6 +528,15 @@ def test_run_and_reference_folders_are_confined(tmp_path):
             "the run (task=fit) holds no weights.npz inside its folder (a symlink leads out of it)",
         )
     ]
+    # nor does its result.json, whose status and task a message would show
+    (tmp_path / "private.json").write_text('{"status": "s3cr3t-value", "task": "fit"}')
+    (inside / "result.json").unlink()
+    (inside / "result.json").symlink_to(tmp_path / "private.json")
+    outcome = run(classifier("evaluate", run="fake_run"), work / "run3", work)
+    result = json.loads((work / "run3" / "result.json").read_text())
+    assert _problems(result) == [
+        ("evaluate.run", "not a finished run folder: its result.json leads out of it (a symlink)")
+    ]
 
 
 def test_anomaly_labels_errors(tmp_path):

@@ -30,6 +30,12 @@ def finished_run(folder: str, config_path: str, cwd: Path, files: list[str]) -> 
             "not a finished run folder: it holds no result.json (a run writes it last)",
             folder,
         )
+    if not result_file.resolve().is_relative_to(where.resolve()):  # its status would be shown
+        raise ConfigError.one(
+            config_path,
+            "not a finished run folder: its result.json leads out of it (a symlink)",
+            folder,
+        )
     try:
         result = json.loads(result_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # (too deep)
