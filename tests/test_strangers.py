@@ -671,3 +671,34 @@ def test_an_allowed_environment_value_is_masked_in_every_form_a_message_shows(cl
     # (standing alone: a hash or a timestamp may hold the digits of a short number)
     found = [p for p in pieces if re.search(rb"(?<![\w.])" + re.escape(p.encode()), shown)]
     assert not found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runner.check", "conf/model"],
+        ["runner", "export-onnx", "+model=m", "--config-dir", "conf", "--out", "m.onnx"],
+    ],
+)
+def test_the_other_commands_mask_an_allowed_environment_value_too(tmp_path, command):
+    """layer-runner check and export-onnx read model files as a run does, so values oc.env
+    hands out are masked in their messages as in a run's."""
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "m.yaml").write_text(
+        "inputs: {x: {data: [[1.0, 2.0]]}}\n"
+        "layers: {d: {type: '${oc.env:RUNNER_TEST_SECRET}', output_dim: 1}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RUNNER_TEST_SECRET": SECRET}
+    proc = subprocess.run(
+        [sys.executable, "-m", *command, "allow_resolvers=[oc.env]"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    shown = proc.stdout + proc.stderr
+    assert proc.returncode == 2, shown
+    assert "model.layers.d: unknown layer type '***'" in shown
+    assert SECRET not in shown

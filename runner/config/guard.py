@@ -86,10 +86,15 @@ _policy = Policy()
 
 
 def install(allow_resolvers: Iterable[str] = ()) -> None:
-    """Route Hydra's file:// and pkg:// config sources through the guard (idempotent)."""
+    """Route Hydra's file:// and pkg:// config sources through the guard, and oc.env through
+    the recorder that masks what it hands out (idempotent): every command that reads model
+    files (a run, check, export-onnx, the API) installs both."""
     from hydra._internal.sources_registry import SourcesRegistry
     from hydra.core.plugins import Plugins
 
+    from runner.config import redact
+
+    redact.watch_environment()
     _policy.resolvers = SAFE_RESOLVERS | frozenset(allow_resolvers)
     Plugins.instance()  # registers Hydra's own sources first; ours then replace two of them
     types = SourcesRegistry.instance().types
@@ -123,6 +128,9 @@ def _strings(value: object) -> list[str]:
 
 def check_model_file(path: Path, allow_resolvers: Iterable[str] = ()) -> None:
     """The checks of a model-group file, for a model YAML read without Hydra."""
+    from runner.config import redact
+
+    redact.watch_environment()  # (as install does)
     shown = shown_path(path.resolve())
     text = _read_text(path, shown)
     previous = _policy.resolvers
