@@ -80,7 +80,7 @@ def data(value: Any) -> Any:
         return value
     if isinstance(value, str):
         return text(value)
-    if isinstance(value, int) and not isinstance(value, bool) and str(value) in _values:
+    if isinstance(value, int) and not isinstance(value, bool) and _secret_number(value):
         return MASK  # a value read as a number (output_dim: ${oc.env:N})
     if isinstance(value, dict):
         return {text(k) if isinstance(k, str) else k: data(v) for k, v in value.items()}
@@ -97,3 +97,10 @@ class MaskFilter(logging.Filter):
             record.msg = text(record.getMessage())
             record.args = ()
         return True
+
+
+def _secret_number(value: int) -> bool:
+    """An integer read from a remembered value, of 4 digits or more: a smaller one (an
+    environment variable DEBUG=1) would mask every 0 or 1 of result.json (shapes, counts)."""
+    digits = str(value)
+    return len(digits.lstrip("-")) >= 4 and digits in _values
