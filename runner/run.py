@@ -40,6 +40,7 @@ from runner.output import artifacts
 from runner.output.csv_outputs import write_csvs
 from runner.output.diagram import mermaid
 from runner.output.expect import run_checks
+from runner.output.output_stats import OutputStats, output_stats
 from runner.output.summary import summary_text
 from runner.train.plan import plan_task
 
@@ -290,10 +291,10 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     weight_penalty = sum(n.layer.weight_penalty() for n in plan.nodes.values())
     metrics: dict[str, Any] = {"activity_penalty": penalty, "weight_penalty": weight_penalty}
     metrics.update({f"penalty/{k}": v for k, v in prediction.penalties.items()})
-    for name in plan.outputs:
-        y = prediction.values[name]
-        metrics[f"{name}/mean"] = float(np.mean(y, dtype=np.float64))
-        metrics[f"{name}/zero_fraction"] = float(np.mean(y == 0))
+    stats = {name: output_stats(prediction.values[name]) for name in plan.outputs}
+    for name, s in stats.items():
+        metrics[f"{name}/mean"] = s.mean
+        metrics[f"{name}/zero_fraction"] = s.zero_fraction
     result["phase"] = "train" if training else "test"
     result["metrics"] = metrics
     saved = {str(n): prediction.values[n] for n in plan.outputs}
@@ -323,7 +324,7 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
     shown = set()
     for name in plan.outputs:
         where = result["outputs"][str(name)].get("file", "outputs.npz")
-        for line in _output_lines(str(name), prediction.values[name], where):
+        for line in _output_lines(str(name), prediction.values[name], where, stats[name]):
             log.info("%s", line)
         if name in prediction.masks:
             log.info("%s", _mask_line(prediction.masks[name]))
@@ -347,16 +348,13 @@ def _predict(spec, plan: Plan, output_dir: Path, result, timings, outcome: Outco
         raise RunFailed([Problem(f"model.expect.{c.name}", c.detail) for c in failed])
 
 
-def _output_lines(name: str, value: np.ndarray, where: str) -> list[str]:
+def _output_lines(name: str, value: np.ndarray, where: str, s: OutputStats) -> list[str]:
     """An output for the console: its values when it has at most CONSOLE_OUTPUT elements, else
     its shape, dtype, min, mean and max and the file that holds it."""
     if value.size <= CONSOLE_OUTPUT:
         return [f"{name} =", np.array2string(np.asarray(value))]
     if np.issubdtype(value.dtype, np.number) or value.dtype == bool:
-        lo = float(np.min(value))
-        mean = float(np.mean(value, dtype=np.float64))
-        hi = float(np.max(value))
-        stats = f", min {lo:.6g}, mean {mean:.6g}, max {hi:.6g}"
+        stats = f", min {s.minimum:.6g}, mean {s.mean:.6g}, max {s.maximum:.6g}"
     else:
         stats = ""
     shape = "(" + ", ".join(str(d) for d in value.shape) + ")"

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from runner.output.output_stats import output_stats
+
 
 @dataclass(frozen=True)
 class Check:
@@ -68,10 +70,10 @@ def run_checks(
                     )
                 )
         if spec.mean is not None:
-            checks.append(_approx(f"{name}.mean", float(np.mean(y, dtype=np.float64)), spec.mean))
+            checks.append(_approx(f"{name}.mean", output_stats(y).mean, spec.mean))
         if spec.zero_fraction is not None:
             checks.append(
-                _approx(f"{name}.zero_fraction", float(np.mean(y == 0)), spec.zero_fraction)
+                _approx(f"{name}.zero_fraction", output_stats(y).zero_fraction, spec.zero_fraction)
             )
         if spec.penalty is not None:
             checks.append(
