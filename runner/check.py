@@ -120,7 +120,7 @@ def model_files(paths: list[str]) -> tuple[list[Path], list[str], list[str]]:
 def check_file(file: Path, settings: dict[str, Any], cwd: Path) -> list[Finding]:
     from runner.config import guard
     from runner.config.paths import shown_path
-    from runner.config.positions import locate
+    from runner.config.positions import locate_all
     from runner.errors import UserError, printable
     from runner.run import check_and_plan
 
@@ -133,9 +133,10 @@ def check_file(file: Path, settings: dict[str, Any], cwd: Path) -> list[Finding]
     except guard.ModelFileError as exc:
         return [Finding(shown, exc.line, exc.column, "(file)", printable(exc.message))]
     except UserError as exc:
+        where = locate_all(text, [p.path for p in exc.problems])
         return [
-            Finding(shown, *locate(text, p.path), printable(p.path), _message(p))
-            for p in exc.problems
+            Finding(shown, *at, printable(p.path), _message(p))
+            for p, at in zip(exc.problems, where, strict=True)
         ]
     except (OSError, UnicodeDecodeError) as exc:
         return [Finding(shown, 1, 1, "(file)", f"cannot read: {exc}")]

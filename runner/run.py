@@ -374,7 +374,7 @@ def _positions(exc: UserError, model_file: Path | None, cwd: Path) -> list[dict[
     """For each problem, where its config path sits in the model file (file, line, column)."""
     if model_file is None:
         return [{} for _ in exc.problems]
-    from runner.config.positions import locate
+    from runner.config.positions import locate_all
 
     try:
         text = model_file.read_text(encoding="utf-8")
@@ -382,8 +382,8 @@ def _positions(exc: UserError, model_file: Path | None, cwd: Path) -> list[dict[
         return [{} for _ in exc.problems]
     shown = shown_path(model_file, cwd)
     out = []
-    for problem in exc.problems:
-        line, column = locate(text, problem.path)
+    places = locate_all(text, [p.path for p in exc.problems])
+    for problem, (line, column) in zip(exc.problems, places, strict=True):
         out.append(
             {"model_file": shown, "line": line, "column": column}
             if problem.path.startswith("model")

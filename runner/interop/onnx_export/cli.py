@@ -236,7 +236,7 @@ def _export(config: dict[str, Any], model_file: Path | None, cwd: Path, out: Pat
 def _problems_text(exc: UserError, model_file: Path | None, cwd: Path) -> str:
     """One line per problem, with file:line:col in the model file where it is known."""
     from runner.config.paths import shown_path
-    from runner.config.positions import locate
+    from runner.config.positions import locate_all
 
     text = None
     if model_file is not None:
@@ -246,10 +246,11 @@ def _problems_text(exc: UserError, model_file: Path | None, cwd: Path) -> str:
             text = None
     n = len(exc.problems)
     lines = [f"refused: {n} problem{'s' if n != 1 else ''} (nothing written)"]
-    for problem in exc.problems:
+    places = locate_all(text, [p.path for p in exc.problems]) if text is not None else []
+    for i, problem in enumerate(exc.problems):
         where = ""
         if text is not None and problem.path.startswith("model"):
-            line, column = locate(text, problem.path)
+            line, column = places[i]
             where = f"{shown_path(model_file, cwd)}:{line}:{column}: "
         lines.append(f"  {where}{problem}")
     return "\n".join(lines)
