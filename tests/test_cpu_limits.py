@@ -3,8 +3,14 @@ linearly with the config (counted in work done, never timed)."""
 
 from __future__ import annotations
 
+import io
+import struct
+import tokenize
+
+import numpy as np
 import yaml
 
+from runner.data.sources import _npy_header
 from runner.run import run
 
 
@@ -32,3 +38,42 @@ def test_many_problems_compose_the_model_file_once(tmp_path, monkeypatch):
         i = int(p["path"].split(".")[2][1:])
         assert p["path"] == f"model.layers.d{i}.output_dim"
         assert (p["line"], p["column"]) == (4 + i, 32 + len(str(i))), p
+
+
+def _npy_with_header_text(path, text: bytes) -> None:
+    """A format 1.0 .npy whose header is ``text``, padded as NumPy pads (to 64 bytes)."""
+    text += b" " * ((64 - (10 + len(text) + 1) % 64) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text)
+
+
+def test_a_header_of_tokens_is_refused_before_numpy_tokenizes_it(tmp_path, monkeypatch):
+    """NumPy re-reads a header that is not a Python literal with Python's tokenizer: 9,000 '{'
+    (within its 10 KB limit) cost 58 ms a file, and 2,000 inputs naming the file 41 s."""
+    _npy_with_header_text(tmp_path / "bad.npy", b"{" * 9000)
+    tokens = []
+    generate = tokenize.generate_tokens
+    monkeypatch.setattr(
+        tokenize, "generate_tokens", lambda *a: (tokens.append(t) or t for t in generate(*a))
+    )
+    inputs = {f"x{i}": {"shape": [1], "data": {"path": "bad.npy"}} for i in range(3)}
+    config = {
+        "task": "validate",
+        "model": {
+            "inputs": inputs,
+            "layers": {"d": {"type": "Dense", "output_dim": 1, "inputs": ["x0"]}},
+        },
+    }
+    outcome = run(config, tmp_path / "run", cwd=tmp_path)
+    problems = outcome.result["error"]["problems"]
+    assert outcome.exit_code == 2 and len(problems) == 3
+    assert problems[0]["path"] == "model.inputs.x0.data"
+    assert "its header holds 9,000 characters of text, above 512" in problems[0]["message"]
+    assert tokens == []
+    # the longest real header: 64 axes (NumPy's limit) whose product fits in a file (2**62)
+    shape = (1,) * 61 + (2**21, 2**21, 2**20)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": shape}
+    )
+    header.seek(0)
+    assert _npy_header(header)[0] == shape
