@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from runner.config.file_access import allowed_dirs, check_paths
-from runner.config.limits import config_limits, plan_ranks
+from runner.config.limits import check_disk, config_limits, plan_ranks
 from runner.config.paths import shown_path
 from runner.config.plugins import load_plugins
 from runner.config.run_folders import with_run_weights
@@ -212,6 +212,8 @@ def check_and_plan(
     problems = plan_ranks(plan)
     if problems:
         raise ConfigError(problems)
+    if spec.task == "predict":
+        check_disk(plan)
     timings["plan"] = time.perf_counter() - t
     return plan
 

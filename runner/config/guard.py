@@ -47,6 +47,7 @@ RUN_SETTINGS = frozenset(
         "floatx",
         "batch_size",
         "max_memory_mb",
+        "max_disk_mb",
         "progress",
         "outputs_to_disk",
         "save_csv",

@@ -6,7 +6,9 @@ else, so each is a named problem at its config path (exit 2), never an internal 
 - a shape with more dimensions than NumPy arrays hold (64, the batch axis included);
 - expected ``values`` that are not numbers.
 
-The planned shapes are checked too (``plan_ranks``): a layer can add axes.
+The planned shapes are checked too (``plan_ranks``): a layer can add axes. What a predict will
+write is checked against ``max_disk_mb`` (``check_disk``) before anything is computed: a model
+file chooses its rows and output sizes, the command line the disk it may fill.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import ConfigError, Problem
 
 MAX_INT = 2**63 - 1
 MAX_RANK = 64  # numpy.ndarray's limit; per-sample shapes get one axis less (the batch)
@@ -114,3 +116,52 @@ def _first_non_number(values: Any, path: str) -> tuple[str, Any] | None:
     if _is_number(values):
         return None
     return path, values
+
+
+# Longest value save_csv writes, with its comma: '%.9g' of a float32 ('-1.17549435e-38'),
+# '%.17g' of a float64; a row index has at most 19 digits.
+_CSV_VALUE_CHARS = {4: 16, 8: 25}
+_CSV_ROW_CHARS = 21
+
+
+def predict_writes(plan: Any) -> list[tuple[str, str, int]]:
+    """(config path, what, bytes at most) of each file a predict writes: every output and
+    expected layer (outputs.npz or outputs/NAME.npy) with its mask, its CSV with save_csv, and
+    weights.npz. Bounds from the plan alone, before anything is computed."""
+    itemsize = plan.dtype.itemsize
+    rows = plan.rows
+    kept = list(dict.fromkeys([*plan.outputs, *plan.expect]))
+    out = []
+    for ref in kept:
+        shape = plan.shape_of(ref)
+        node = plan.nodes.get(ref.node)
+        path = node.path if node is not None else plan.inputs[ref.node].path
+        values = rows * math.prod(shape)
+        size = values * itemsize
+        if node is not None and node.masked:
+            size += rows * math.prod(shape[:-1])  # a bool per timestep
+        out.append((path, f"output {ref} of {rows:,} rows of {shape}", size))
+        if plan.spec.save_csv and ref in plan.outputs and len(shape) <= 1:
+            chars = _CSV_ROW_CHARS + values // max(rows, 1) * _CSV_VALUE_CHARS.get(itemsize, 25)
+            out.append((path, f"outputs/{ref}.csv of {rows:,} rows", rows * chars))
+    params = sum(n.n_params for n in plan.nodes.values())
+    out.append(("model.layers", "weights.npz", params * itemsize))
+    return out
+
+
+def check_disk(plan: Any) -> None:
+    """A ConfigError naming the largest file when a predict would write more than
+    ``max_disk_mb``."""
+    limit = plan.spec.max_disk_mb * 2**20
+    writes = predict_writes(plan)
+    total = sum(size for _, _, size in writes)
+    if total <= limit:
+        return
+    path, what, size = max(writes, key=lambda w: w[2])
+    raise ConfigError.one(
+        path,
+        f"this predict would write about {total / 2**20:,.0f} MB, above max_disk_mb "
+        f"({plan.spec.max_disk_mb:,.6g} MB); the largest is {what} "
+        f"({size / 2**20:,.0f} MB): use fewer rows or smaller outputs, or raise max_disk_mb "
+        "on the command line",
+    )

@@ -415,6 +415,10 @@ def run_spec_class(layer_types: Collection[str] | None = None) -> type[BaseModel
             floatx=(Literal["float32", "float64"], "float32"),
             batch_size=(PositiveInt | None, None),
             max_memory_mb=(float, Field(default=4096, gt=0, description="Plan-time memory limit.")),
+            max_disk_mb=(
+                float,
+                Field(default=10240, gt=0, description="What a predict may write, planned."),
+            ),
             progress=(
                 bool | None,
                 Field(default=None, description="Progress bar; null = on a tty."),

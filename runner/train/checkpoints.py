@@ -54,6 +54,7 @@ _FREE_TOP = {
     "allow_plugins",
     "allow_resolvers",
     "max_memory_mb",
+    "max_disk_mb",
     "outputs_to_disk",
     "batch_size",
     "training",
