@@ -63,3 +63,30 @@ def test_a_streamed_output_is_summarised_without_an_output_sized_array(tmp_path)
     assert (tmp_path / "run" / "outputs" / "d.npy").stat().st_size > rows * width * 4
     # one batch of the output is 0.4 MB; np.mean(y == 0) allocated rows * width bytes (10 MB)
     assert peak < rows * width / 2, peak
+
+
+def _rss_file_kb() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssFile:"))
+
+
+def test_a_streamed_output_written_as_csv_leaves_no_pages_resident(tmp_path):
+    from runner.output.csv_outputs import write_output_csv
+
+    rows, width = 100_000, 100  # 40 MB on disk
+    np.save(tmp_path / "d.npy", np.full((rows, width), 0.5, dtype=np.float32))
+    mapped = np.load(tmp_path / "d.npy", mmap_mode="r")
+    before = _rss_file_kb()
+    tracemalloc.start()
+    try:
+        path = write_output_csv(tmp_path, "d", mapped, np.arange(rows))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    grown = _rss_file_kb() - before
+    text = path.stat().st_size  # 100,001 lines: 'row,' then 100 times '0.5,' (a 40 MB file)
+    assert text == len("row," + ",".join(f"d[{j}]" for j in range(width)) + "\n") + sum(
+        len(str(i)) + 1 + 4 * width for i in range(rows)
+    )
+    assert grown * 1024 < rows * width * 4 / 4, grown  # read whole: all 40 MB resident
+    assert peak < text / 4, peak  # each block's text was kept until the garbage collector ran

@@ -3,8 +3,9 @@
 ``outputs/NAME.csv`` has a header (``row,NAME[0],NAME[1],...``) and one line per sample, led
 by the sample's row index in the data it came from (task=evaluate scores a subset of rows, and
 the index says which). Floats are written with enough digits to read back the same value
-(9 significant digits for float32, 17 for float64). The file is written in blocks of rows, so
-a memory-mapped output is never read into memory whole.
+(9 significant digits for float32, 17 for float64). The file is written in blocks of rows, and
+a memory-mapped output's rows are dropped from resident memory once written (``release_rows``):
+a 763 MB outputs/NAME.npy was otherwise mapped whole into the process (VmHWM 1.1 GB).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from runner.data.mapped import release_rows
 from runner.output import artifacts
 
 log = logging.getLogger("runner")
@@ -75,4 +77,10 @@ def _lines(name: str, values: np.ndarray, rows: np.ndarray) -> Iterator[bytes]:
         table[:, 1:] = block
         buffer = io.BytesIO()
         np.savetxt(buffer, table, fmt=fmt, delimiter=",")
-        yield buffer.getvalue()
+        text = buffer.getvalue()
+        # savetxt leaves the buffer in a reference cycle (its text wrapper): only the garbage
+        # collector would free it, which large allocations do not wake, so every block's text
+        # stayed (331 MB for 2,000,000 rows x 100); closing it frees the text now.
+        buffer.close()
+        release_rows(values, lo, lo + BLOCK_ROWS)
+        yield text
