@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from typing import Any
 
 from runner.errors import ConfigError
@@ -196,22 +197,36 @@ class _Parser(GraphReader):
 
     def ordered(self, calls: list[KCall]) -> list[KCall]:
         """Calls in an order where every tensor exists before it is used (shared layers may be
-        called again after layers listed later)."""
+        called again after layers listed later): by rounds, each the calls whose tensors the
+        earlier rounds made, in the file's order. Rounds are counted as the calls are reached
+        (Kahn's algorithm), never by rescanning every call per round: a chain listed backwards
+        took N rounds over N calls (4,000 layers: 9.6 s; a 1 MiB model_config, about a minute)."""
         done = {(name, 0) for name in self.inputs}
-        out, waiting = [], list(calls)
-        while waiting:
-            ready = [
-                c for c in waiting if all((r.layer, r.call) in done for r in c.inputs + c.masks)
-            ]
-            if not ready:
-                for c in waiting:
-                    missing = [r.layer for r in c.inputs if (r.layer, r.call) not in done]
-                    self.problem(c.layer.path, f"reads tensors nothing produces: {missing}")
-                return out
-            for c in ready:
-                done.add((c.layer.name, c.index))
-                out.append(c)
-            waiting = [c for c in waiting if c not in ready]
+        users: dict[tuple[str, int], list[int]] = {}
+        missing_count = []
+        ready = deque()
+        round_of: dict[int, int] = {}
+        for i, c in enumerate(calls):
+            keys = {(r.layer, r.call) for r in c.inputs + c.masks} - done
+            missing_count.append(len(keys))
+            for key in keys:
+                users.setdefault(key, []).append(i)
+            if not keys:
+                round_of[i] = 0
+                ready.append(i)
+        while ready:
+            i = ready.popleft()
+            for j in users.get((calls[i].layer.name, calls[i].index), ()):
+                missing_count[j] -= 1
+                if missing_count[j] == 0:
+                    round_of[j] = round_of[i] + 1  # the last tensor it waited for: the latest
+                    ready.append(j)
+        out = [calls[i] for i in sorted(round_of, key=lambda i: (round_of[i], i))]
+        done |= {(c.layer.name, c.index) for c in out}
+        for i, c in enumerate(calls):
+            if i not in round_of:
+                missing = [r.layer for r in c.inputs if (r.layer, r.call) not in done]
+                self.problem(c.layer.path, f"reads tensors nothing produces: {missing}")
         return out
 
 
