@@ -89,6 +89,7 @@ def test_an_unreadable_shard_is_named(tmp_path):
         ("data/nothing-*.npy", "the pattern matches no file (looked in data)"),
         ("data/../data/part-*.npy", "a shard pattern may not contain '..': name the folder"),
         ("data/**/part-*.npy", "a shard pattern may not use '**' (recursive globs)"),
+        ("dat?/part-*.npy", "a shard pattern may use '*', '?' or '[' in its file name only"),
         ("data/part-*", "a shard pattern must match .npy files (end in .npy"),
     ],
 )
