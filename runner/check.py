@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.config.paths import stays_inside
+
 
 @dataclass
 class Finding:
@@ -103,9 +105,11 @@ def model_files(paths: list[str]) -> tuple[list[Path], list[str], list[str]]:
     for given in paths:
         p = Path(given)
         if p.is_dir():
-            below = sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml"))
-            found += [q for q in below if q.resolve().is_relative_to(p.resolve())]
-            outside += [str(q) for q in below if not q.resolve().is_relative_to(p.resolve())]
+            for q in sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")):
+                if stays_inside(q, p):
+                    found.append(q)
+                else:
+                    outside.append(str(q))
         elif p.is_file():
             found.append(p)
         else:

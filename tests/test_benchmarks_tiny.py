@@ -19,17 +19,21 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_script(name: str, *args: str) -> str:
+def start_script(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's runner, not an installed one
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / name), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
+
+
+def run_script(name: str, *args: str) -> str:
+    proc = start_script(name, *args)
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -100,16 +104,7 @@ def test_startup_tiny_compares_with_the_bare_app():
 
 
 def test_run_refuses_a_negative_pause_with_a_usage_message():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tiny", "--settle", "-0.5"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = start_script("run.py", "--tiny", "--settle", "-0.5", timeout=120)
     assert proc.returncode == 2
     assert "--settle must be 0 or more seconds, got -0.5" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -12,6 +12,12 @@ def resolve_path(file: str, cwd: Path) -> Path:
     return p if p.is_absolute() else cwd / p
 
 
+def stays_inside(path: Path, folder: Path) -> bool:
+    """``path`` lies inside ``folder`` once symlinks are resolved: a link planted in a folder
+    (a run folder, a repository of configs) cannot lead a read elsewhere."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def shown_path(path: Path, cwd: Path | None = None) -> str:
     """``path`` for a message: relative to where the command ran when below it, else absolute."""
     try:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runner.config.paths import resolve_path
+from runner.config.paths import resolve_path, stays_inside
 from runner.config.schema import ModelWeights
 from runner.errors import ConfigError
 
@@ -30,7 +30,7 @@ def finished_run(folder: str, config_path: str, cwd: Path, files: list[str]) -> 
             "not a finished run folder: it holds no result.json (a run writes it last)",
             folder,
         )
-    if not result_file.resolve().is_relative_to(where.resolve()):  # its status would be shown
+    if not stays_inside(result_file, where):  # its status would be shown
         raise ConfigError.one(
             config_path,
             "not a finished run folder: its result.json leads out of it (a symlink)",
@@ -49,7 +49,7 @@ def finished_run(folder: str, config_path: str, cwd: Path, files: list[str]) -> 
         )
     for name in files:
         file = where / name
-        inside = file.resolve().is_relative_to(where.resolve())
+        inside = stays_inside(file, where)
         if not file.is_file() or not inside:
             task = result.get("task", "?")
             raise ConfigError.one(

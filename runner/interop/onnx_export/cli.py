@@ -133,6 +133,7 @@ def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any]
     parameter; run settings from this command line, computing ones (RUN_SETTINGS) from the
     run unless given here (never a limit: max_memory_mb is this command line's)."""
     from runner.check import run_settings
+    from runner.config.paths import stays_inside
 
     config_file, weights = folder / "config.yaml", folder / "weights.npz"
     for needed in (config_file, weights):
@@ -140,7 +141,7 @@ def _from_run_folder(folder: Path, overrides: list[str]) -> tuple[dict[str, Any]
             raise ConfigError.one(
                 "RUN_DIR", f"{needed} not found: a run folder holds config.yaml and weights.npz"
             )
-        if not needed.resolve().is_relative_to(folder.resolve()):  # as evaluate.run's files
+        if not stays_inside(needed, folder):  # as evaluate.run's files
             raise ConfigError.one(
                 "RUN_DIR",
                 f"{needed} leads outside the run folder (a symlink): a run folder's own "
